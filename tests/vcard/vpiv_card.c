@@ -272,6 +272,9 @@ static uint16_t parse_apdu(const uint8_t *c, size_t n, bool ext_ok, apdu *a)
     a->ins = c[1];
     a->p1 = c[2];
     a->p2 = c[3];
+    /* No data is an empty range at the end, never NULL: parsers compute
+     * data + lc, which is undefined for a null pointer. */
+    a->data = c + n;
     if (n == 4)
         return 0;
     if (n == 5) {
