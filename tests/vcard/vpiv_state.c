@@ -280,7 +280,9 @@ int vpiv_card_load(vpiv_card **out, const char *path)
     while ((got = getline(&line, &cap, f)) > 0) {
         lineno++;
         char *hex = malloc((size_t)got + 1);
-        int bad = hex == NULL || parse_line(card, line, hex) != 0;
+        /* The version header comes first: anything else is not our file. */
+        int bad = hex == NULL || (lineno == 1 && strncmp(line, "vpiv-state ", 11) != 0) ||
+                  parse_line(card, line, hex) != 0;
         if (hex != NULL)
             OPENSSL_clear_free(hex, (size_t)got + 1);
         if (bad) {
