@@ -5,7 +5,7 @@
 #include "uk_limits.h"
 #include "uk_log.h"
 
-#include <cJSON.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>

@@ -1,0 +1,151 @@
+/* The method table: every method the daemon answers, in one place. Later
+ * issues add token, certificate, renewal and signing methods here. */
+#include "uk_err.h"
+#include "uk_rpc_call.h"
+
+#include <string.h>
+
+/* The protocol's version: bumped on any change a client could notice. */
+#define UK_PROTOCOL_VERSION 1
+
+static const char *endpoint_name(uk_endpoint e)
+{
+    switch (e) {
+    case UK_ENDPOINT_UNIX:
+        return "unix";
+    case UK_ENDPOINT_WSS:
+        return "wss";
+    case UK_ENDPOINT_NM:
+        return "native-messaging";
+    }
+    return "unknown";
+}
+
+static void system_hello(uk_rpc_call *call)
+{
+    uk_rpc *rpc = uk_rpc_call_rpc(call);
+    const uk_rpc_peer *peer = uk_rpc_call_peer(call);
+    const uk_rpc_options *opt = uk_rpc_get0_options(rpc);
+    cJSON *r = cJSON_CreateObject();
+    cJSON *caps = cJSON_AddArrayToObject(r, "methods");
+    cJSON *events = cJSON_AddArrayToObject(r, "events");
+    cJSON *limits = cJSON_AddObjectToObject(r, "limits");
+    if (r == NULL || caps == NULL || events == NULL || limits == NULL)
+        goto oom;
+    size_t n;
+    const uk_rpc_method *m = uk_rpc_methods(&n);
+    for (size_t i = 0; i < n; i++) {
+        if ((m[i].flags & UK_METHOD_LOCAL_ONLY) && peer->endpoint != UK_ENDPOINT_UNIX)
+            continue;
+        if (!cJSON_AddItemToArray(caps, cJSON_CreateString(m[i].name)))
+            goto oom;
+    }
+    const char *const *ev = uk_rpc_event_names(&n);
+    for (size_t i = 0; i < n; i++)
+        if (!cJSON_AddItemToArray(events, cJSON_CreateString(ev[i])))
+            goto oom;
+    if (!cJSON_AddStringToObject(r, "name", "ukeyd") ||
+        !cJSON_AddNumberToObject(r, "protocol", UK_PROTOCOL_VERSION) ||
+        !cJSON_AddStringToObject(r, "version", uk_rpc_daemon_version(rpc)) ||
+        !cJSON_AddStringToObject(r, "endpoint", endpoint_name(peer->endpoint)) ||
+        !(peer->origin ? cJSON_AddStringToObject(r, "origin", peer->origin)
+                       : cJSON_AddNullToObject(r, "origin")) ||
+        !(uk_rpc_wss_port(rpc) ? cJSON_AddNumberToObject(r, "wss_port", uk_rpc_wss_port(rpc))
+                               : cJSON_AddNullToObject(r, "wss_port")) ||
+        !cJSON_AddNumberToObject(limits, "message_size", (double)opt->message_size) ||
+        !cJSON_AddNumberToObject(limits, "json_depth", (double)opt->json_depth) ||
+        !cJSON_AddNumberToObject(limits, "pending_per_connection",
+                                 (double)opt->pending_per_connection))
+        goto oom;
+    uk_rpc_call_result(call, r);
+    return;
+oom:
+    cJSON_Delete(r);
+    uk_rpc_call_error(call, UK_E_NO_MEMORY, NULL, NULL);
+}
+
+/* system.subscribe / system.unsubscribe {events?: [names]}: all events when
+ * absent. Answers with the session's subscriptions afterwards. */
+static void subscribe(uk_rpc_call *call, bool on)
+{
+    cJSON *params = uk_rpc_call_params(call);
+    const cJSON *list =
+        cJSON_IsObject(params) ? cJSON_GetObjectItemCaseSensitive(params, "events") : NULL;
+    uk_rpc_session *s = uk_rpc_call_session(call);
+    size_t n;
+    const char *const *names = uk_rpc_event_names(&n);
+    if (params != NULL && !cJSON_IsObject(params)) {
+        uk_jsonrpc_param_error pe = {.field = "", .problem = "must be an object"};
+        uk_rpc_call_param_error(call, &pe);
+        return;
+    }
+    if (list != NULL) {
+        const cJSON *e;
+        if (!cJSON_IsArray(list)) {
+            uk_jsonrpc_param_error pe = {.field = "events", .problem = "must be an array"};
+            uk_rpc_call_param_error(call, &pe);
+            return;
+        }
+        /* Check every name before changing anything. */
+        cJSON_ArrayForEach(e, list)
+        {
+            bool known = false;
+            for (size_t i = 0; cJSON_IsString(e) && i < n && !known; i++)
+                known = strcmp(e->valuestring, names[i]) == 0;
+            if (!known) {
+                uk_jsonrpc_param_error pe = {.field = "events",
+                                             .problem = "names an unknown event"};
+                uk_rpc_call_param_error(call, &pe);
+                return;
+            }
+        }
+        cJSON_ArrayForEach(e, list)
+        {
+            if (s != NULL && uk_rpc_session_subscribe(s, e->valuestring, on) != UK_OK) {
+                uk_rpc_call_error(call, UK_E_INTERNAL, NULL, NULL);
+                return;
+            }
+        }
+    } else if (s != NULL) {
+        for (size_t i = 0; i < n; i++)
+            if (uk_rpc_session_subscribe(s, names[i], on) != UK_OK) {
+                uk_rpc_call_error(call, UK_E_INTERNAL, NULL, NULL);
+                return;
+            }
+    }
+    cJSON *r = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(r, "events");
+    if (r == NULL || arr == NULL) {
+        cJSON_Delete(r);
+        uk_rpc_call_error(call, UK_E_NO_MEMORY, NULL, NULL);
+        return;
+    }
+    for (size_t i = 0; s != NULL && i < n; i++)
+        if (uk_rpc_session_subscribed(s, names[i]))
+            cJSON_AddItemToArray(arr, cJSON_CreateString(names[i]));
+    uk_rpc_call_result(call, r);
+}
+
+static void system_subscribe(uk_rpc_call *call)
+{
+    subscribe(call, true);
+}
+
+static void system_unsubscribe(uk_rpc_call *call)
+{
+    subscribe(call, false);
+}
+
+static const char *const events_params[] = {"events"};
+
+static const uk_rpc_method methods[] = {
+    {"system.hello", system_hello, NULL, 0, UK_METHOD_PUBLIC},
+    {"system.subscribe", system_subscribe, events_params, 1, UK_METHOD_PUBLIC},
+    {"system.unsubscribe", system_unsubscribe, events_params, 1, UK_METHOD_PUBLIC},
+};
+
+const uk_rpc_method *uk_rpc_methods(size_t *count)
+{
+    *count = sizeof(methods) / sizeof(methods[0]);
+    return methods;
+}

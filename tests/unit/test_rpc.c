@@ -1,0 +1,339 @@
+/* The dispatcher with a fake transport: envelopes, limits, events. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "uk_config.h"
+#include "uk_err.h"
+#include "uk_log.h"
+#include "uk_policy.h"
+#include "uk_rpc.h"
+#include "uk_rpc_call.h"
+
+#define MAX_SENT 64
+
+typedef struct {
+    cJSON *sent[MAX_SENT];
+    size_t n_sent;
+    int closed; /* last close reason, 0 if none */
+} fake_client;
+
+typedef struct {
+    uv_loop_t loop;
+    uk_config *cfg;
+    uk_policy *policy;
+    uk_rpc *rpc;
+} fixture;
+
+static int fake_send(void *ctx, const char *json, size_t len)
+{
+    fake_client *c = ctx;
+    assert_true(c->n_sent < MAX_SENT);
+    cJSON *v = cJSON_ParseWithLength(json, len);
+    assert_non_null(v);
+    c->sent[c->n_sent++] = v;
+    return UK_OK;
+}
+
+static void fake_close(void *ctx, int err)
+{
+    fake_client *c = ctx;
+    c->closed = err;
+}
+
+static const uk_rpc_transport fake_transport = {.send = fake_send, .close = fake_close};
+
+static void client_clear(fake_client *c)
+{
+    for (size_t i = 0; i < c->n_sent; i++)
+        cJSON_Delete(c->sent[i]);
+    c->n_sent = 0;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof(*f));
+    const char *cfg = "{\"origins\": [\"https://portal.example.cn\"],"
+                      " \"limits\": {\"connections\": 3, \"requests_per_second_per_origin\": 5,"
+                      " \"pending_per_connection\": 4}}";
+    uk_log_set_level(UK_LOG_LEVEL_ERR);
+    setenv("HOME", "/nonexistent", 1);
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    assert_int_equal(uk_config_parse(cfg, strlen(cfg), "t", &f->cfg), UK_OK);
+    assert_int_equal(uk_policy_new(f->cfg, &f->policy), UK_OK);
+    uk_rpc_options opt = {.loop = &f->loop,
+                          .policy = f->policy,
+                          .daemon_version = "9.9.9",
+                          .message_size = f->cfg->limits.message_size,
+                          .json_depth = f->cfg->limits.json_depth,
+                          .pending_per_connection = f->cfg->limits.pending_per_connection,
+                          .connections = f->cfg->limits.connections};
+    assert_int_equal(uk_rpc_new(&opt, &f->rpc), UK_OK);
+    uk_rpc_set_wss_port(f->rpc, 28473);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    uk_rpc_free(f->rpc);
+    uk_policy_free(f->policy);
+    uk_config_free(f->cfg);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    free(f);
+    return 0;
+}
+
+static uk_rpc_session *open_session(fixture *f, fake_client *c, uk_endpoint e, const char *origin)
+{
+    uk_rpc_peer peer = {.endpoint = e, .origin = origin};
+    uk_rpc_session *s = NULL;
+    assert_int_equal(uk_rpc_session_new(f->rpc, &peer, &fake_transport, c, &s), UK_OK);
+    return s;
+}
+
+static void input(uk_rpc_session *s, const char *text)
+{
+    uk_rpc_session_input(s, text, strlen(text));
+}
+
+static const char *reason_of(const cJSON *msg)
+{
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(msg, "error");
+    const cJSON *data = cJSON_GetObjectItemCaseSensitive(err, "data");
+    const cJSON *reason = cJSON_GetObjectItemCaseSensitive(data, "reason");
+    return cJSON_IsString(reason) ? reason->valuestring : "";
+}
+
+static void test_rpc_hello_reports_endpoint_origin_and_port(void **state)
+{
+    fixture *f = *state;
+    fake_client c = {0};
+    uk_rpc_session *s = open_session(f, &c, UK_ENDPOINT_WSS, "https://portal.example.cn");
+    input(s, "{\"jsonrpc\":\"2.0\",\"id\":7,\"method\":\"system.hello\"}");
+    assert_int_equal(c.n_sent, 1);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(c.sent[0], "result");
+    assert_non_null(r);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(c.sent[0], "id")->valueint, 7);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(r, "endpoint")->valuestring, "wss");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(r, "origin")->valuestring,
+                        "https://portal.example.cn");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(r, "version")->valuestring, "9.9.9");
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(r, "wss_port")->valueint, 28473);
+    assert_int_equal(cJSON_GetObjectItemCaseSensitive(r, "protocol")->valueint, 1);
+    assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(r, "methods")));
+    assert_true(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(r, "events")));
+    client_clear(&c);
+    uk_rpc_session_free(s);
+}
+
+static void test_rpc_hello_over_unix_has_null_origin(void **state)
+{
+    fixture *f = *state;
+    fake_client c = {0};
+    uk_rpc_session *s = open_session(f, &c, UK_ENDPOINT_UNIX, NULL);
+    input(s, "{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"system.hello\",\"params\":{}}");
+    assert_int_equal(c.n_sent, 1);
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(c.sent[0], "result");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(r, "origin")));
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(r, "endpoint")->valuestring, "unix");
+    client_clear(&c);
+    uk_rpc_session_free(s);
+}
+
+static void test_rpc_errors_carry_stable_reasons(void **state)
+{
+    fixture *f = *state;
+    fake_client c = {0};
+    uk_rpc_session *s = open_session(f, &c, UK_ENDPOINT_UNIX, NULL);
+    const struct {
+        const char *in;
+        const char *reason;
+    } cases[] = {
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"no.such\"}", "METHOD_NOT_FOUND"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.hello\",\"params\":{\"x\":1}}",
+         "INVALID_PARAMS"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.subscribe\",\"params\":{\"events\":"
+         "[\"nope\"]}}",
+         "INVALID_PARAMS"},
+        {"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.subscribe\",\"params\":{\"events\":"
+         "5}}",
+         "INVALID_PARAMS"},
+        {"not json", "PARSE_ERROR"},
+        {"{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"system.hello\"}", "INVALID_REQUEST"},
+        {"[{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.hello\"}]", "INVALID_REQUEST"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        input(s, cases[i].in);
+        assert_int_equal(c.n_sent, 1);
+        assert_string_equal(reason_of(c.sent[0]), cases[i].reason);
+        client_clear(&c);
+    }
+    uk_rpc_session_reject(s, UK_E_LIMIT_EXCEEDED);
+    assert_int_equal(c.n_sent, 1);
+    assert_string_equal(reason_of(c.sent[0]), "LIMIT_EXCEEDED");
+    assert_true(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(c.sent[0], "id")));
+    client_clear(&c);
+    assert_int_equal(c.closed, 0);
+    uk_rpc_session_free(s);
+}
+
+static void test_rpc_notifications_and_responses_get_no_answer(void **state)
+{
+    fixture *f = *state;
+    fake_client c = {0};
+    uk_rpc_session *s = open_session(f, &c, UK_ENDPOINT_UNIX, NULL);
+    input(s, "{\"jsonrpc\":\"2.0\",\"method\":\"system.hello\"}");
+    input(s, "{\"jsonrpc\":\"2.0\",\"method\":\"no.such\"}");
+    input(s, "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{}}");
+    assert_int_equal(c.n_sent, 0);
+    uk_rpc_session_free(s);
+}
+
+static void test_rpc_connection_limit_refuses_extra_sessions(void **state)
+{
+    fixture *f = *state;
+    fake_client c[4] = {0};
+    uk_rpc_session *s[3];
+    for (int i = 0; i < 3; i++)
+        s[i] = open_session(f, &c[i], UK_ENDPOINT_UNIX, NULL);
+    assert_int_equal(uk_rpc_session_count(f->rpc), 3);
+    uk_rpc_peer peer = {.endpoint = UK_ENDPOINT_UNIX};
+    uk_rpc_session *extra = NULL;
+    assert_int_equal(uk_rpc_session_new(f->rpc, &peer, &fake_transport, &c[3], &extra),
+                     UK_E_LIMIT_EXCEEDED);
+    assert_null(extra);
+    uk_rpc_session_free(s[0]);
+    extra = open_session(f, &c[3], UK_ENDPOINT_UNIX, NULL);
+    uk_rpc_session_free(extra);
+    uk_rpc_session_free(s[1]);
+    uk_rpc_session_free(s[2]);
+    assert_int_equal(uk_rpc_session_count(f->rpc), 0);
+}
+
+static void test_rpc_rate_limit_per_origin(void **state)
+{
+    fixture *f = *state;
+    fake_client a = {0}, b = {0}, u = {0};
+    /* Two connections of one origin share its budget of 5 per second. */
+    uk_rpc_session *sa = open_session(f, &a, UK_ENDPOINT_WSS, "https://portal.example.cn");
+    uk_rpc_session *sb = open_session(f, &b, UK_ENDPOINT_WSS, "https://portal.example.cn");
+    uk_rpc_session *su = open_session(f, &u, UK_ENDPOINT_UNIX, NULL);
+    const char *hello = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.hello\"}";
+    for (int i = 0; i < 3; i++)
+        input(sa, hello);
+    for (int i = 0; i < 3; i++)
+        input(sb, hello);
+    size_t limited = 0;
+    for (size_t i = 0; i < a.n_sent; i++)
+        limited += strcmp(reason_of(a.sent[i]), "RATE_LIMITED") == 0;
+    for (size_t i = 0; i < b.n_sent; i++)
+        limited += strcmp(reason_of(b.sent[i]), "RATE_LIMITED") == 0;
+    assert_int_equal(limited, 1);
+    /* The local socket is never limited. */
+    for (int i = 0; i < 20; i++)
+        input(su, hello);
+    for (size_t i = 0; i < u.n_sent; i++)
+        assert_string_equal(reason_of(u.sent[i]), "");
+    client_clear(&a);
+    client_clear(&b);
+    client_clear(&u);
+    uk_rpc_session_free(sa);
+    uk_rpc_session_free(sb);
+    uk_rpc_session_free(su);
+}
+
+static void test_rpc_events_reach_only_subscribers(void **state)
+{
+    fixture *f = *state;
+    fake_client a = {0}, b = {0};
+    uk_rpc_session *sa = open_session(f, &a, UK_ENDPOINT_UNIX, NULL);
+    uk_rpc_session *sb = open_session(f, &b, UK_ENDPOINT_UNIX, NULL);
+    input(sa, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.subscribe\","
+              "\"params\":{\"events\":[\"token.inserted\"]}}");
+    assert_int_equal(a.n_sent, 1);
+    const cJSON *ev = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(a.sent[0], "result"), "events");
+    assert_int_equal(cJSON_GetArraySize(ev), 1);
+    client_clear(&a);
+
+    cJSON *params = cJSON_CreateObject();
+    cJSON_AddStringToObject(params, "reader", "R");
+    uk_rpc_notify(f->rpc, "token.inserted", params);
+    uk_rpc_notify(f->rpc, "token.removed", NULL);
+    assert_int_equal(a.n_sent, 1);
+    assert_int_equal(b.n_sent, 0);
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(a.sent[0], "method")->valuestring,
+                        "token.inserted");
+    assert_null(cJSON_GetObjectItemCaseSensitive(a.sent[0], "id"));
+    client_clear(&a);
+
+    input(sa, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"system.unsubscribe\"}");
+    client_clear(&a);
+    uk_rpc_notify(f->rpc, "token.inserted", NULL);
+    assert_int_equal(a.n_sent, 0);
+
+    /* Subscribing to everything, then one event off. */
+    input(sb, "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"system.subscribe\"}");
+    input(sb, "{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"system.unsubscribe\","
+              "\"params\":{\"events\":[\"token.removed\"]}}");
+    ev = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b.sent[1], "result"),
+                                          "events");
+    size_t n;
+    uk_rpc_event_names(&n);
+    assert_int_equal((size_t)cJSON_GetArraySize(ev), n - 1);
+    client_clear(&b);
+    uk_rpc_session_free(sa);
+    uk_rpc_session_free(sb);
+}
+
+static void test_rpc_random_garbage_is_always_answered(void **state)
+{
+    fixture *f = *state;
+    fake_client c = {0};
+    uk_rpc_session *s = open_session(f, &c, UK_ENDPOINT_UNIX, NULL);
+    const char *seed = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.hello\",\"params\":{}}";
+    char buf[128];
+    srand(1234);
+    size_t answered = 0;
+    for (int i = 0; i < 1000; i++) {
+        size_t n = strlen(seed);
+        memcpy(buf, seed, n);
+        for (int k = 0; k < 3; k++)
+            buf[(size_t)rand() % n] = (char)(rand() % 256);
+        uk_rpc_session_input(s, buf, n);
+        answered += c.n_sent;
+        client_clear(&c);
+    }
+    /* Mutations that are still valid notifications or responses get no
+     * answer; everything else gets exactly one. */
+    assert_true(answered > 900);
+    assert_int_equal(c.closed, 0);
+    uk_rpc_session_free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rpc_hello_reports_endpoint_origin_and_port, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_hello_over_unix_has_null_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_errors_carry_stable_reasons, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_notifications_and_responses_get_no_answer, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_connection_limit_refuses_extra_sessions, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_rate_limit_per_origin, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_events_reach_only_subscribers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_random_garbage_is_always_answered, setup,
+                                        teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
