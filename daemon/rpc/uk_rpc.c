@@ -160,6 +160,18 @@ int uk_rpc_session_new(uk_rpc *rpc, const uk_rpc_peer *peer, const uk_rpc_transp
     return UK_OK;
 }
 
+int uk_rpc_session_attach_extension(uk_rpc_session *s, const char *origin)
+{
+    char *copy = strdup(origin);
+    if (copy == NULL)
+        return UK_E_NO_MEMORY;
+    free(s->origin);
+    s->origin = copy;
+    s->peer.origin = copy;
+    s->peer.endpoint = UK_ENDPOINT_NM;
+    return UK_OK;
+}
+
 void uk_rpc_session_free(uk_rpc_session *s)
 {
     if (s == NULL)

@@ -68,6 +68,11 @@ const char *const *uk_rpc_event_names(size_t *count);
 int uk_rpc_session_subscribe(uk_rpc_session *s, const char *event, bool on);
 bool uk_rpc_session_subscribed(const uk_rpc_session *s, const char *event);
 
+/* Turns a local session into the native-messaging session of one browser
+ * extension ("chrome-extension://ID"): from now on it is treated like a
+ * web origin, not like the local user. Errors: UK_E_NO_MEMORY. */
+int uk_rpc_session_attach_extension(uk_rpc_session *s, const char *origin);
+
 /* Sends the event (params consumed, may be NULL) to every session that
  * subscribed to it. */
 void uk_rpc_notify(uk_rpc *rpc, const char *event, cJSON *params);

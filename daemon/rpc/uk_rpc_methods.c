@@ -1,8 +1,11 @@
 /* The method table: every method the daemon answers, in one place. Later
  * issues add token, certificate, renewal and signing methods here. */
 #include "uk_err.h"
+#include "uk_log.h"
+#include "uk_policy.h"
 #include "uk_rpc_call.h"
 
+#include <stdio.h>
 #include <string.h>
 
 /* The protocol's version: bumped on any change a client could notice. */
@@ -136,12 +139,63 @@ static void system_unsubscribe(uk_rpc_call *call)
     subscribe(call, false);
 }
 
+/* system.attach {extension: "chrome-extension://ID/"}: sent once by ukeyd-nm
+ * over the local socket to say which extension Chrome started it for. The
+ * ID must be allowed in the configuration. */
+static void system_attach(uk_rpc_call *call)
+{
+    const char *ext = NULL;
+    uk_jsonrpc_param_error pe;
+    uk_rpc_session *s = uk_rpc_call_session(call);
+    if (uk_jsonrpc_param_get0_string(uk_rpc_call_params(call), "extension", true, 128, &ext, &pe) !=
+        UK_OK) {
+        uk_rpc_call_param_error(call, &pe);
+        return;
+    }
+    static const char prefix[] = "chrome-extension://";
+    char id[64];
+    size_t n = strlen(ext), plen = sizeof(prefix) - 1;
+    /* Chrome passes the origin with a trailing slash; accept it with or
+     * without, nothing else. */
+    if (n > 0 && ext[n - 1] == '/')
+        n--;
+    if (n <= plen || n - plen >= sizeof(id) || strncmp(ext, prefix, plen) != 0) {
+        pe = (uk_jsonrpc_param_error){.field = "extension",
+                                      .problem = "must be chrome-extension://ID/"};
+        uk_rpc_call_param_error(call, &pe);
+        return;
+    }
+    memcpy(id, ext + plen, n - plen);
+    id[n - plen] = '\0';
+    if (!uk_policy_extension_allowed(uk_rpc_get0_options(uk_rpc_call_rpc(call))->policy, id)) {
+        UK_LOG_NOTICE("native messaging: refused extension %s: not in extension_ids", id);
+        uk_rpc_call_error(call, UK_E_ORIGIN_NOT_ALLOWED, "extension not allowed", NULL);
+        return;
+    }
+    char origin[96];
+    snprintf(origin, sizeof(origin), "%s%s", prefix, id);
+    if (s != NULL && uk_rpc_session_attach_extension(s, origin) != UK_OK) {
+        uk_rpc_call_error(call, UK_E_NO_MEMORY, NULL, NULL);
+        return;
+    }
+    UK_LOG_INFO("native messaging: attached extension %s", id);
+    cJSON *r = cJSON_CreateObject();
+    if (r == NULL || !cJSON_AddStringToObject(r, "origin", origin)) {
+        cJSON_Delete(r);
+        uk_rpc_call_error(call, UK_E_NO_MEMORY, NULL, NULL);
+        return;
+    }
+    uk_rpc_call_result(call, r);
+}
+
+static const char *const attach_params[] = {"extension"};
 static const char *const events_params[] = {"events"};
 
 static const uk_rpc_method methods[] = {
     {"system.hello", system_hello, NULL, 0, UK_METHOD_PUBLIC},
     {"system.subscribe", system_subscribe, events_params, 1, UK_METHOD_PUBLIC},
     {"system.unsubscribe", system_unsubscribe, events_params, 1, UK_METHOD_PUBLIC},
+    {"system.attach", system_attach, attach_params, 1, UK_METHOD_LOCAL_ONLY},
 };
 
 const uk_rpc_method *uk_rpc_methods(size_t *count)

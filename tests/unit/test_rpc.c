@@ -60,6 +60,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof(*f));
     const char *cfg = "{\"origins\": [\"https://portal.example.cn\"],"
+                      " \"extension_ids\": [\"abcdefghijklmnopabcdefghijklmnop\"],"
                       " \"limits\": {\"connections\": 3, \"requests_per_second_per_origin\": 5,"
                       " \"pending_per_connection\": 4}}";
     uk_log_set_level(UK_LOG_LEVEL_ERR);
@@ -319,6 +320,44 @@ static void test_rpc_random_garbage_is_always_answered(void **state)
     uk_rpc_session_free(s);
 }
 
+static void test_rpc_attach_turns_local_session_into_extension(void **state)
+{
+    fixture *f = *state;
+    fake_client c = {0}, w = {0};
+    uk_rpc_session *s = open_session(f, &c, UK_ENDPOINT_UNIX, NULL);
+    uk_rpc_session *ws = open_session(f, &w, UK_ENDPOINT_WSS, "https://portal.example.cn");
+    const char *good = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.attach\","
+                       "\"params\":{\"extension\":\"chrome-extension://"
+                       "abcdefghijklmnopabcdefghijklmnop/\"}}";
+    /* A web page may not claim to be an extension. */
+    input(ws, good);
+    assert_string_equal(reason_of(w.sent[0]), "METHOD_NOT_ALLOWED");
+    /* An extension that is not configured is refused; so is a malformed one. */
+    input(s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.attach\","
+             "\"params\":{\"extension\":\"chrome-extension://"
+             "ppppppppppppppppppppppppppppppppp/\"}}");
+    assert_string_equal(reason_of(c.sent[0]), "ORIGIN_NOT_ALLOWED");
+    input(s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"system.attach\","
+             "\"params\":{\"extension\":\"https://evil.test/\"}}");
+    assert_string_equal(reason_of(c.sent[1]), "INVALID_PARAMS");
+    client_clear(&c);
+    input(s, good);
+    assert_non_null(cJSON_GetObjectItemCaseSensitive(c.sent[0], "result"));
+    input(s, "{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"system.hello\"}");
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(c.sent[1], "result");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(r, "endpoint")->valuestring,
+                        "native-messaging");
+    assert_string_equal(cJSON_GetObjectItemCaseSensitive(r, "origin")->valuestring,
+                        "chrome-extension://abcdefghijklmnopabcdefghijklmnop");
+    /* Once attached, the session has lost the local user's privileges. */
+    input(s, good);
+    assert_string_equal(reason_of(c.sent[2]), "METHOD_NOT_ALLOWED");
+    client_clear(&c);
+    client_clear(&w);
+    uk_rpc_session_free(s);
+    uk_rpc_session_free(ws);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +372,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rpc_rate_limit_per_origin, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rpc_events_reach_only_subscribers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rpc_random_garbage_is_always_answered, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_attach_turns_local_session_into_extension, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
