@@ -6,6 +6,7 @@
 #include "uk_rpc.h"
 #include "uk_tls.h"
 #include "uk_unix.h"
+#include "uk_worker.h"
 #include "uk_wss.h"
 
 #include <errno.h>
@@ -33,6 +34,12 @@ typedef struct daemon_state {
     uk_unix *unix_ep;
     uk_wss *wss;
     uv_signal_t sig_term, sig_int, sig_hup;
+    /* Twice a day a worker checks the TLS certificate; when the ceremony ran
+     * again, WSS restarts with the new one. */
+    uk_worker *worker;
+    uv_timer_t tls_timer;
+    uk_tls_paths tls_paths; /* written by the worker job, read in its done callback */
+    bool tls_check_running;
     char port_file[PATH_MAX];
     int ready_fd; /* write end of the pipe the parent waits on; -1 */
 } daemon_state;
@@ -101,6 +108,63 @@ static void write_port_file(daemon_state *d, uint16_t port)
     }
 }
 
+#define TLS_CHECK_INTERVAL_MS (12u * 3600u * 1000u)
+
+static int start_wss(daemon_state *d, const uk_tls_paths *paths)
+{
+    const uk_config *cfg = d->cfg;
+    uk_wss_options wo = {.loop = &d->loop,
+                         .rpc = d->rpc,
+                         .policy = d->policy,
+                         .ports = cfg->wss_ports,
+                         .n_ports = cfg->n_wss_ports,
+                         .cert_path = paths->cert,
+                         .key_path = paths->key,
+                         .message_size = cfg->limits.message_size};
+    int rc = uk_wss_start(&wo, &d->wss);
+    if (rc != UK_OK)
+        return rc;
+    uk_rpc_set_wss_port(d->rpc, uk_wss_port(d->wss));
+    write_port_file(d, uk_wss_port(d->wss));
+    return UK_OK;
+}
+
+static int tls_check_work(void *arg)
+{
+    daemon_state *d = arg;
+    uk_tls_options to = tls_options(d->cfg);
+    return uk_tls_ensure(&to, &d->tls_paths);
+}
+
+static void tls_check_done(void *arg, int status)
+{
+    daemon_state *d = arg;
+    d->tls_check_running = false;
+    if (status == UK_E_CANCELLED)
+        return;
+    if (status != UK_OK) {
+        UK_LOG_ERR("tls: the periodic certificate check failed: %s", uk_err_name(status));
+        return;
+    }
+    if (!d->tls_paths.created || d->wss == NULL)
+        return;
+    UK_LOG_NOTICE("tls: the certificate was renewed; restarting the WSS endpoint");
+    uk_wss_stop(d->wss);
+    d->wss = NULL;
+    int rc = start_wss(d, &d->tls_paths);
+    if (rc != UK_OK)
+        UK_LOG_ERR("tls: WSS could not restart with the renewed certificate: %s", uk_err_name(rc));
+}
+
+static void on_tls_timer(uv_timer_t *t)
+{
+    daemon_state *d = t->data;
+    if (d->tls_check_running || d->worker == NULL)
+        return;
+    if (uk_worker_submit(d->worker, tls_check_work, tls_check_done, d) == UK_OK)
+        d->tls_check_running = true;
+}
+
 static void stop_endpoints(daemon_state *d)
 {
     if (d->wss != NULL) {
@@ -114,6 +178,12 @@ static void stop_endpoints(daemon_state *d)
     if (d->port_file[0] != '\0') {
         unlink(d->port_file);
         d->port_file[0] = '\0';
+    }
+    if (d->worker != NULL) {
+        uv_close((uv_handle_t *)&d->tls_timer, NULL);
+        /* A check still running finishes; its answer finds WSS gone. */
+        uk_worker_close(d->worker, NULL, NULL);
+        d->worker = NULL;
     }
 }
 
@@ -185,18 +255,15 @@ static int start(daemon_state *d)
         if (paths.created)
             UK_LOG_NOTICE("tls: made a new local CA and server certificate (trust: %s)",
                           uk_tls_trust_name(paths.trust));
-        uk_wss_options wo = {.loop = &d->loop,
-                             .rpc = d->rpc,
-                             .policy = d->policy,
-                             .ports = cfg->wss_ports,
-                             .n_ports = cfg->n_wss_ports,
-                             .cert_path = paths.cert,
-                             .key_path = paths.key,
-                             .message_size = cfg->limits.message_size};
-        if ((rc = uk_wss_start(&wo, &d->wss)) != UK_OK)
+        if ((rc = start_wss(d, &paths)) != UK_OK)
             return rc;
-        uk_rpc_set_wss_port(d->rpc, uk_wss_port(d->wss));
-        write_port_file(d, uk_wss_port(d->wss));
+        if ((rc = uk_worker_new(&d->worker, &d->loop, "ukeyd-tls")) != UK_OK)
+            return rc;
+        uv_timer_init(&d->loop, &d->tls_timer);
+        d->tls_timer.data = d;
+        uv_timer_start(&d->tls_timer, on_tls_timer, TLS_CHECK_INTERVAL_MS, TLS_CHECK_INTERVAL_MS);
+        /* An idle timer must not keep the loop alive at shutdown. */
+        uv_unref((uv_handle_t *)&d->tls_timer);
     }
     uv_signal_init(&d->loop, &d->sig_term);
     uv_signal_init(&d->loop, &d->sig_int);
