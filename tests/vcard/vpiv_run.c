@@ -25,6 +25,11 @@
 
 #define MAX_CTL_CLIENTS 8
 #define CTL_LINE        256
+/* A removed or dropped card stays out at least this long, even when `insert`
+ * comes at once: pcscd polls presence every 400 ms, and a card back before
+ * its next poll is never seen as removed; after a failed SCardDisconnect
+ * reset pcscd then shows the reader empty for good. */
+#define MIN_ABSENCE_MS 1000
 
 typedef struct {
     int fd;
@@ -35,9 +40,10 @@ typedef struct {
 typedef struct {
     const vpiv_run_options *opt;
     vpiv_card *card;
-    int link;        /* vpcd connection, -1 when not connected */
-    bool inserted;   /* false after `remove` or a drop until `insert` */
-    long drop_after; /* -1: off; else APDUs still answered before the drop */
+    int link;             /* vpcd connection, -1 when not connected */
+    bool inserted;        /* false after `remove` or a drop until `insert` */
+    long long removed_ms; /* CLOCK_MONOTONIC of the last remove or drop */
+    long drop_after;      /* -1: off; else APDUs still answered before the drop */
     bool drop_executes;
     int next_sw; /* -1: off */
     unsigned lat_apdu_us, lat_byte_us;
@@ -97,6 +103,24 @@ static void link_close(runner *r)
     vpiv_card_reset(r->card);
 }
 
+static long long monotonic_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void card_remove(runner *r)
+{
+    r->inserted = false;
+    r->removed_ms = monotonic_ms();
+}
+
+static bool may_connect(const runner *r)
+{
+    return r->inserted && r->link < 0 && monotonic_ms() - r->removed_ms >= MIN_ABSENCE_MS;
+}
+
 static void link_try_connect(runner *r)
 {
     char port[16];
@@ -149,7 +173,7 @@ static void handle_apdu(runner *r, const uint8_t *c, size_t n)
             save_if_dirty(r);
         }
         r->drop_after = -1;
-        r->inserted = false;
+        card_remove(r);
         link_close(r);
         return;
     }
@@ -268,12 +292,12 @@ static void ctl_command(runner *r, int fd, char *line)
                   r->inserted ? "inserted" : "removed", r->link >= 0 ? "connected" : "waiting",
                   r->drop_after, r->next_sw < 0 ? 0 : r->next_sw, r->lat_apdu_us, r->lat_byte_us);
     } else if (strcmp(cmd, "remove") == 0 && argc == 1) {
-        r->inserted = false;
+        card_remove(r);
         link_close(r);
         ctl_reply(fd, "ok removed");
     } else if (strcmp(cmd, "insert") == 0 && argc == 1) {
         r->inserted = true;
-        if (r->link < 0)
+        if (may_connect(r))
             link_try_connect(r);
         ctl_reply(fd, "ok %s", r->link >= 0 ? "inserted" : "inserting");
     } else if (strcmp(cmd, "drop-after") == 0 && (argc == 2 || argc == 3) &&
@@ -364,6 +388,7 @@ int vpiv_run(vpiv_card *card, const vpiv_run_options *opt)
                 .card = card,
                 .link = -1,
                 .inserted = true,
+                .removed_ms = -MIN_ABSENCE_MS,
                 .drop_after = -1,
                 .next_sw = -1,
                 .lat_apdu_us = opt->latency_apdu_us,
@@ -379,7 +404,7 @@ int vpiv_run(vpiv_card *card, const vpiv_run_options *opt)
     signal(SIGPIPE, SIG_IGN);
 
     while (!got_signal && !r.quit) {
-        if (r.inserted && r.link < 0)
+        if (may_connect(&r))
             link_try_connect(&r);
         struct pollfd pfd[2 + MAX_CTL_CLIENTS];
         int n = 0;
