@@ -1,0 +1,83 @@
+/*
+ * uk_token.h - the token layer: the only thing handlers see of keys.
+ *
+ * It watches readers (a monitor thread on SCardGetStatusChange, including
+ * the \\?PnP?\Notification pseudo-reader), finds the driver for each card
+ * (ordered driver table), and runs every card operation on the reader's own
+ * worker thread inside SCardBeginTransaction/SCardEndTransaction, in shared
+ * mode, so other programs are never locked out. Results come back on the
+ * loop thread.
+ *
+ * Thread: every function here is called on the loop thread; callbacks run on
+ * the loop thread. A function that returns an error never calls its
+ * callback; one that returns UK_OK calls it exactly once (with
+ * UK_E_CANCELLED if the layer stops first).
+ *
+ * Ownership: uk_tokens_start/uk_tokens_stop. Summaries and certificates
+ * passed to callbacks are borrowed for the duration of the callback.
+ */
+#ifndef UK_TOKEN_H
+#define UK_TOKEN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "uk_driver.h"
+#include "uk_secret.h"
+
+typedef struct uk_tokens uk_tokens;
+
+typedef enum uk_token_event {
+    UK_TOKEN_INSERTED = 1, /* a card was recognised in a reader */
+    UK_TOKEN_REMOVED,      /* it left (or its reader did) */
+    UK_TOKEN_CHANGED,      /* same card, something on it changed (certificates, PIN state) */
+} uk_token_event;
+
+typedef struct uk_token_summary {
+    char id[96]; /* stable while present: "piv:<serial>"; "" for an empty reader */
+    char reader[128];
+    char driver[16]; /* "" when no driver recognised the card */
+    uk_token_identity identity;
+    bool present;    /* a card is in the reader */
+    int pin_retries; /* -1 unknown */
+} uk_token_summary;
+
+typedef void (*uk_tokens_event_fn)(void *ctx, uk_token_event ev, const uk_token_summary *t);
+
+typedef struct uk_tokens_options {
+    uv_loop_t *loop;
+    uk_driver_options driver;
+    uk_tokens_event_fn on_event; /* may be NULL */
+    void *ctx;
+    /* How long to keep retrying when another program holds the card
+     * exclusively, before answering CARD_BUSY. 0: a documented default. */
+    unsigned busy_timeout_ms;
+} uk_tokens_options;
+
+__attribute__((warn_unused_result)) int uk_tokens_start(const uk_tokens_options *opt,
+                                                        uk_tokens **out);
+/* Stops the monitor (SCardCancel) and the workers; done runs on the loop
+ * thread when every thread is joined and every handle closed. */
+void uk_tokens_stop(uk_tokens *t, void (*done)(void *ctx), void *ctx);
+
+/* A snapshot of readers and tokens (no card I/O). *out is malloc'ed. */
+__attribute__((warn_unused_result)) int uk_tokens_list(uk_tokens *t, uk_token_summary **out,
+                                                       size_t *n);
+
+typedef void (*uk_tokens_certs_fn)(void *arg, int err, const uk_token_cert *certs, size_t n);
+/* Every certificate of a token; cached after the first read, the cache
+ * dropped on any event for that reader (a warm call sends no APDU). */
+__attribute__((warn_unused_result)) int uk_tokens_list_certs(uk_tokens *t, const char *token_id,
+                                                             uk_tokens_certs_fn cb, void *arg);
+
+typedef void (*uk_tokens_sign_fn)(void *arg, int err, int retries_left, const uint8_t *sig,
+                                  size_t sig_len);
+/* Verifies the PIN (consumed: wiped and freed by the layer) and signs, in one
+ * transaction. */
+__attribute__((warn_unused_result)) int uk_tokens_sign(uk_tokens *t, const char *token_id,
+                                                       const uk_sign_req *req, uk_secret *pin,
+                                                       uk_tokens_sign_fn cb, void *arg);
+
+#endif
