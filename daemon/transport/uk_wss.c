@@ -1,0 +1,619 @@
+/* The WSS endpoint: libwebsockets 4.1 on our libuv loop, the Origin/Host gate, rpc sessions. */
+
+/*
+ * libwebsockets 4.1's public headers declare helpers over OpenSSL's RSA and EC_KEY types, which
+ * OPENSSL_NO_DEPRECATED hides. This file calls no OpenSSL function itself; it only needs those
+ * declarations to parse.
+ */
+#undef OPENSSL_NO_DEPRECATED
+#include "uk_wss.h"
+
+#include "uk_err.h"
+#include "uk_limits.h"
+#include "uk_log.h"
+#include "uk_policy.h"
+#include "uk_rpc.h"
+
+#include <errno.h>
+#include <libwebsockets.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* lws sizes its fd lookup table from this; the default (the process fd limit) costs megabytes. */
+#define WSS_FD_LIMIT 1024u
+
+/* Longest Host header we look at; anything longer is refused unread. */
+#define HOST_MAX 64u
+
+/* Longest refused Origin value written to the log. */
+#define LOG_ORIGIN_MAX 200
+
+/* Receive buffers above this are released after each message instead of being kept. */
+#define RX_KEEP 4096u
+
+struct out_msg {
+    struct out_msg *next;
+    size_t len;
+    unsigned char buf[]; /* LWS_PRE bytes of headroom, then the message */
+};
+
+/* Per-connection state; lws allocates and zeroes it, and frees it after LWS_CALLBACK_CLOSED. */
+struct session {
+    uk_wss *w;
+    struct lws *wsi;
+    uk_rpc_session *rs;
+    char origin[UK_ORIGIN_MAX + 1]; /* as checked by the gate */
+    char *rx;
+    size_t rx_len, rx_cap;
+    struct out_msg *head, *tail;
+    size_t queued;
+    int close_code;     /* nonzero: close once the queue is empty */
+    bool kill_on_timer; /* the close reason is set; LWS_CALLBACK_TIMER ends the connection */
+    bool counted;
+};
+
+struct uk_wss {
+    uv_loop_t *loop;
+    uk_rpc *rpc;
+    uk_policy *policy;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    uint16_t port;
+    size_t message_size;
+    size_t connections;
+    bool stopped; /* lws_context_destroy has been called once (see uk_wss_free) */
+    void *foreign_loops[1];
+};
+
+/* ---- lws log lines into ours ---- */
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    /* Our own lines say what went wrong; lws's are detail (a refused upgrade, a failed bind). */
+    uk_log(level == LLL_ERR ? UK_LOG_LEVEL_NOTICE : UK_LOG_LEVEL_DEBUG, "lws: %.*s", (int)n, line);
+}
+
+/* ---- the gate ---- */
+
+static void log_refusal(const char *origin, size_t len, int err, const char *why)
+{
+    if (origin == NULL)
+        UK_LOG_NOTICE("refused: endpoint=wss origin=(none) reason=%s (%s)", uk_err_name(err), why);
+    else
+        UK_LOG_NOTICE("refused: endpoint=wss origin=\"%.*s\"%s reason=%s (%s)",
+                      (int)(len > LOG_ORIGIN_MAX ? LOG_ORIGIN_MAX : len), origin,
+                      len > LOG_ORIGIN_MAX ? "..." : "", uk_err_name(err), why);
+}
+
+/*
+ * Copies header h into buf (size bytes) and sets *len, or returns false when it is missing
+ * (*len = 0) or longer than size - 1 (*len = its length, buf holds a prefix for the log).
+ */
+static bool get_header(struct lws *wsi, enum lws_token_indexes h, char *buf, size_t size,
+                       size_t *len)
+{
+    int total = lws_hdr_total_length(wsi, h);
+    buf[0] = '\0';
+    *len = total > 0 ? (size_t)total : 0;
+    if (total <= 0)
+        return false;
+    if ((size_t)total >= size) {
+        /* Too long to be valid: keep only what fits for the log, via a bounded copy. */
+        char *tmp = malloc((size_t)total + 1);
+        if (tmp != NULL && lws_hdr_copy(wsi, tmp, total + 1, h) > 0) {
+            memcpy(buf, tmp, size - 1);
+            buf[size - 1] = '\0';
+        }
+        free(tmp);
+        return false;
+    }
+    int n = lws_hdr_copy(wsi, buf, (int)size, h);
+    if (n < 0)
+        return false;
+    *len = (size_t)n;
+    return true;
+}
+
+/* Returns 0 when the upgrade may proceed; otherwise answers 403 and returns nonzero. */
+static int gate(uk_wss *w, struct lws *wsi, struct session *s)
+{
+    char origin[UK_ORIGIN_MAX + 1], host[HOST_MAX];
+    size_t olen = 0, hlen = 0;
+    const char *why = NULL;
+    int err = UK_OK;
+
+    bool have_origin = get_header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin, &olen);
+    bool have_host = get_header(wsi, WSI_TOKEN_HOST, host, sizeof host, &hlen);
+    if (olen == 0) {
+        err = UK_E_ORIGIN_NOT_ALLOWED;
+        why = "no Origin header";
+    } else if (!have_origin) {
+        err = UK_E_ORIGIN_NOT_ALLOWED;
+        why = "Origin too long";
+    } else if (!uk_policy_origin_allowed(w->policy, origin, olen, &why)) {
+        err = UK_E_ORIGIN_NOT_ALLOWED;
+    } else if (!have_host || !uk_policy_host_allowed(host, hlen, w->port)) {
+        err = UK_E_HOST_NOT_ALLOWED;
+        why = hlen == 0 ? "no Host header" : "Host is not 127.0.0.1:PORT or localhost:PORT";
+    }
+    if (err != UK_OK) {
+        log_refusal(olen > 0 ? origin : NULL, olen, err, why);
+        /* The body is a fixed string: nothing from the request is reflected. */
+        lws_return_http_status(wsi, HTTP_STATUS_FORBIDDEN, uk_err_name(err));
+        return -1;
+    }
+    memcpy(s->origin, origin, olen + 1);
+    return 0;
+}
+
+/* ---- rpc transport: send and close ---- */
+
+static void request_write(struct session *s)
+{
+    if (s->wsi != NULL)
+        lws_callback_on_writable(s->wsi);
+}
+
+static int t_send(void *ctx, const char *json, size_t len)
+{
+    struct session *s = ctx;
+    if (s->close_code != 0)
+        return UK_OK; /* closing: later answers are dropped with the connection */
+    if (len > UK_WSS_QUEUE_MAX || s->queued > UK_WSS_QUEUE_MAX - len)
+        return UK_E_LIMIT_EXCEEDED;
+    struct out_msg *m = malloc(sizeof *m + LWS_PRE + len);
+    if (m == NULL)
+        return UK_E_NO_MEMORY;
+    m->next = NULL;
+    m->len = len;
+    if (len > 0)
+        memcpy(m->buf + LWS_PRE, json, len);
+    if (s->tail != NULL)
+        s->tail->next = m;
+    else
+        s->head = m;
+    s->tail = m;
+    s->queued += len;
+    request_write(s);
+    return UK_OK;
+}
+
+static int close_code_for(int err)
+{
+    switch (err) {
+    case UK_E_CANCELLED:
+        return LWS_CLOSE_STATUS_GOINGAWAY;
+    case UK_E_BUSY:
+        return 1013; /* try again later */
+    case UK_E_INTERNAL:
+    case UK_E_NO_MEMORY:
+        return LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
+    default:
+        return LWS_CLOSE_STATUS_POLICY_VIOLATION;
+    }
+}
+
+static void begin_close(struct session *s, int code)
+{
+    if (s->close_code != 0)
+        return;
+    s->close_code = code;
+    if (s->wsi != NULL) {
+        lws_rx_flow_control(s->wsi, 0); /* read nothing more from this client */
+        lws_callback_on_writable(s->wsi);
+    }
+}
+
+static void t_close(void *ctx, int err)
+{
+    begin_close(ctx, close_code_for(err));
+}
+
+static const uk_rpc_transport transport = {.send = t_send, .close = t_close};
+
+static void session_release(struct session *s)
+{
+    if (s->rs != NULL) {
+        uk_rpc_session_free(s->rs);
+        s->rs = NULL;
+    }
+    while (s->head != NULL) {
+        struct out_msg *m = s->head;
+        s->head = m->next;
+        free(m);
+    }
+    s->tail = NULL;
+    s->queued = 0;
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_len = s->rx_cap = 0;
+    if (s->counted) {
+        s->w->connections--;
+        s->counted = false;
+    }
+    s->wsi = NULL;
+}
+
+/* ---- events ---- */
+
+/*
+ * Sends a close frame with code, then ends the connection once the client answers (or lws gives
+ * up waiting). Debian's lws 4.1.6 is a _DEBUG build whose service loop, after a callback returns
+ * -1, closes the connection a second time at once ("uv repeat test") and so drops the close frame
+ * it had just queued; lws timeouts close without one. The wsi timer is the path that keeps it:
+ * the reason is set here, the timer fires on the next loop turn, LWS_CALLBACK_TIMER returns -1,
+ * and lws sends the close frame and waits for the client's answer as usual.
+ */
+static int close_soon(struct lws *wsi, struct session *s, int code, const char *reason)
+{
+    lws_close_reason(wsi, (enum lws_close_status)code, (unsigned char *)(uintptr_t)reason,
+                     strlen(reason));
+    s->kill_on_timer = true;
+    lws_set_timer_usecs(wsi, 1);
+    return 0;
+}
+
+/* Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing above U+10FFFF. */
+static bool utf8_valid(const unsigned char *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = p[i];
+        size_t k;
+        uint32_t v;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if (c >= 0xc2 && c <= 0xdf) {
+            k = 1;
+            v = c & 0x1fu;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            k = 2;
+            v = c & 0x0fu;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            k = 3;
+            v = c & 0x07u;
+        } else {
+            return false;
+        }
+        if (n - i <= k)
+            return false;
+        for (size_t j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80)
+                return false;
+            v = (v << 6) | (p[i + j] & 0x3fu);
+        }
+        if ((k == 2 && v < 0x800) || (k == 3 && (v < 0x10000 || v > 0x10ffff)) ||
+            (v >= 0xd800 && v <= 0xdfff))
+            return false;
+        i += k + 1;
+    }
+    return true;
+}
+
+static int on_established(uk_wss *w, struct lws *wsi, struct session *s)
+{
+    s->w = w;
+    s->wsi = wsi;
+    const uk_rpc_peer peer = {.endpoint = UK_ENDPOINT_WSS, .origin = s->origin};
+    uk_rpc_session *rs = NULL;
+    int rc = uk_rpc_session_new(w->rpc, &peer, &transport, s, &rs);
+    if (rc != UK_OK) {
+        log_refusal(s->origin, strlen(s->origin), rc, "session refused by the dispatcher");
+        s->wsi = NULL;
+        if (rc == UK_E_LIMIT_EXCEEDED)
+            return close_soon(wsi, s, 1013, "LIMIT_EXCEEDED");
+        return close_soon(wsi, s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, uk_err_name(rc));
+    }
+    s->rs = rs;
+    s->counted = true;
+    w->connections++;
+    return 0;
+}
+
+static int rx_append(struct session *s, const void *in, size_t len)
+{
+    if (s->rx_len + len > s->rx_cap) {
+        size_t cap = s->rx_cap ? s->rx_cap : 1024;
+        while (cap < s->rx_len + len)
+            cap *= 2;
+        if (cap > s->w->message_size)
+            cap = s->w->message_size;
+        char *p = realloc(s->rx, cap);
+        if (p == NULL)
+            return UK_E_NO_MEMORY;
+        s->rx = p;
+        s->rx_cap = cap;
+    }
+    if (len > 0)
+        memcpy(s->rx + s->rx_len, in, len);
+    s->rx_len += len;
+    return UK_OK;
+}
+
+static int on_receive(struct lws *wsi, struct session *s, const void *in, size_t len)
+{
+    if (s->rs == NULL || s->close_code != 0)
+        return 0; /* closing: drop what is still arriving */
+    if (lws_frame_is_binary(wsi)) {
+        UK_LOG_INFO("wss: closing origin=\"%s\": binary frame (text only)", s->origin);
+        s->rx_len = 0;
+        begin_close(s, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
+        return 0;
+    }
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    size_t limit = s->w->message_size;
+    if (len > limit || s->rx_len > limit - len || remaining > limit - len - s->rx_len) {
+        UK_LOG_INFO("wss: closing origin=\"%s\": message larger than %zu bytes", s->origin, limit);
+        s->rx_len = 0;
+        uk_rpc_session_reject(s->rs, UK_E_LIMIT_EXCEEDED);
+        begin_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+        return 0;
+    }
+    if (rx_append(s, in, len) != UK_OK) {
+        s->rx_len = 0;
+        uk_rpc_session_reject(s->rs, UK_E_NO_MEMORY);
+        begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+        return 0;
+    }
+    if (!lws_is_final_fragment(wsi) || remaining != 0)
+        return 0;
+    size_t n = s->rx_len;
+    s->rx_len = 0;
+    if (!utf8_valid((const unsigned char *)s->rx, n)) {
+        UK_LOG_INFO("wss: closing origin=\"%s\": text message is not UTF-8", s->origin);
+        begin_close(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD);
+        return 0;
+    }
+    /* The dispatcher may answer (send) or ask for a close from inside this call. */
+    uk_rpc_session_input(s->rs, n > 0 ? s->rx : "", n);
+    if (s->rx_cap > RX_KEEP) {
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_cap = 0;
+    }
+    return 0;
+}
+
+static int on_writeable(struct lws *wsi, struct session *s)
+{
+    struct out_msg *m = s->head;
+    if (m != NULL) {
+        s->head = m->next;
+        if (s->head == NULL)
+            s->tail = NULL;
+        s->queued -= m->len;
+        int n = lws_write(wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+        free(m);
+        if (n < 0)
+            return -1;
+        if (s->head != NULL || s->close_code != 0)
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (s->close_code != 0 && !s->kill_on_timer)
+        return close_soon(wsi, s, s->close_code, "");
+    return 0;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    struct session *s = user;
+    uk_wss *w = lws_context_user(lws_get_context(wsi));
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        /* Not an upgrade: there is no HTTP API. */
+        log_refusal(NULL, 0, UK_E_NOT_FOUND, "plain HTTP request, not a WebSocket upgrade");
+        lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "NOT_FOUND");
+        return -1;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        if (w == NULL || s == NULL)
+            return -1;
+        return gate(w, wsi, s);
+    case LWS_CALLBACK_ESTABLISHED:
+        if (w == NULL || s == NULL)
+            return -1;
+        return on_established(w, wsi, s);
+    case LWS_CALLBACK_RECEIVE:
+        return s != NULL ? on_receive(wsi, s, in, len) : -1;
+    case LWS_CALLBACK_TIMER:
+        return s != NULL && s->kill_on_timer ? -1 : 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return s != NULL && s->rs != NULL ? on_writeable(wsi, s) : 0;
+    case LWS_CALLBACK_CLOSED:
+        if (s != NULL && s->rs != NULL)
+            session_release(s);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/* ---- start and stop ---- */
+
+/* lws keeps pointers to these for the life of the vhost, which ends after uk_wss_stop returns
+ * (during the caller's last uv_run): they are constant tables, not part of uk_wss. */
+static const struct lws_protocols protocols[] = {
+    {
+        .name = UK_WSS_SUBPROTOCOL,
+        .callback = callback,
+        .per_session_data_size = sizeof(struct session),
+        .rx_buffer_size = 16384,
+    },
+    {0},
+};
+
+static const lws_retry_bo_t idle_policy = {
+    .secs_since_valid_ping = UK_WSS_PING_SECS,
+    .secs_since_valid_hangup = UK_WSS_HANGUP_SECS,
+};
+
+/* Whether another socket holds 127.0.0.1:port, to tell a taken port from a TLS failure. */
+static bool port_taken(uint16_t port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return false;
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool taken = bind(fd, (struct sockaddr *)&a, sizeof a) != 0 && errno == EADDRINUSE;
+    close(fd);
+    return taken;
+}
+
+static void ports_text(const uint16_t *ports, size_t n, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < n && used < size; i++) {
+        int k = snprintf(buf + used, size - used, "%s%u", i ? ", " : "", (unsigned)ports[i]);
+        if (k < 0)
+            break;
+        used += (size_t)k;
+    }
+}
+
+static int create_vhost(uk_wss *w, const uk_wss_options *opt, uint16_t port)
+{
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = port;
+    info.iface = "127.0.0.1";
+    info.protocols = protocols;
+    info.vhost_name = "ukeyd";
+    /* DO_SSL_GLOBAL_INIT is checked per vhost too: without it the vhost silently serves
+     * plain text. DISABLE_IPV6 keeps "127.0.0.1" from becoming [::] (lws 4.1). UTF-8 is checked
+     * here per message rather than by lws, whose failure path loses the 1007 close frame. */
+    info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_DISABLE_IPV6 |
+                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+                   LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS; /* we verify no peer: no CA bundle */
+    info.ssl_cert_filepath = opt->cert_path;
+    info.ssl_private_key_filepath = opt->key_path;
+    info.alpn = "http/1.1"; /* no HTTP/2: upgrades go through the one gate above */
+    info.timeout_secs =
+        opt->handshake_timeout_secs ? opt->handshake_timeout_secs : UK_WSS_HANDSHAKE_TIMEOUT_SECS;
+    info.timeout_secs_ah_idle = info.timeout_secs;
+    info.keepalive_timeout = (int)info.timeout_secs;
+    info.retry_and_idle_policy = &idle_policy;
+    info.user = w;
+    w->vhost = lws_create_vhost(w->ctx, &info);
+    if (w->vhost == NULL)
+        return port_taken(port) ? UK_E_BUSY : UK_E_TLS_ERROR;
+    w->port = (uint16_t)lws_get_vhost_listen_port(w->vhost);
+    return UK_OK;
+}
+
+int uk_wss_start(const uk_wss_options *opt, uk_wss **out)
+{
+    if (opt == NULL || out == NULL || opt->loop == NULL || opt->rpc == NULL ||
+        opt->policy == NULL || opt->ports == NULL || opt->n_ports == 0 || opt->cert_path == NULL ||
+        opt->key_path == NULL)
+        return UK_E_CONFIG_INVALID;
+    for (size_t i = 0; i < opt->n_ports; i++)
+        if (opt->ports[i] == 0)
+            return UK_E_CONFIG_INVALID;
+
+    uk_wss *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return UK_E_NO_MEMORY;
+    w->loop = opt->loop;
+    w->rpc = opt->rpc;
+    w->policy = opt->policy;
+    w->message_size = opt->message_size ? opt->message_size : UK_LIMIT_MESSAGE;
+    w->foreign_loops[0] = opt->loop;
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+                   LWS_SERVER_OPTION_UV_NO_SIGSEGV_SIGFPE_SPIN |
+                   LWS_SERVER_OPTION_SKIP_SERVER_CANONICAL_NAME;
+    info.foreign_loops = w->foreign_loops;
+    info.fd_limit_per_thread = WSS_FD_LIMIT;
+    info.server_string = "ukeyd";
+    info.user = w;
+    info.gid = -1;
+    info.uid = -1;
+    w->ctx = lws_create_context(&info);
+    if (w->ctx == NULL) {
+        UK_LOG_ERR("wss: libwebsockets did not start (is libwebsockets-evlib-uv installed?)");
+        free(w);
+        return UK_E_INTERNAL;
+    }
+
+    int rc = UK_E_BUSY;
+    for (size_t i = 0; i < opt->n_ports; i++) {
+        rc = create_vhost(w, opt, opt->ports[i]);
+        if (rc == UK_OK)
+            break;
+        if (rc == UK_E_TLS_ERROR) {
+            UK_LOG_ERR("wss: cannot use certificate %s with key %s", opt->cert_path, opt->key_path);
+            break;
+        }
+        UK_LOG_NOTICE("wss: port %u is taken, trying the next one", (unsigned)opt->ports[i]);
+    }
+    if (rc != UK_OK) {
+        if (rc == UK_E_BUSY) {
+            char list[256];
+            ports_text(opt->ports, opt->n_ports, list, sizeof list);
+            UK_LOG_ERR("wss: every port is taken (%s)", list);
+        }
+        /* lws has put handles on the loop: the caller releases them as after a stop. */
+        uk_wss_stop(w);
+        *out = w;
+        return rc;
+    }
+    UK_LOG_INFO("wss: listening on wss://127.0.0.1:%u", (unsigned)w->port);
+    *out = w;
+    return UK_OK;
+}
+
+uint16_t uk_wss_port(const uk_wss *w)
+{
+    return w != NULL ? w->port : 0;
+}
+
+size_t uk_wss_connection_count(const uk_wss *w)
+{
+    return w != NULL ? w->connections : 0;
+}
+
+void uk_wss_stop(uk_wss *w)
+{
+    if (w == NULL || w->stopped)
+        return;
+    w->stopped = true;
+    /* Closes every connection (LWS_CALLBACK_CLOSED frees their sessions now) and the listener,
+     * and starts closing lws's uv handles, which finish while the loop runs. */
+    lws_context_destroy(w->ctx);
+}
+
+void uk_wss_free(uk_wss *w)
+{
+    if (w == NULL)
+        return;
+    if (!w->stopped) {
+        /* A programming error: lws cannot be freed before the loop has run after the stop.
+         * Stop it and leak it (w included, since lws callbacks still find it) rather than crash. */
+        UK_LOG_ERR("wss: uk_wss_free without uk_wss_stop and a loop run; leaking it");
+        uk_wss_stop(w);
+        return;
+    }
+    /* libwebsockets 4.1 frees a context on a foreign loop only on this second call, once its
+     * handles have closed. */
+    lws_context_destroy(w->ctx);
+    free(w);
+}
