@@ -35,6 +35,9 @@
 /* Receive buffers above this are released after each message instead of being kept. */
 #define RX_KEEP 4096u
 
+/* lws 4.1.6 makes one uv_idle and one uv_timer of its own per context; room for a few more. */
+#define LWS_HANDLES_MAX 8u
+
 struct out_msg {
     struct out_msg *next;
     size_t len;
@@ -65,8 +68,15 @@ struct uk_wss {
     uint16_t port;
     size_t message_size;
     size_t connections;
-    bool stopped; /* lws_context_destroy has been called once (see uk_wss_free) */
     void *foreign_loops[1];
+    /* Shutdown (see uk_wss_close): lws's own non-socket handles, recorded when the context was
+     * made; the idle handle that waits for them to leave the loop; the caller's callback. */
+    uv_handle_t *lws_handles[LWS_HANDLES_MAX];
+    size_t n_lws_handles;
+    bool closing;
+    uv_idle_t reaper;
+    uk_wss_close_cb close_cb;
+    void *close_ctx;
 };
 
 /* ---- lws log lines into ours ---- */
@@ -457,6 +467,50 @@ static const lws_retry_bo_t idle_policy = {
     .secs_since_valid_hangup = UK_WSS_HANGUP_SECS,
 };
 
+/* The handles on the loop, to find the ones lws_create_context adds. */
+struct handle_set {
+    uv_handle_t **h;
+    size_t n, cap;
+};
+
+static void collect_handle(uv_handle_t *h, void *arg)
+{
+    struct handle_set *set = arg;
+    if (set->n < set->cap)
+        set->h[set->n] = h;
+    set->n++;
+}
+
+static void count_handle(uv_handle_t *h, void *arg)
+{
+    (void)h;
+    (*(size_t *)arg)++;
+}
+
+static bool in_set(const struct handle_set *set, const uv_handle_t *h)
+{
+    for (size_t i = 0; i < set->n && i < set->cap; i++)
+        if (set->h[i] == h)
+            return true;
+    return false;
+}
+
+struct new_handles {
+    uk_wss *w;
+    const struct handle_set *before;
+};
+
+/* lws's own handles live in its context until the final destroy; its socket (poll) handles are
+ * freed earlier and are not recorded, so a recorded address is never reused by someone else. */
+static void record_new_handle(uv_handle_t *h, void *arg)
+{
+    struct new_handles *nh = arg;
+    if (h->type == UV_POLL || in_set(nh->before, h))
+        return;
+    if (nh->w->n_lws_handles < LWS_HANDLES_MAX)
+        nh->w->lws_handles[nh->w->n_lws_handles++] = h;
+}
+
 /* Whether another socket holds 127.0.0.1:port, to tell a taken port from a TLS failure. */
 static bool port_taken(uint16_t port)
 {
@@ -547,7 +601,21 @@ int uk_wss_start(const uk_wss_options *opt, uk_wss **out)
     info.user = w;
     info.gid = -1;
     info.uid = -1;
+    size_t n_before = 0;
+    uv_walk(opt->loop, count_handle, &n_before);
+    struct handle_set before = {.h = calloc(n_before + 1, sizeof(uv_handle_t *)),
+                                .cap = n_before + 1};
+    if (before.h == NULL) {
+        free(w);
+        return UK_E_NO_MEMORY;
+    }
+    uv_walk(opt->loop, collect_handle, &before);
     w->ctx = lws_create_context(&info);
+    if (w->ctx != NULL) {
+        struct new_handles nh = {.w = w, .before = &before};
+        uv_walk(opt->loop, record_new_handle, &nh);
+    }
+    free(before.h);
     if (w->ctx == NULL) {
         UK_LOG_ERR("wss: libwebsockets did not start (is libwebsockets-evlib-uv installed?)");
         free(w);
@@ -571,9 +639,8 @@ int uk_wss_start(const uk_wss_options *opt, uk_wss **out)
             ports_text(opt->ports, opt->n_ports, list, sizeof list);
             UK_LOG_ERR("wss: every port is taken (%s)", list);
         }
-        /* lws has put handles on the loop: the caller releases them as after a stop. */
+        /* lws has put handles on the loop: they and w are released while the loop runs. */
         uk_wss_stop(w);
-        *out = w;
         return rc;
     }
     UK_LOG_INFO("wss: listening on wss://127.0.0.1:%u", (unsigned)w->port);
@@ -591,29 +658,69 @@ size_t uk_wss_connection_count(const uk_wss *w)
     return w != NULL ? w->connections : 0;
 }
 
-void uk_wss_stop(uk_wss *w)
+/*
+ * Shutdown. libwebsockets 4.1 on a foreign loop frees its context only on a second
+ * lws_context_destroy(), which must come after the loop has closed lws's handles (calling it at
+ * once crashes). The first call closes the sockets (one loop pass to finish) and, from their close
+ * callbacks, lws's own idle and timer handles (one more pass). The reaper, an idle handle, checks
+ * on each pass that those recorded handles and every other handle being closed have left the loop,
+ * then makes the second call, and ends with the caller's callback.
+ */
+
+struct find {
+    const uk_wss *w;
+    bool busy;
+};
+
+static void find_lws_handle(uv_handle_t *h, void *arg)
 {
-    if (w == NULL || w->stopped)
+    struct find *f = arg;
+    if (h == (const uv_handle_t *)&f->w->reaper)
         return;
-    w->stopped = true;
-    /* Closes every connection (LWS_CALLBACK_CLOSED frees their sessions now) and the listener,
-     * and starts closing lws's uv handles, which finish while the loop runs. */
-    lws_context_destroy(w->ctx);
+    if (uv_is_closing(h))
+        f->busy = true;
+    for (size_t i = 0; i < f->w->n_lws_handles; i++)
+        if (h == f->w->lws_handles[i])
+            f->busy = true;
 }
 
-void uk_wss_free(uk_wss *w)
+static void on_reaped(uv_handle_t *h)
 {
-    if (w == NULL)
-        return;
-    if (!w->stopped) {
-        /* A programming error: lws cannot be freed before the loop has run after the stop.
-         * Stop it and leak it (w included, since lws callbacks still find it) rather than crash. */
-        UK_LOG_ERR("wss: uk_wss_free without uk_wss_stop and a loop run; leaking it");
-        uk_wss_stop(w);
-        return;
-    }
-    /* libwebsockets 4.1 frees a context on a foreign loop only on this second call, once its
-     * handles have closed. */
-    lws_context_destroy(w->ctx);
+    uk_wss *w = h->data;
+    if (w->close_cb != NULL)
+        w->close_cb(w, w->close_ctx);
     free(w);
+}
+
+static void on_reap(uv_idle_t *idle)
+{
+    uk_wss *w = idle->data;
+    struct find f = {.w = w, .busy = false};
+    uv_walk(idle->loop, find_lws_handle, &f);
+    if (f.busy)
+        return;
+    uv_idle_stop(idle);
+    lws_context_destroy(w->ctx); /* the second call: frees the context, vhost and TLS state */
+    w->ctx = NULL;
+    uv_close((uv_handle_t *)idle, on_reaped);
+}
+
+void uk_wss_close(uk_wss *w, uk_wss_close_cb close_cb, void *ctx)
+{
+    if (w == NULL || w->closing)
+        return;
+    w->closing = true;
+    w->close_cb = close_cb;
+    w->close_ctx = ctx;
+    /* Closes every connection (LWS_CALLBACK_CLOSED frees their sessions now) and the listener,
+     * and starts closing lws's uv handles. */
+    lws_context_destroy(w->ctx);
+    uv_idle_init(w->loop, &w->reaper); /* cannot fail for an idle handle */
+    w->reaper.data = w;
+    uv_idle_start(&w->reaper, on_reap);
+}
+
+void uk_wss_stop(uk_wss *w)
+{
+    uk_wss_close(w, NULL, NULL);
 }

@@ -31,15 +31,11 @@
  * its last sign of life. Nothing is logged per frame.
  *
  * Thread: everything on the loop thread. uk_wss_start before or inside uv_run.
- * Ownership: uk_wss_start allocates; shutting down takes two steps, because libwebsockets 4.1
- * frees a context on a foreign loop only after the loop has closed its handles:
- *
- *     uk_wss_stop(w);              closes connections and the listener (sessions freed now)
- *     ... uv_run(loop, UV_RUN_DEFAULT) returns (the loop has nothing left) ...
- *     uk_wss_free(w);              frees lws and w; before or after uv_loop_close()
- *
- * The dispatcher and the policy are borrowed and must outlive uk_wss_stop (the policy may be
- * reloaded in place at any time).
+ * Ownership: uk_wss_start allocates; uk_wss_close (or uk_wss_stop) releases. The dispatcher and
+ * the policy are borrowed: the policy must outlive the endpoint (it may be reloaded in place at any
+ * time), the dispatcher must outlive uk_wss_close's return (sessions are freed inside it).
+ * Shutdown: uk_wss_stop(w), then run the loop until it has nothing left; uv_loop_close() then
+ * returns 0 and nothing of lws is left allocated.
  */
 #ifndef UK_WSS_H
 #define UK_WSS_H
@@ -51,6 +47,9 @@
 typedef struct uk_rpc uk_rpc;
 typedef struct uk_policy uk_policy;
 typedef struct uk_wss uk_wss;
+
+/* Runs on the loop thread once the endpoint is gone; w is only for identification. */
+typedef void (*uk_wss_close_cb)(uk_wss *w, void *ctx);
 
 #define UK_WSS_SUBPROTOCOL "ukeyd.jsonrpc.v1"
 
@@ -80,12 +79,8 @@ typedef struct uk_wss_options {
  * Starts listening on the first free port of opt->ports. Errors: UK_E_BUSY (every port is taken;
  * logged with the list), UK_E_TLS_ERROR (certificate or key unusable; logged), UK_E_CONFIG_INVALID
  * (bad options), UK_E_NO_MEMORY, UK_E_INTERNAL (libwebsockets or its libuv plug-in failed;
- * logged).
- *
- * On UK_E_BUSY and UK_E_TLS_ERROR lws has already put handles on the loop, so *out is set to an
- * endpoint that is stopped and never listened: release it like any other (run the loop, then
- * uk_wss_free; uk_wss_stop is a no-op on it). On the other errors *out is untouched. Initialise
- * the pointer to NULL and the same shutdown code serves every case.
+ * logged). On error *out is untouched; what lws had already put on the loop is released the next
+ * time the loop runs (so run it before uv_loop_close).
  */
 __attribute__((warn_unused_result)) int uk_wss_start(const uk_wss_options *opt, uk_wss **out);
 
@@ -96,17 +91,18 @@ uint16_t uk_wss_port(const uk_wss *w);
 size_t uk_wss_connection_count(const uk_wss *w);
 
 /*
- * Closes every connection (their sessions are freed with uk_rpc_session_free before this
- * returns), stops listening and starts closing lws's handles. NULL-safe; a second call does
- * nothing. w stays valid (uk_wss_port still answers) until uk_wss_free.
+ * Closes every connection (their sessions are freed with uk_rpc_session_free before this returns)
+ * and the listening socket, and starts releasing libwebsockets. lws 4.1 needs the loop to run
+ * (about two passes) before it can free itself: once it has, close_cb (may be NULL) is called with
+ * ctx on the loop thread, from inside uv_run and never from inside uk_wss_close, and w is freed.
+ * The port is free again by then, so close_cb may start a new endpoint on the same port (a restart
+ * started before close_cb would find the port still taken and move to the next one).
+ * NULL-safe. After it, w may only be compared with close_cb's argument; calling it twice is a
+ * programming error. May be called from inside any callback on the loop thread.
  */
-void uk_wss_stop(uk_wss *w);
+void uk_wss_close(uk_wss *w, uk_wss_close_cb close_cb, void *ctx);
 
-/*
- * Frees w after uk_wss_stop and a loop run that let lws's handles close (uv_run returned because
- * the loop had nothing left). NULL-safe. Calling it without uk_wss_stop is a programming error:
- * it is logged and w is stopped and leaked (freeing lws then would crash it).
- */
-void uk_wss_free(uk_wss *w);
+/* uk_wss_close(w, NULL, NULL). */
+void uk_wss_stop(uk_wss *w);
 
 #endif

@@ -254,9 +254,17 @@ typedef struct fx {
     char key[128];
     uv_loop_t loop;
     uv_async_t stop;
+    uv_async_t restart;
     pthread_t thread;
     bool running;
     int close_rc;
+    int open_after_stop;
+    uk_wss *old_wss;
+    atomic_int restarted;
+    bool restart_cb_was_sync;
+    bool restart_cb_saw_old;
+    int restart_rc;
+    uint16_t restart_port;
     uk_rpc rpc;
     uk_config *cfg;
     uk_policy *policy;
@@ -274,10 +282,40 @@ static void on_stop(uv_async_t *a)
 {
     fx *f = a->data;
     uk_wss_stop(f->wss);
+    f->wss = NULL;
+    f->open_after_stop = atomic_load(&f->rpc.open); /* sessions are freed inside the stop */
     uv_close((uv_handle_t *)&f->stop, NULL);
+    uv_close((uv_handle_t *)&f->restart, NULL);
 }
 
-/* The loop thread: serves until on_stop, then shuts down the way the daemon does. */
+/* Restart from the loop thread: close, and start again on the same port in the close callback. */
+static void on_restarted(uk_wss *w, void *ctx)
+{
+    fx *f = ctx;
+    f->restart_cb_saw_old = w == f->old_wss;
+    uint16_t port = f->port;
+    uk_wss_options opt = {.loop = &f->loop,
+                          .rpc = &f->rpc,
+                          .policy = f->policy,
+                          .ports = &port,
+                          .n_ports = 1,
+                          .cert_path = f->cert,
+                          .key_path = f->key};
+    f->restart_rc = uk_wss_start(&opt, &f->wss);
+    f->restart_port = f->restart_rc == UK_OK ? uk_wss_port(f->wss) : 0;
+    atomic_store(&f->restarted, 1);
+}
+
+static void on_restart(uv_async_t *a)
+{
+    fx *f = a->data;
+    f->old_wss = f->wss;
+    f->wss = NULL;
+    uk_wss_close(f->old_wss, on_restarted, f);
+    f->restart_cb_was_sync = atomic_load(&f->restarted) != 0;
+}
+
+/* The loop thread: serves until on_stop, then lets the loop run dry, as the daemon does. */
 static void *loop_main(void *arg)
 {
     fx *f = arg;
@@ -285,8 +323,6 @@ static void *loop_main(void *arg)
     f->close_rc = uv_loop_close(&f->loop);
     if (f->close_rc != 0)
         uv_walk(&f->loop, walk_cb, NULL);
-    uk_wss_free(f->wss);
-    f->wss = NULL;
     return NULL;
 }
 
@@ -309,6 +345,8 @@ static int setup(void **state)
     assert_int_equal(uv_loop_init(&f->loop), 0);
     assert_int_equal(uv_async_init(&f->loop, &f->stop, on_stop), 0);
     f->stop.data = f;
+    assert_int_equal(uv_async_init(&f->loop, &f->restart, on_restart), 0);
+    f->restart.data = f;
     *state = f;
     return 0;
 }
@@ -346,6 +384,7 @@ static void fx_stop(fx *f)
     uv_async_send(&f->stop);
     pthread_join(f->thread, NULL);
     assert_int_equal(f->close_rc, 0);
+    assert_int_equal(f->open_after_stop, 0);
     assert_int_equal(atomic_load(&f->rpc.open), 0);
 }
 
@@ -365,6 +404,7 @@ static int teardown(void **state)
     } else if (f->stop.data != NULL && !uv_is_closing((uv_handle_t *)&f->stop)) {
         /* Never started: close the loop here. */
         uv_close((uv_handle_t *)&f->stop, NULL);
+        uv_close((uv_handle_t *)&f->restart, NULL);
         uv_run(&f->loop, UV_RUN_DEFAULT);
         assert_int_equal(uv_loop_close(&f->loop), 0);
     }
@@ -1083,7 +1123,7 @@ static void test_wss_every_port_taken_is_busy(void **state)
     uint16_t ports[2] = {a, b};
     uk_wss_options o = {.ports = ports, .n_ports = 2};
     assert_int_equal(fx_start(f, &o), UK_E_BUSY);
-    assert_non_null(f->wss); /* stopped, released by the usual shutdown */
+    assert_null(f->wss);
     assert_true(log_has("every port is taken"));
     fx_stop(f); /* lws left nothing on the loop: uv_loop_close() == 0 */
     close(s1);
@@ -1095,7 +1135,7 @@ static void test_wss_missing_certificate_is_tls_error(void **state)
     fx *f = *state;
     uk_wss_options o = {.cert_path = "/nonexistent/cert.pem"};
     assert_int_equal(fx_start(f, &o), UK_E_TLS_ERROR);
-    assert_non_null(f->wss);
+    assert_null(f->wss);
     fx_stop(f);
 }
 
@@ -1116,7 +1156,7 @@ static void test_wss_bad_options_refused(void **state)
     assert_int_equal(uk_wss_start(NULL, &w), UK_E_CONFIG_INVALID);
     assert_null(w);
     uk_wss_stop(NULL);
-    uk_wss_free(NULL);
+    uk_wss_close(NULL, NULL, NULL);
 }
 
 static void test_wss_silent_client_dropped_after_handshake_timeout(void **state)
@@ -1166,6 +1206,34 @@ static void test_wss_stop_with_open_connections_closes_loop_cleanly(void **state
     cl_close(&b);
 }
 
+static void test_wss_restart_in_close_callback_keeps_the_port(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(fx_start(f, NULL), UK_OK);
+    uint16_t port = f->port;
+    client c;
+    cl_connect_ok(&c, f);
+    cl_text(&c, "before");
+    expect_text(&c, "before");
+    uv_async_send(&f->restart);
+    for (int i = 0; i < 1000 && atomic_load(&f->restarted) == 0; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&f->restarted), 1);
+    assert_false(f->restart_cb_was_sync); /* never called from inside uk_wss_close */
+    assert_true(f->restart_cb_saw_old);
+    assert_int_equal(f->restart_rc, UK_OK);
+    assert_int_equal(f->restart_port, port); /* the old listener was gone by then */
+    assert_int_equal(atomic_load(&f->rpc.open), 0);
+    msg m = cl_recv(&c); /* the old connection was closed */
+    assert_true(m.opcode == 8 || m.opcode == -1);
+    free(m.data);
+    cl_close(&c);
+    cl_connect_ok(&c, f);
+    cl_text(&c, "after");
+    expect_text(&c, "after");
+    cl_close(&c);
+}
+
 static void test_wss_policy_reload_applies_to_new_upgrades(void **state)
 {
     fx *f = *state;
@@ -1212,6 +1280,7 @@ int main(void)
         T(test_wss_bad_options_refused),
         T(test_wss_silent_client_dropped_after_handshake_timeout),
         T(test_wss_stop_with_open_connections_closes_loop_cleanly),
+        T(test_wss_restart_in_close_callback_keeps_the_port),
         T(test_wss_policy_reload_applies_to_new_upgrades),
 #undef T
     };
