@@ -104,6 +104,7 @@ static int set_defaults(uk_config *cfg)
     for (size_t i = 0; i < sizeof(default_fallback) / sizeof(default_fallback[0]); i++)
         cfg->wss_ports[cfg->n_wss_ports++] = default_fallback[i];
     cfg->log_level = UK_LOG_LEVEL_INFO;
+    cfg->expiring_days = 30;
     cfg->limits = (uk_config_limits){
         .message_size = UK_LIMIT_MESSAGE,
         .json_depth = UK_LIMIT_JSON_DEPTH,
@@ -251,6 +252,13 @@ static int parse_key(uk_config *cfg, const cJSON *item, bool *port_set, const cJ
     }
     if (strcmp(key, "limits") == 0)
         return parse_limits(item, &cfg->limits);
+    if (strcmp(key, "expiring_days") == 0) {
+        double v;
+        int rc = get_uint(item, key, 1, 365, &v);
+        if (rc == UK_OK)
+            cfg->expiring_days = (unsigned)v;
+        return rc;
+    }
     if (strcmp(key, "log_level") == 0) {
         uk_log_level level;
         if (!cJSON_IsString(item) || !uk_log_level_from_name(item->valuestring, &level)) {

@@ -16,6 +16,8 @@
  *   state_dir             persistent state (TLS, renewals)    $XDG_STATE_HOME/ukeyd
  *   runtime_dir           runtime files (socket, port file)   $XDG_RUNTIME_DIR/ukeyd
  *   log_level             err|warning|notice|info|debug       info
+ *   expiring_days         a certificate is "expiring" when it
+ *                         ends within this many days          30
  *   limits                {message_size, json_depth,
  *                          pending_per_connection,
  *                          connections,
@@ -56,6 +58,7 @@ typedef struct uk_config {
     char *runtime_dir;
     char *path;    /* the file this came from, NULL when defaults only */
     int log_level; /* a uk_log_level */
+    unsigned expiring_days;
     uk_config_limits limits;
 } uk_config;
 

@@ -48,6 +48,7 @@ static void test_config_empty_object_gives_documented_defaults(void **state)
     assert_int_equal(cfg->limits.message_size, UK_LIMIT_MESSAGE);
     assert_int_equal(cfg->limits.json_depth, UK_LIMIT_JSON_DEPTH);
     assert_int_equal(cfg->log_level, UK_LOG_LEVEL_INFO);
+    assert_int_equal(cfg->expiring_days, 30);
     uk_config_free(cfg);
 }
 
@@ -71,6 +72,7 @@ static void test_config_pinned_keys_are_read(void **state)
                        " \"wss_port\": 40001, \"wss_fallback_ports\": [40003, 40005],"
                        " \"socket\": \"/tmp/u/s.sock\", \"state_dir\": \"~/st\","
                        " \"runtime_dir\": \"rt\", \"log_level\": \"debug\","
+                       " \"expiring_days\": 14,"
                        " \"limits\": {\"message_size\": 4096, \"json_depth\": 8,"
                        "  \"pending_per_connection\": 2, \"connections\": 3,"
                        "  \"requests_per_second_per_origin\": 5}}\n";
@@ -85,6 +87,7 @@ static void test_config_pinned_keys_are_read(void **state)
     assert_string_equal(cfg->state_dir, "/home/tester/st");
     assert_string_equal(cfg->runtime_dir, "/home/tester/rt");
     assert_int_equal(cfg->log_level, UK_LOG_LEVEL_DEBUG);
+    assert_int_equal(cfg->expiring_days, 14);
     assert_int_equal(cfg->limits.message_size, 4096);
     assert_int_equal(cfg->limits.json_depth, 8);
     assert_int_equal(cfg->limits.pending_per_connection, 2);
@@ -126,6 +129,8 @@ static void test_config_rejects_bad_input(void **state)
         "{\"socket\": 5}",
         "{\"state_dir\": \"\"}",
         "{\"log_level\": \"loud\"}",
+        "{\"expiring_days\": 0}",
+        "{\"expiring_days\": 400}",
         "{\"limits\": {\"message_size\": 1}}",
         "{\"limits\": {\"frames\": 1}}",
         "{\"limits\": []}",
