@@ -36,18 +36,23 @@ fail() {
     exit 1
 }
 
-# Serve CERT/KEY on 127.0.0.1 (a port the kernel picks); sets server_pid and port.
+# Serve CERT/KEY on 127.0.0.1 (a port the kernel picks); sets server_pid and port. Each server
+# logs to a file of its own: the background child opens (and truncates) its log only when it
+# runs, so a shared file could still show the previous server's port.
+servers=0
 serve() {
     stop_server
-    openssl s_server -www -accept 127.0.0.1:0 -cert "$1" -key "$2" >"$work/server.log" 2>&1 &
+    servers=$((servers + 1))
+    local log=$work/server$servers.log
+    openssl s_server -www -accept 127.0.0.1:0 -cert "$1" -key "$2" >"$log" 2>&1 &
     server_pid=$!
     port=
     for _ in $(seq 100); do
-        port=$(sed -n 's/^ACCEPT 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$work/server.log")
+        port=$(sed -n 's/^ACCEPT 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log" 2>/dev/null)
         [[ -n $port ]] && return 0
         sleep 0.05
     done
-    fail "openssl s_server did not start: $(cat "$work/server.log")"
+    fail "openssl s_server did not start: $(cat "$log")"
 }
 
 stop_server() {
