@@ -1,0 +1,281 @@
+/*
+ * uk_x509.h - certificates as plain C data: strict DER parsing, the validity status against a
+ * clock, public-key matching, signature verification and host-side digests.
+ *
+ * This header exposes no OpenSSL type, so the token and rpc layers never include OpenSSL; the
+ * module links libcrypto privately. See docs/certificates.md for the field formats and the
+ * decisions behind them (serial format, days_left boundaries, what "strict" rejects).
+ *
+ * Ownership: uk_x509_parse returns a uk_cert_info the caller owns and frees with
+ * uk_cert_info_free (NULL-safe). Every pointer inside it is owned by the info and valid until that
+ * free; read only. On error nothing is allocated and *out is left alone.
+ *
+ * Strings: every char * field is non-NULL, NUL-terminated, valid UTF-8 (no overlong forms, no
+ * surrogates) and contains no NUL; fields that do not apply are "" (never NULL).
+ *
+ * Thread: pure functions, any thread, no shared state; a uk_cert_info may be read from several
+ * threads at once. OpenSSL's per-thread error queue is left empty by every call.
+ *
+ * Errors: functions return UK_OK or a negative UK_E_* code (uk_err.h):
+ *   UK_E_INVALID_PARAMS  a required pointer is NULL, a buffer is too small, an enum is out of range
+ *   UK_E_CERT_INVALID    the bytes are not one strictly DER-encoded X.509 certificate we understand
+ *   UK_E_NO_MEMORY       out of memory
+ * plus the ones named at each function. A failure is logged once at debug level with OpenSSL's
+ * reason; no OpenSSL string ever reaches the caller.
+ */
+#ifndef UK_X509_H
+#define UK_X509_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+/* Largest certificate accepted, in bytes of DER; larger input is UK_E_CERT_INVALID. */
+#define UK_X509_DER_MAX (64u * 1024u)
+
+/* Default threshold of uk_x509_status: EXPIRING when days_left <= this. */
+#define UK_X509_EXPIRING_DAYS_DEFAULT 30u
+
+/* Bytes of an ISO 8601 UTC time "2026-11-24T08:00:00Z", with the NUL. */
+#define UK_X509_ISO_TIME_LEN 21
+
+/* Bytes of a SHA-256 fingerprint in lowercase hex without colons, with the NUL. */
+#define UK_X509_FINGERPRINT_LEN 65
+
+/* Largest digest uk_x509_digest writes (SHA-512). */
+#define UK_X509_DIGEST_MAX 64
+
+/* Key usage bits (RFC 5280 section 4.2.1.3), in the order of the names below. */
+enum {
+    UK_X509_KU_DIGITAL_SIGNATURE = 1u << 0, /* "digitalSignature" */
+    UK_X509_KU_NON_REPUDIATION = 1u << 1,   /* "nonRepudiation" (contentCommitment) */
+    UK_X509_KU_KEY_ENCIPHERMENT = 1u << 2,  /* "keyEncipherment" */
+    UK_X509_KU_DATA_ENCIPHERMENT = 1u << 3, /* "dataEncipherment" */
+    UK_X509_KU_KEY_AGREEMENT = 1u << 4,     /* "keyAgreement" */
+    UK_X509_KU_KEY_CERT_SIGN = 1u << 5,     /* "keyCertSign" */
+    UK_X509_KU_CRL_SIGN = 1u << 6,          /* "cRLSign" */
+    UK_X509_KU_ENCIPHER_ONLY = 1u << 7,     /* "encipherOnly" */
+    UK_X509_KU_DECIPHER_ONLY = 1u << 8,     /* "decipherOnly" */
+};
+#define UK_X509_KU_COUNT 9
+
+/* One attribute of a distinguished name. */
+typedef struct uk_x509_name_part {
+    /*
+     * OpenSSL's short name of the attribute type ("CN", "O", "OU", "C", "L", "ST", "street",
+     * "emailAddress", "serialNumber", "DC", "UID", "SN", "GN", ...) or, for types OpenSSL has no
+     * name for, the dotted OID ("1.2.156.10260.4.1.1"). The same spelling as in the RFC 4514
+     * string.
+     */
+    char *type;
+    /*
+     * The value as text, converted to UTF-8 from whatever string type the certificate uses, not
+     * escaped. For a value that is not a character string (rare), "#" and the uppercase hex of
+     * its DER encoding (RFC 4514 section 2.4, as in rfc4514) and der_hex is true.
+     */
+    char *value;
+    bool der_hex;
+    /*
+     * Index of the RDN this attribute belongs to, from 0, in certificate order. The attributes of a
+     * multi-valued RDN ("CN=a+UID=b") share one index.
+     */
+    size_t rdn;
+} uk_x509_name_part;
+
+typedef struct uk_x509_name {
+    /*
+     * RFC 4514 string: the RDNs in reverse certificate order (most specific first, "CN=张三,
+     * O=国家医疗保障局,C=CN" without the spaces), attributes of one RDN joined with '+' (also in
+     * reverse; their order carries no meaning, RFC 4514 section 2.2), special
+     * characters escaped with '\' (control characters as \XX), characters beyond ASCII written
+     * as UTF-8 (not escaped). Values that are not character strings, and the values of attribute
+     * types OpenSSL has no name for, as "#" and the hex of their DER (RFC 4514 section 2.4; the
+     * text is in parts). "" for an empty name.
+     */
+    char *rfc4514;
+    /* The attributes in certificate order (the reverse of rfc4514); n_parts may be 0. */
+    uk_x509_name_part *parts;
+    size_t n_parts;
+} uk_x509_name;
+
+typedef struct uk_cert_info {
+    /* The certificate exactly as given (strict DER, so also its only encoding). */
+    uint8_t *der;
+    size_t der_len;
+    /* X.509 version: 1, 2 or 3. */
+    int version;
+    uk_x509_name subject;
+    uk_x509_name issuer;
+    /*
+     * Serial number: lowercase hex of the magnitude, two digits per byte, no sign byte ("00" for
+     * zero, "80" for 128, "0100" for 256), with a leading "-" for a (non-conforming) negative one.
+     * This is `openssl x509 -serial` in lowercase.
+     */
+    char *serial;
+    /* Validity, inclusive at both ends (RFC 5280 section 4.1.2.5). */
+    time_t not_before;
+    time_t not_after;
+    char not_before_iso[UK_X509_ISO_TIME_LEN]; /* "2026-11-24T08:00:00Z" */
+    char not_after_iso[UK_X509_ISO_TIME_LEN];
+    /* "RSA", "RSA-PSS", "EC", "SM2", "Ed25519", "Ed448", "DSA", or OpenSSL's name of the type. */
+    char *key_alg;
+    /* Key size in bits: the modulus for RSA, the field size for EC and SM2 (256 for P-256). */
+    unsigned key_bits;
+    /* "P-256", "P-384", "P-521", "SM2", another curve's short name ("secp256k1"), or "". */
+    char *curve;
+    /*
+     * Signature algorithm of the certificate as OpenSSL's long name ("sha256WithRSAEncryption",
+     * "ecdsa-with-SHA256", "SM2-with-SM3", "rsassaPss", "ED25519") or the dotted OID.
+     */
+    char *sig_alg;
+    /* Key usage: has_key_usage tells whether the extension is present; key_usage has UK_X509_KU_*
+     * bits (0 when absent); key_usage_names the names of the set bits in bit order (static
+     * strings, not owned by the info). */
+    bool has_key_usage;
+    unsigned key_usage;
+    const char *key_usage_names[UK_X509_KU_COUNT];
+    size_t n_key_usage;
+    /*
+     * Extended key usage in certificate order: "serverAuth", "clientAuth", "codeSigning",
+     * "emailProtection", "timeStamping", "OCSPSigning", "anyExtendedKeyUsage", "msSmartcardLogin",
+     * or the dotted OID for any other purpose.
+     */
+    bool has_ext_key_usage;
+    char **ext_key_usage;
+    size_t n_ext_key_usage;
+    /* SHA-256 of der, lowercase hex, no colons. */
+    char fingerprint_sha256[UK_X509_FINGERPRINT_LEN];
+    /* DER of the SubjectPublicKeyInfo, for uk_x509_spki_match and signature verification. */
+    uint8_t *spki;
+    size_t spki_len;
+    /* basicConstraints is present with cA TRUE. */
+    bool is_ca;
+    /* Subject equals issuer and the signature verifies with the certificate's own key (SM2-with-SM3
+     * with the distinguishing ID 1234567812345678). */
+    bool self_signed;
+} uk_cert_info;
+
+/*
+ * Parse one DER certificate (len bytes at der) into a new *out.
+ * Strict: exactly one certificate and no trailing bytes; the outer structure and the
+ * tbsCertificate must re-encode to the very same bytes (no BER lengths, booleans other than 0xFF,
+ * explicit DEFAULT values...); both signature algorithm fields equal; times in the RFC 5280 form
+ * (YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ); no malformed or duplicated extensions; names convertible
+ * to UTF-8 without a NUL; a public key OpenSSL can decode. A PEM text, an empty buffer or more
+ * than UK_X509_DER_MAX bytes is UK_E_CERT_INVALID too.
+ * Errors: UK_E_INVALID_PARAMS (der NULL with len > 0, out NULL), UK_E_CERT_INVALID,
+ * UK_E_NO_MEMORY.
+ */
+int uk_x509_parse(const uint8_t *der, size_t len, uk_cert_info **out)
+    __attribute__((warn_unused_result));
+
+/* Free an info from uk_x509_parse and everything it points to. NULL-safe. */
+void uk_cert_info_free(uk_cert_info *c);
+
+typedef enum uk_cert_status_code {
+    UK_CERT_VALID = 0,
+    UK_CERT_EXPIRING,
+    UK_CERT_EXPIRED,
+    UK_CERT_NOT_YET_VALID,
+} uk_cert_status_code;
+
+typedef struct uk_cert_status {
+    uk_cert_status_code status;
+    /*
+     * Whole days until not_after, rounded down: floor((not_after - now) / 86400). 0 in the last
+     * 24 hours (not_after itself included), negative once expired (-1 from one second after
+     * not_after through one day after, ...).
+     */
+    long long days_left;
+    /*
+     * NOT_YET_VALID only (0 otherwise): days until not_before, rounded up:
+     * ceil((not_before - now) / 86400), so at least 1.
+     */
+    long long days_until_valid;
+    /* NOT_YET_VALID only ("" otherwise): not_before in ISO 8601, the moment it becomes valid. */
+    char valid_from[UK_X509_ISO_TIME_LEN];
+} uk_cert_status;
+
+/*
+ * Status of c at now (seconds since the epoch, UTC):
+ *   NOT_YET_VALID  now < not_before
+ *   EXPIRED        now > not_after (days_left < 0)
+ *   EXPIRING       otherwise, when days_left <= expiring_days (so "30 days left" is always
+ *                  EXPIRING with the default threshold, never sometimes VALID)
+ *   VALID          otherwise
+ * Both ends of the validity are inclusive: at now == not_before and at now == not_after the
+ * certificate is valid (or expiring). Pass UK_X509_EXPIRING_DAYS_DEFAULT for the default.
+ * Errors: UK_E_INVALID_PARAMS (c or out NULL, now outside +-2^60).
+ */
+int uk_x509_status(const uk_cert_info *c, time_t now, unsigned expiring_days, uk_cert_status *out)
+    __attribute__((warn_unused_result));
+
+/* "valid", "expiring", "expired", "not_yet_valid"; "unknown" for a value outside the enum. */
+const char *uk_cert_status_name(uk_cert_status_code s);
+
+/*
+ * Whether the certificate's public key is the key of the SubjectPublicKeyInfo DER (n bytes at
+ * spki), e.g. the key staged on the card for a renewal. Keys are compared as keys, not as bytes:
+ * a compressed and an uncompressed encoding of one EC point match.
+ * Returns UK_OK when they match, UK_E_CERT_KEY_MISMATCH when they do not or when spki is not a
+ * public key OpenSSL can decode (fail closed), UK_E_INVALID_PARAMS, UK_E_NO_MEMORY.
+ */
+int uk_x509_spki_match(const uk_cert_info *c, const uint8_t *spki, size_t n)
+    __attribute__((warn_unused_result));
+
+typedef enum uk_x509_digest_alg {
+    UK_X509_DIGEST_SHA256 = 0,
+    UK_X509_DIGEST_SHA384,
+    UK_X509_DIGEST_SHA512,
+    UK_X509_DIGEST_SM3,
+} uk_x509_digest_alg;
+
+/* Output size of alg in bytes (32, 48, 64, 32); 0 for a value outside the enum. */
+size_t uk_x509_digest_len(uk_x509_digest_alg alg);
+
+/*
+ * Hash n bytes at data (data may be NULL when n is 0) with alg into out. *out_len is the capacity
+ * of out on entry and the digest length on return. The one place where signing code hashes
+ * host-side. Errors: UK_E_INVALID_PARAMS (unknown alg, out too small), UK_E_NO_MEMORY.
+ */
+int uk_x509_digest(uk_x509_digest_alg alg, const uint8_t *data, size_t n, uint8_t *out,
+                   size_t *out_len) __attribute__((warn_unused_result));
+
+typedef enum uk_x509_sig_alg {
+    UK_X509_SIG_RSA_PKCS1_SHA256 = 0, /* RSASSA-PKCS1-v1_5 */
+    UK_X509_SIG_RSA_PKCS1_SHA384,
+    UK_X509_SIG_RSA_PKCS1_SHA512,
+    UK_X509_SIG_RSA_PSS_SHA256, /* RSASSA-PSS, MGF1 with the same hash, any salt length */
+    UK_X509_SIG_RSA_PSS_SHA384,
+    UK_X509_SIG_RSA_PSS_SHA512,
+    UK_X509_SIG_ECDSA_SHA256, /* signature as DER SEQUENCE { r, s } */
+    UK_X509_SIG_ECDSA_SHA384,
+    UK_X509_SIG_ECDSA_SHA512,
+    UK_X509_SIG_SM2_SM3, /* GM/T 0003 with SM3, DER SEQUENCE { r, s }, ID 1234567812345678 */
+} uk_x509_sig_alg;
+
+/* The digest alg hashes with. Returns false for a value outside the enum. */
+bool uk_x509_sig_alg_digest(uk_x509_sig_alg alg, uk_x509_digest_alg *out);
+
+/*
+ * Verify sig (siglen bytes) over the message data (n bytes, hashed here) with the certificate's
+ * public key. SM2 uses the GM/T 0009 distinguishing ID "1234567812345678", set explicitly.
+ * Returns UK_OK when the signature is valid; UK_E_SIGNATURE_INVALID when it is not (including a
+ * malformed signature); UK_E_NOT_SUPPORTED when alg does not fit the key (ECDSA with an RSA key,
+ * SM2 with a P-256 key, PKCS#1 with an RSA-PSS-only key); UK_E_INVALID_PARAMS; UK_E_NO_MEMORY.
+ */
+int uk_x509_verify_signature(const uk_cert_info *c, const uint8_t *data, size_t n,
+                             const uint8_t *sig, size_t siglen, uk_x509_sig_alg alg)
+    __attribute__((warn_unused_result));
+
+/*
+ * As uk_x509_verify_signature, but over a digest computed by the caller (for RSA and ECDSA the
+ * hash of the message with alg's digest, e.g. from uk_x509_digest; for SM2 the value
+ * e = SM3(Z || M), Z already included). digest_len must be the digest's length.
+ */
+int uk_x509_verify_digest(const uk_cert_info *c, const uint8_t *digest, size_t digest_len,
+                          const uint8_t *sig, size_t siglen, uk_x509_sig_alg alg)
+    __attribute__((warn_unused_result));
+
+#endif
