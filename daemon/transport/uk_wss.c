@@ -216,7 +216,7 @@ static void begin_close(struct session *s, int code)
         return;
     s->close_code = code;
     if (s->wsi != NULL) {
-        lws_rx_flow_control(s->wsi, 0); /* read nothing more from this client */
+        /* keep reading: on_receive drops messages now, and lws must see the close ack */
         lws_callback_on_writable(s->wsi);
     }
 }
