@@ -18,6 +18,7 @@
 #include "uk_err.h"
 #include "uk_log.h"
 #include "uk_secret.h"
+#include "uk_x509.h"
 #include "vpiv_int.h"
 
 static int group_teardown(void **state)
@@ -444,8 +445,18 @@ static void sign_check(piv_fx *f, const char *slot, uk_sig_scheme scheme, uk_has
     const uk_token_cert *c = piv_find(certs, n, slot);
     assert_non_null(c);
     assert_true(piv_verify(c->der, c->der_len, false, scheme, hash, digest, dlen, sig, sl));
+    /* The x509 module (what the sign method will use) agrees. */
+    uk_cert_info *ci = NULL;
+    int base = scheme == UK_SIG_RSA_PKCS1 ? UK_X509_SIG_RSA_PKCS1_SHA256
+               : scheme == UK_SIG_RSA_PSS ? UK_X509_SIG_RSA_PSS_SHA256
+                                          : UK_X509_SIG_ECDSA_SHA256;
+    uk_x509_sig_alg alg = (uk_x509_sig_alg)(base + (int)hash - 1);
+    assert_int_equal(uk_x509_parse(c->der, c->der_len, &ci), UK_OK);
+    assert_int_equal(uk_x509_verify_digest(ci, digest, dlen, sig, sl, alg), UK_OK);
     digest[0] ^= 1;
     assert_false(piv_verify(c->der, c->der_len, false, scheme, hash, digest, dlen, sig, sl));
+    assert_int_equal(uk_x509_verify_digest(ci, digest, dlen, sig, sl, alg), UK_E_SIGNATURE_INVALID);
+    uk_cert_info_free(ci);
     piv_certs_free(certs, n);
 }
 
@@ -678,6 +689,10 @@ static void generate_put_list_sign(piv_fx *f, const char *slot, uk_key_alg alg,
     assert_int_equal(c->error, UK_OK);
     assert_int_equal(c->der_len, len);
     assert_memory_equal(c->der, der, len);
+    uk_cert_info *ci = NULL;
+    assert_int_equal(uk_x509_parse(c->der, c->der_len, &ci), UK_OK);
+    assert_int_equal(uk_x509_spki_match(ci, spki, spki_len), UK_OK);
+    uk_cert_info_free(ci);
     piv_certs_free(certs, n);
     free(der);
     free(spki);
