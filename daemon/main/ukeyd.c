@@ -40,6 +40,7 @@ typedef struct daemon_state {
     uv_timer_t tls_timer;
     uk_tls_paths tls_paths; /* written by the worker job, read in its done callback */
     bool tls_check_running;
+    bool stopping;
     char port_file[PATH_MAX];
     int ready_fd; /* write end of the pipe the parent waits on; -1 */
 } daemon_state;
@@ -136,6 +137,17 @@ static int tls_check_work(void *arg)
     return uk_tls_ensure(&to, &d->tls_paths);
 }
 
+static void wss_closed_for_renewal(uk_wss *w, void *ctx)
+{
+    daemon_state *d = ctx;
+    (void)w;
+    if (d->stopping)
+        return;
+    int rc = start_wss(d, &d->tls_paths);
+    if (rc != UK_OK)
+        UK_LOG_ERR("tls: WSS could not restart with the renewed certificate: %s", uk_err_name(rc));
+}
+
 static void tls_check_done(void *arg, int status)
 {
     daemon_state *d = arg;
@@ -149,11 +161,10 @@ static void tls_check_done(void *arg, int status)
     if (!d->tls_paths.created || d->wss == NULL)
         return;
     UK_LOG_NOTICE("tls: the certificate was renewed; restarting the WSS endpoint");
-    uk_wss_stop(d->wss);
+    /* The new endpoint starts only once the old one has let go of its port,
+     * so it keeps the port that clients know. */
+    uk_wss_close(d->wss, wss_closed_for_renewal, d);
     d->wss = NULL;
-    int rc = start_wss(d, &d->tls_paths);
-    if (rc != UK_OK)
-        UK_LOG_ERR("tls: WSS could not restart with the renewed certificate: %s", uk_err_name(rc));
 }
 
 static void on_tls_timer(uv_timer_t *t)
@@ -167,6 +178,7 @@ static void on_tls_timer(uv_timer_t *t)
 
 static void stop_endpoints(daemon_state *d)
 {
+    d->stopping = true;
     if (d->wss != NULL) {
         uk_wss_stop(d->wss);
         d->wss = NULL;
