@@ -957,6 +957,13 @@ static void test_wss_fragmented_message_reassembled(void **state)
     assert_int_equal(atomic_load(&f->rpc.inputs), 1);
 }
 
+static double now_secs(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
 static void test_wss_binary_frame_closes_1003(void **state)
 {
     fx *f = *state;
@@ -965,6 +972,15 @@ static void test_wss_binary_frame_closes_1003(void **state)
     cl_connect_ok(&c, f);
     cl_frame(&c, 2, true, "\x01\x02\x03", 3);
     expect_close(&c, 1003);
+    /* The client's close ack ends the connection at once (not at lws's 5 s close timeout), and
+     * the session is freed. */
+    double t0 = now_secs();
+    cl_frame(&c, 8, true, "\x03\xeb", 2);
+    assert_true(cl_eof(&c));
+    for (int i = 0; i < 200 && atomic_load(&f->rpc.open) != 0; i++)
+        usleep(10000);
+    assert_int_equal(atomic_load(&f->rpc.open), 0);
+    assert_true(now_secs() - t0 < 2.0);
     cl_close(&c);
     assert_int_equal(atomic_load(&f->rpc.inputs), 0);
 }
