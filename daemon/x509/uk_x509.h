@@ -159,11 +159,12 @@ typedef struct uk_cert_info {
 /*
  * Parse one DER certificate (len bytes at der) into a new *out.
  * Strict: exactly one certificate and no trailing bytes; the outer structure and the
- * tbsCertificate must re-encode to the very same bytes (no BER lengths, booleans other than 0xFF,
- * explicit DEFAULT values...); both signature algorithm fields equal; times in the RFC 5280 form
- * (YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ); no malformed or duplicated extensions; names convertible
- * to UTF-8 without a NUL; a public key OpenSSL can decode. A PEM text, an empty buffer or more
- * than UK_X509_DER_MAX bytes is UK_E_CERT_INVALID too.
+ * tbsCertificate must re-encode to the very same bytes (no non-minimal or indefinite lengths;
+ * names and extension values keep their bytes, see docs/certificates.md); both signature
+ * algorithm fields equal; times in the RFC 5280 form (YYMMDDHHMMSSZ or YYYYMMDDHHMMSSZ); no
+ * malformed or duplicated extensions; names convertible to UTF-8 without a NUL; a public key
+ * OpenSSL can decode. A PEM text, an empty buffer or more than UK_X509_DER_MAX bytes is
+ * UK_E_CERT_INVALID too.
  * Errors: UK_E_INVALID_PARAMS (der NULL with len > 0, out NULL), UK_E_CERT_INVALID,
  * UK_E_NO_MEMORY.
  */
