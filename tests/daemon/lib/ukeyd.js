@@ -575,6 +575,7 @@ function listeners(port) {
 
 function run(bin, args, opts = {}) {
     const r = spawnSync(bin, args, { encoding: 'utf8', ...opts });
+    if (r.error) throw new Error(`cannot run ${bin}: ${r.error.message}`);
     return { code: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
 }
 
