@@ -271,3 +271,30 @@ test('Unix socket: frames split at every byte boundary are reassembled', async (
     c.close();
     await d.stop();
 });
+
+test('connections over the limit: WSS closes with 1013 (try again later), the socket closes; a freed slot is reusable', async (t) => {
+    const d = await new Ukeyd(t, { origins: [ORIGIN], limits: { connections: 2, requests_per_second_per_origin: 100000 } }).start();
+    const a = await WssClient.open(d.port, { origin: ORIGIN, ca: d.ca });
+    const b = await UnixClient.connect(d.socket);
+    assert.equal((await a.call('system.hello')).result.endpoint, 'wss');
+    assert.equal((await b.call('system.hello')).result.endpoint, 'unix');
+    // Third over WSS: upgraded, then closed at once with 1013 and nothing answered.
+    const c = await WssClient.open(d.port, { origin: ORIGIN, ca: d.ca });
+    c.send({ jsonrpc: '2.0', method: 'system.hello', id: 1 });
+    assert.equal(await c.recv(), null);
+    assert.equal(c.closeInfo.code, 1013);
+    // Third over the socket: closed without an answer.
+    const u = await UnixClient.connect(d.socket);
+    u.send({ jsonrpc: '2.0', method: 'system.hello', id: 1 });
+    assert.equal(await u.recv(), null);
+    await d.waitCount(/connections open already/, 2);
+    // Freeing one lets the next in (the daemon frees the session before it closes the TCP
+    // connection, which is what a.close() waits for).
+    await a.close();
+    const n = await WssClient.open(d.port, { origin: ORIGIN, ca: d.ca });
+    const again = await n.call('system.hello', undefined, 2);
+    await n.close();
+    assert.equal(again.id, 2);
+    b.close();
+    await d.stop();
+});
