@@ -403,19 +403,15 @@ static int op_body(struct op *op, uk_card *card)
         return UK_OK;
     }
     case OP_SIGN: {
-        if (op->pin != NULL) {
-            if (d->verify_pin == NULL)
-                return UK_E_NOT_SUPPORTED;
-            int retries = -1;
-            int rc = d->verify_pin(state, card, op->pin, &retries);
-            note_pin(op, rc, retries);
-            if (rc != UK_OK)
-                return rc;
-        }
-        if (d->sign == NULL)
+        if (d->verify_pin == NULL || d->sign == NULL)
             return UK_E_NOT_SUPPORTED;
+        int retries = -1;
+        int rc = d->verify_pin(state, card, op->pin, &retries);
+        note_pin(op, rc, retries);
+        if (rc != UK_OK)
+            return rc;
         op->sig_len = 0;
-        int rc = d->sign(state, card, &op->req, op->sig, sizeof(op->sig), &op->sig_len);
+        rc = d->sign(state, card, &op->req, op->sig, sizeof(op->sig), &op->sig_len);
         if (rc == UK_OK && (op->sig_len == 0 || op->sig_len > sizeof(op->sig)))
             rc = UK_E_INTERNAL;
         return rc;
@@ -676,8 +672,11 @@ static void apply_snapshot(uk_tokens *t, const uk__pcsc_snapshot *s)
         r->present = rs->present;
         r->mute = rs->mute;
         r->events = rs->events;
-        if (event)
+        if (event) {
+            UK_LOG_DEBUG("reader '%s': card %s (event %u)", r->name,
+                         rs->present ? (rs->mute ? "mute" : "in") : "out", rs->events);
             card_changed(t, r);
+        }
         if (t->stopping)
             return;
     }
@@ -1204,7 +1203,11 @@ int uk_tokens_sign(uk_tokens *t, const char *token_id, const uk_sign_req *req, u
         rc = UK_E_INVALID_PARAMS;
         goto fail;
     }
-    if (pin != NULL && uk_secret_get0_len(pin) > UK_LIMIT_PIN_LENGTH) {
+    if (pin == NULL) { /* drivers rely on VERIFY right before the signature (9C: PIN always) */
+        rc = UK_E_PIN_REQUIRED;
+        goto fail;
+    }
+    if (uk_secret_get0_len(pin) > UK_LIMIT_PIN_LENGTH) {
         rc = UK_E_PIN_INVALID;
         goto fail;
     }

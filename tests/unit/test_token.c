@@ -893,6 +893,7 @@ static void test_token_sign_refuses_bad_requests(void **state)
     assert_int_equal(uk_tokens_sign(f->t, "fake:1234", &req, NULL, on_sign, &r),
                      UK_E_INVALID_PARAMS);
     req.digest_len = 32;
+    assert_int_equal(uk_tokens_sign(f->t, "fake:1234", &req, NULL, on_sign, &r), UK_E_PIN_REQUIRED);
     char long_pin[UK_LIMIT_PIN_LENGTH + 2];
     memset(long_pin, '1', sizeof(long_pin) - 1);
     long_pin[sizeof(long_pin) - 1] = '\0';
