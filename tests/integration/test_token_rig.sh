@@ -9,6 +9,7 @@
 #     -> CARD_REMOVED promptly, REMOVED, and the next insert works;
 #   - another program holding the card exclusively (`uk-pcsc hold --exclusive`)
 #     -> CARD_BUSY after the bounded retry (--busy-ms), success after release;
+#   - 32 callers signing and 32 listing certificates at once: all answered;
 #   - pcscd stopped and started again (`scripts/rig down` + `up` on the same
 #     DIR: same socket path, same card state) -> the layer says NO_SERVICE,
 #     then finds the token again by itself and logs "pcscd is back";
@@ -166,6 +167,24 @@ read -r _ reason _ siglen _ <<<"$got"
 expect_eq "sign after the other program let go" "$reason" OK
 ((siglen > 0)) || fail "empty signature"
 ok "after release: signed ($siglen bytes)"
+# ---- 32 callers at once: every one answered, one transaction each ----------
+m0=$mark
+for ((i = 0; i < 32; i++)); do
+    say "sign $id 9c $DEFAULT_PIN"
+    say "certs $id"
+done
+deadline=$(($(now_ms) + 60000))
+while :; do
+    answers=$(tail -n +"$((m0 + 1))" "$out" | grep -cE '^(sign|certs) ' || true)
+    ((answers >= 64)) && break
+    (($(now_ms) < deadline)) || fail "32 concurrent callers: $answers of 64 answers in 60 s"
+    sleep 0.05
+done
+bad=$(tail -n +"$((m0 + 1))" "$out" | grep -E '^(sign|certs) ' | grep -vE '^(sign|certs) OK ' || true)
+[[ -z $bad ]] || fail "32 concurrent callers: not every answer is OK:
+$bad"
+mark=$(wc -l <"$out")
+ok "32 callers signing and 32 listing at once: 64 answers, all OK"
 grep -q "$DEFAULT_PIN" "$err" && fail "the PIN appears in the log"
 ok "the PIN is not in the log"
 
