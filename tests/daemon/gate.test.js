@@ -7,6 +7,7 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const net = require('node:net');
+const tls = require('node:tls');
 const path = require('node:path');
 const { Ukeyd, WssClient, rawUpgrade, upgradeHeaders, listeners, freePort, once, UnixClient } = require('./lib/ukeyd');
 
@@ -161,6 +162,42 @@ test('a plain HTTP request (not an upgrade) gets 404: there is no HTTP API', asy
     const d = await new Ukeyd(t, { origins: [PORTAL] }).start();
     const r = await rawUpgrade(d.port, [['Host', `127.0.0.1:${d.port}`], ['Origin', PORTAL]], { ca: d.ca });
     assert.equal(r.status, 404, r.head);
+    await d.stop();
+});
+
+// Resolves {protocol, alpn} of a TLS handshake with these options, or {error}.
+function handshake(port, opts) {
+    return new Promise((resolve) => {
+        const s = tls.connect({ host: '127.0.0.1', port, ...opts }, () => {
+            resolve({ protocol: s.getProtocol(), alpn: s.alpnProtocol });
+            s.destroy();
+        });
+        s.on('error', (e) => resolve({ error: e.code }));
+    });
+}
+
+test('TLS only, HTTP/1.1 only, TLS 1.2 or later', async (t) => {
+    const d = await new Ukeyd(t, { origins: [PORTAL] }).start();
+    // A plain-text upgrade on the TLS port is never answered over HTTP.
+    const plain = await new Promise((resolve) => {
+        const s = net.connect({ host: '127.0.0.1', port: d.port }, () =>
+            s.write(upgradeHeaders(d.port, { origin: PORTAL }).reduce((a, [k, v]) => `${a}${k}: ${v}\r\n`, 'GET / HTTP/1.1\r\n') + '\r\n'),
+        );
+        let got = '';
+        s.on('data', (x) => (got += x.toString('latin1')));
+        s.on('error', () => {});
+        s.on('close', () => resolve(got));
+    });
+    assert.doesNotMatch(plain, /^HTTP\//, 'no HTTP answer without TLS');
+    // No HTTP/2: upgrades go through the one HTTP/1.1 gate.
+    assert.equal((await handshake(d.port, { ca: d.ca, ALPNProtocols: ['h2', 'http/1.1'] })).alpn, 'http/1.1');
+    assert.notEqual((await handshake(d.port, { ca: d.ca, ALPNProtocols: ['h2'] })).alpn, 'h2');
+    // Old protocol versions are refused; the default is TLS 1.3.
+    assert.ok((await handshake(d.port, { ca: d.ca, minVersion: 'TLSv1', maxVersion: 'TLSv1.1' })).error);
+    assert.equal((await handshake(d.port, { ca: d.ca })).protocol, 'TLSv1.3');
+    // The certificate is for 127.0.0.1 (checked by the handshake against the CA) and localhost.
+    assert.equal((await handshake(d.port, { ca: d.ca, servername: 'localhost' })).protocol, 'TLSv1.3');
+    assert.ok((await handshake(d.port, { ca: d.ca, servername: 'evil.example' })).error, 'not valid for another name');
     await d.stop();
 });
 
