@@ -72,17 +72,44 @@ static int send_frame(int fd, const char *json, size_t len)
     return write_full(fd, &n, 4) == 0 && write_full(fd, json, len) == 0 ? 0 : -1;
 }
 
-/* Tells the browser why the session ends (id null: no request to pin it on). */
-static void send_error(int err, const char *detail)
+/* Sends an error to the browser; id NULL when no request can carry it. */
+static void send_error_for(const cJSON *id, int err, const char *detail, cJSON *extra)
 {
     cJSON *msg = NULL;
     char *text = NULL;
     size_t len = 0;
-    if (uk_jsonrpc_error_new(&msg, NULL, err, detail, NULL) == UK_OK &&
+    if (uk_jsonrpc_error_new(&msg, id, err, detail, extra) == UK_OK &&
         uk_jsonrpc_print(msg, &text, &len) == UK_OK)
         send_frame(STDOUT_FILENO, text, len);
     free(text);
     cJSON_Delete(msg);
+}
+
+/* Tells the browser why the session ends. */
+static void send_error(int err, const char *detail)
+{
+    send_error_for(NULL, err, detail, NULL);
+}
+
+/* A browser frame over the daemon's message limit but within ours is read
+ * whole, so it can be answered with its own id and the session goes on. */
+static void answer_too_large(const char *frame, size_t len, size_t limit)
+{
+    cJSON *req = cJSON_ParseWithLength(frame, len);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(req, "id");
+    /* Only an id the protocol allows is echoed (docs/protocol.md). */
+    if (!(cJSON_IsString(id) ||
+          (cJSON_IsNumber(id) && id->valuedouble == (double)(int64_t)id->valuedouble)))
+        id = NULL;
+    cJSON *extra = cJSON_CreateObject();
+    if (extra != NULL) {
+        cJSON_AddStringToObject(extra, "limit", "message_size");
+        cJSON_AddNumberToObject(extra, "max", (double)limit);
+    }
+    char detail[64];
+    snprintf(detail, sizeof(detail), "message is larger than %zu bytes", limit);
+    send_error_for(id, UK_E_LIMIT_EXCEEDED, detail, extra);
+    cJSON_Delete(req);
 }
 
 static int connect_socket(const char *path)
@@ -183,7 +210,7 @@ out:
     return rc;
 }
 
-static int relay(int sock)
+static int relay(int sock, size_t message_size)
 {
     struct pollfd pfd[2] = {{.fd = STDIN_FILENO, .events = POLLIN}, {.fd = sock, .events = POLLIN}};
     for (;;) {
@@ -207,10 +234,15 @@ static int relay(int sock)
                 free(buf);
                 return 0; /* a short read: the browser went away mid-frame */
             }
+            if (n > message_size) {
+                answer_too_large(buf, n, message_size);
+                free(buf);
+                continue;
+            }
             int rc = send_frame(sock, buf, n);
             free(buf);
             if (rc != 0) {
-                send_error(UK_E_NO_SERVICE, "ukeyd closed the connection");
+                send_error(UK_E_DAEMON_UNAVAILABLE, "ukeyd closed the connection");
                 return 1;
             }
         }
@@ -220,7 +252,7 @@ static int relay(int sock)
              * over 16 MiB is a broken peer. */
             char *buf = read_frame(sock, 16u * 1024 * 1024, &len);
             if (buf == NULL) {
-                send_error(UK_E_NO_SERVICE, "ukeyd closed the connection");
+                send_error(UK_E_DAEMON_UNAVAILABLE, "ukeyd closed the connection");
                 return 1;
             }
             int rc = len > UK_LIMIT_NM_FRAME_OUT
@@ -277,12 +309,12 @@ int main(int argc, char **argv)
         }
     }
     if (sock < 0) {
-        send_error(UK_E_NO_SERVICE, "ukeyd is not running and could not be started");
+        send_error(UK_E_DAEMON_UNAVAILABLE, "ukeyd is not running and could not be started");
         goto out;
     }
     if (attach(sock, argv[1]) != 0)
         goto out;
-    rc = relay(sock);
+    rc = relay(sock, cfg->limits.message_size);
 out:
     if (sock >= 0)
         close(sock);

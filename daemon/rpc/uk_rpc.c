@@ -7,6 +7,7 @@
 #include "uk_policy.h"
 #include "uk_rpc_call.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,20 +205,25 @@ static void session_send(uk_rpc_session *s, cJSON *msg)
         s->transport->close(s->ctx, rc);
 }
 
-static void send_error(uk_rpc_session *s, const cJSON *id, int err, const char *detail)
+void uk_rpc_session_reject(uk_rpc_session *s, int err)
 {
-    cJSON *msg = NULL;
-    if (uk_jsonrpc_error_new(&msg, id, err, detail, NULL) != UK_OK) {
+    if (s == NULL)
+        return;
+    /* The transports reject only what is over the message limit or cannot
+     * be framed; say which limit, as the parser does for size. */
+    cJSON *extra = NULL, *msg = NULL;
+    if (err == UK_E_LIMIT_EXCEEDED && (extra = cJSON_CreateObject()) != NULL) {
+        cJSON_AddStringToObject(extra, "limit", "message_size");
+        cJSON_AddNumberToObject(extra, "max", (double)s->rpc->opt.message_size);
+    }
+    char detail[64];
+    snprintf(detail, sizeof(detail), "message is larger than %zu bytes", s->rpc->opt.message_size);
+    if (uk_jsonrpc_error_new(&msg, NULL, err, err == UK_E_LIMIT_EXCEEDED ? detail : NULL, extra) !=
+        UK_OK) {
         s->transport->close(s->ctx, UK_E_NO_MEMORY);
         return;
     }
     session_send(s, msg);
-}
-
-void uk_rpc_session_reject(uk_rpc_session *s, int err)
-{
-    if (s != NULL)
-        send_error(s, NULL, err, NULL);
 }
 
 static const uk_rpc_method *find_method(const char *name)

@@ -14,13 +14,8 @@ const vectors = loadVectors();
 // and then close (the stream or the WebSocket) since the rest cannot be trusted.
 const isSizeVector = (v) => v.bytes.length > 65536;
 
-// Known daemon deviations from the vectors, reported to the daemon's authors; these subtests run
-// as TODO (reported, not failing the run) until the daemon is fixed, then pass as they are.
-const KNOWN = {
-    '054-size-over-limit.json':
-        'daemon: a frame over the limit is refused by the transport through uk_rpc_session_reject, ' +
-        'whose answer lacks data.detail/limit/max (docs/protocol.md promises "limit": "message_size", "max": 65536)',
-};
+// Known daemon deviations from the vectors (none now); a subtest listed here runs as TODO.
+const KNOWN = {};
 
 // The fields every answer to a refused message carries whatever the vector pins beyond them.
 function assertCore(answer, v) {

@@ -57,7 +57,7 @@ for (const sig of ['SIGTERM', 'SIGINT']) {
         await Promise.all([tcpClosed, tlsClosed]);
         // The host tells the extension and exits (not a crash).
         const last = JSON.parse((await nmReader.next()).toString());
-        assert.equal(last.error.data.reason, 'NO_SERVICE');
+        assert.equal(last.error.data.reason, 'DAEMON_UNAVAILABLE');
         const ne = await nmExit;
         assert.equal(ne.signal, null);
         assert.doesNotMatch(nmLog, /Sanitizer|runtime error:/);

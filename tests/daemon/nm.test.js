@@ -196,15 +196,9 @@ test('framing: invalid UTF-8 in a frame gets PARSE_ERROR and the relay continues
 });
 
 // uk_limits.h (UK_LIMIT_NM_FRAME_IN): "a frame up to this size is read whole and answered with
-// LIMIT_EXCEEDED carrying the request id". The host relays such a frame unchanged and the daemon's
-// socket refuses it from its header and closes: the extension gets LIMIT_EXCEEDED with a null id
-// (a frame that fits the socket buffer) or NO_SERVICE "ukeyd closed the connection" (a larger one,
-// whose write fails), and the host exits. Reported; TODO until the host answers such frames itself.
-const MID_FRAME_BUG =
-    'daemon: ukeyd-nm relays frames over message_size unchanged; the socket closes, the extension gets id null or NO_SERVICE and the host exits';
-
+// LIMIT_EXCEEDED carrying the request id"; the host answers it itself and the relay goes on.
 for (const kib of [70, 300]) {
-    test(`framing: a ${kib} KiB frame (over 64 KiB, under 1 MiB) is answered with LIMIT_EXCEEDED and its id; the relay continues`, { todo: MID_FRAME_BUG }, async (t) => {
+    test(`framing: a ${kib} KiB frame (over 64 KiB, under 1 MiB) is answered with LIMIT_EXCEEDED and its id; the relay continues`, async (t) => {
         const d = await new Ukeyd(t, { extension_ids: [ID] }).start();
         const nm = startNm(t, d, `chrome-extension://${ID}/`);
         nm.send(`{"jsonrpc":"2.0","method":"system.hello","id":5,"params":{"p":"${'x'.repeat(kib * 1024)}"}}`);
