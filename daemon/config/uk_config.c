@@ -6,6 +6,8 @@
 #include "uk_log.h"
 
 #include <cjson/cJSON.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@ void uk_config_free(uk_config *cfg)
 {
     if (cfg == NULL)
         return;
+    OPENSSL_cleanse(cfg->piv_mgm_key, sizeof(cfg->piv_mgm_key));
     for (size_t i = 0; i < cfg->n_origins; i++)
         free(cfg->origins[i]);
     free(cfg->origins);
@@ -252,6 +255,31 @@ static int parse_key(uk_config *cfg, const cJSON *item, bool *port_set, const cJ
     }
     if (strcmp(key, "limits") == 0)
         return parse_limits(item, &cfg->limits);
+    if (strcmp(key, "piv_allow_default_management_key") == 0) {
+        if (!cJSON_IsBool(item)) {
+            UK_LOG_ERR("config: \"%s\" must be true or false", key);
+            return UK_E_CONFIG_INVALID;
+        }
+        cfg->piv_allow_default_mgm_key = cJSON_IsTrue(item);
+        return UK_OK;
+    }
+    if (strcmp(key, "piv_management_key") == 0) {
+        long n = 0;
+        unsigned char *k = cJSON_IsString(item) ? OPENSSL_hexstr2buf(item->valuestring, &n) : NULL;
+        bool ok = k != NULL && (n == 16 || n == 24 || n == 32);
+        if (ok) {
+            memcpy(cfg->piv_mgm_key, k, (size_t)n);
+            cfg->piv_mgm_key_len = (size_t)n;
+        }
+        OPENSSL_clear_free(k, k ? (size_t)n : 0);
+        ERR_clear_error();
+        /* The key is a secret: the value is never logged. */
+        if (!ok) {
+            UK_LOG_ERR("config: \"%s\" must be 32, 48 or 64 hex digits", key);
+            return UK_E_CONFIG_INVALID;
+        }
+        return UK_OK;
+    }
     if (strcmp(key, "expiring_days") == 0) {
         double v;
         int rc = get_uint(item, key, 1, 365, &v);

@@ -18,6 +18,10 @@
  *   log_level             err|warning|notice|info|debug       info
  *   expiring_days         a certificate is "expiring" when it
  *                         ends within this many days          30
+ *   piv_management_key    hex, 3DES (24 bytes) or AES
+ *                         (16/24/32): PIV key administration  none
+ *   piv_allow_default_management_key
+ *                         use the well-known default key      false
  *   limits                {message_size, json_depth,
  *                          pending_per_connection,
  *                          connections,
@@ -32,6 +36,7 @@
 #ifndef UK_CONFIG_H
 #define UK_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +64,9 @@ typedef struct uk_config {
     char *path;    /* the file this came from, NULL when defaults only */
     int log_level; /* a uk_log_level */
     unsigned expiring_days;
+    uint8_t piv_mgm_key[32];
+    size_t piv_mgm_key_len; /* 0: none configured */
+    bool piv_allow_default_mgm_key;
     uk_config_limits limits;
 } uk_config;
 

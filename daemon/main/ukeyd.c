@@ -4,7 +4,9 @@
 #include "uk_log.h"
 #include "uk_policy.h"
 #include "uk_rpc.h"
+#include "uk_rpc_keys.h"
 #include "uk_tls.h"
+#include "uk_token.h"
 #include "uk_unix.h"
 #include "uk_worker.h"
 #include "uk_wss.h"
@@ -12,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <openssl/crypto.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +34,7 @@ typedef struct daemon_state {
     uk_config *cfg;
     uk_policy *policy;
     uk_rpc *rpc;
+    uk_tokens *tokens;
     uk_unix *unix_ep;
     uk_wss *wss;
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -191,6 +195,12 @@ static void stop_endpoints(daemon_state *d)
         unlink(d->port_file);
         d->port_file[0] = '\0';
     }
+    if (d->tokens != NULL) {
+        /* Its threads are joined and its handles closed before the loop
+         * empties; nothing needs to happen when that is done. */
+        uk_tokens_stop(d->tokens, NULL, NULL);
+        d->tokens = NULL;
+    }
     if (d->worker != NULL) {
         uv_close((uv_handle_t *)&d->tls_timer, NULL);
         /* A check still running finishes; its answer finds WSS gone. */
@@ -232,6 +242,24 @@ static void on_hup(uv_signal_t *h, int signum)
                   cfg->n_extension_ids);
 }
 
+static void on_token_event(void *ctx, uk_token_event ev, const uk_token_summary *t)
+{
+    daemon_state *d = ctx;
+    uk_rpc_token_event(d->rpc, ev, t);
+}
+
+static int start_tokens(daemon_state *d)
+{
+    const uk_config *cfg = d->cfg;
+    uk_tokens_options to = {.loop = &d->loop, .on_event = on_token_event, .ctx = d};
+    memcpy(to.driver.piv_mgm_key, cfg->piv_mgm_key, cfg->piv_mgm_key_len);
+    to.driver.piv_mgm_key_len = cfg->piv_mgm_key_len;
+    to.driver.allow_default_mgm_key = cfg->piv_allow_default_mgm_key;
+    int rc = uk_tokens_start(&to, &d->tokens);
+    OPENSSL_cleanse(to.driver.piv_mgm_key, sizeof(to.driver.piv_mgm_key));
+    return rc;
+}
+
 static int start(daemon_state *d)
 {
     const uk_config *cfg = d->cfg;
@@ -250,9 +278,15 @@ static int start(daemon_state *d)
         .json_depth = cfg->limits.json_depth,
         .pending_per_connection = cfg->limits.pending_per_connection,
         .connections = cfg->limits.connections,
+        .expiring_days = cfg->expiring_days,
     };
     if ((rc = uk_rpc_new(&ro, &d->rpc)) != UK_OK)
         return rc;
+    /* Keys are watched from the start; pcscd not running is not an error
+     * (the token layer waits for it and says so in the log). */
+    if ((rc = start_tokens(d)) != UK_OK)
+        return rc;
+    uk_rpc_set_tokens(d->rpc, d->tokens);
     uk_unix_options uo = {.loop = &d->loop,
                           .rpc = d->rpc,
                           .path = cfg->socket_path,

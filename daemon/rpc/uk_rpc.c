@@ -75,6 +75,11 @@ void uk_rpc_free(uk_rpc *rpc)
     free(rpc);
 }
 
+void uk_rpc_set_tokens(uk_rpc *rpc, uk_tokens *tokens)
+{
+    rpc->opt.tokens = tokens;
+}
+
 void uk_rpc_set_wss_port(uk_rpc *rpc, uint16_t port)
 {
     rpc->wss_port = port;

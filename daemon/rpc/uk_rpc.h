@@ -38,10 +38,13 @@ typedef struct uk_rpc uk_rpc;
 typedef struct uk_rpc_session uk_rpc_session;
 
 typedef struct uk_policy uk_policy;
+typedef struct uk_tokens uk_tokens;
 
 typedef struct uk_rpc_options {
     uv_loop_t *loop;
-    uk_policy *policy; /* borrowed: per-origin request rate (and later pairing) */
+    uk_policy *policy;      /* borrowed: per-origin request rate (and later pairing) */
+    uk_tokens *tokens;      /* borrowed: keys; NULL answers NO_SERVICE */
+    unsigned expiring_days; /* certificate status "expiring" threshold; 0: 30 */
     const char *daemon_version;
     size_t message_size;           /* largest message accepted */
     size_t json_depth;             /* deepest nesting accepted */
@@ -69,6 +72,9 @@ typedef struct uk_rpc_peer {
 
 __attribute__((warn_unused_result)) int uk_rpc_new(const uk_rpc_options *opt, uk_rpc **out);
 void uk_rpc_free(uk_rpc *rpc);
+
+/* The token layer, created after the dispatcher (it reports events to it). */
+void uk_rpc_set_tokens(uk_rpc *rpc, uk_tokens *tokens);
 
 /* Published in system.hello; 0 when WSS is off. */
 void uk_rpc_set_wss_port(uk_rpc *rpc, uint16_t port);

@@ -4,6 +4,7 @@
 #include "uk_log.h"
 #include "uk_policy.h"
 #include "uk_rpc_call.h"
+#include "uk_rpc_handlers.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -189,6 +190,8 @@ static void system_attach(uk_rpc_call *call)
 }
 
 static const char *const attach_params[] = {"extension"};
+static const char *const cert_list_params[] = {"token", "der"};
+static const char *const sign_params[] = {"token", "key", "algorithm", "data", "digest", "pin"};
 static const char *const events_params[] = {"events"};
 
 static const uk_rpc_method methods[] = {
@@ -196,6 +199,9 @@ static const uk_rpc_method methods[] = {
     {"system.subscribe", system_subscribe, events_params, 1, UK_METHOD_PUBLIC},
     {"system.unsubscribe", system_unsubscribe, events_params, 1, UK_METHOD_PUBLIC},
     {"system.attach", system_attach, attach_params, 1, UK_METHOD_LOCAL_ONLY},
+    {"token.list", uk__rpc_token_list, NULL, 0, 0},
+    {"cert.list", uk__rpc_cert_list, cert_list_params, 2, 0},
+    {"sign", uk__rpc_sign, sign_params, 6, UK_METHOD_CONSENT | UK_METHOD_PIN},
 };
 
 const uk_rpc_method *uk_rpc_methods(size_t *count)

@@ -49,6 +49,8 @@ static void test_config_empty_object_gives_documented_defaults(void **state)
     assert_int_equal(cfg->limits.json_depth, UK_LIMIT_JSON_DEPTH);
     assert_int_equal(cfg->log_level, UK_LOG_LEVEL_INFO);
     assert_int_equal(cfg->expiring_days, 30);
+    assert_int_equal(cfg->piv_mgm_key_len, 0);
+    assert_false(cfg->piv_allow_default_mgm_key);
     uk_config_free(cfg);
 }
 
@@ -73,6 +75,8 @@ static void test_config_pinned_keys_are_read(void **state)
                        " \"socket\": \"/tmp/u/s.sock\", \"state_dir\": \"~/st\","
                        " \"runtime_dir\": \"rt\", \"log_level\": \"debug\","
                        " \"expiring_days\": 14,"
+                       " \"piv_management_key\": \"000102030405060708090a0b0c0d0e0f\","
+                       " \"piv_allow_default_management_key\": true,"
                        " \"limits\": {\"message_size\": 4096, \"json_depth\": 8,"
                        "  \"pending_per_connection\": 2, \"connections\": 3,"
                        "  \"requests_per_second_per_origin\": 5}}\n";
@@ -88,6 +92,9 @@ static void test_config_pinned_keys_are_read(void **state)
     assert_string_equal(cfg->runtime_dir, "/home/tester/rt");
     assert_int_equal(cfg->log_level, UK_LOG_LEVEL_DEBUG);
     assert_int_equal(cfg->expiring_days, 14);
+    assert_int_equal(cfg->piv_mgm_key_len, 16);
+    assert_int_equal(cfg->piv_mgm_key[15], 0x0f);
+    assert_true(cfg->piv_allow_default_mgm_key);
     assert_int_equal(cfg->limits.message_size, 4096);
     assert_int_equal(cfg->limits.json_depth, 8);
     assert_int_equal(cfg->limits.pending_per_connection, 2);
@@ -130,6 +137,10 @@ static void test_config_rejects_bad_input(void **state)
         "{\"state_dir\": \"\"}",
         "{\"log_level\": \"loud\"}",
         "{\"expiring_days\": 0}",
+        "{\"piv_management_key\": \"0102\"}",
+        "{\"piv_management_key\": \"zz\"}",
+        "{\"piv_management_key\": 5}",
+        "{\"piv_allow_default_management_key\": 1}",
         "{\"expiring_days\": 400}",
         "{\"limits\": {\"message_size\": 1}}",
         "{\"limits\": {\"frames\": 1}}",
