@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -358,6 +359,57 @@ static void test_rpc_attach_turns_local_session_into_extension(void **state)
     uk_rpc_session_free(ws);
 }
 
+static void test_rpc_sign_params_are_checked_before_any_card_work(void **state)
+{
+    fixture *f = *state;
+    fake_client c = {0}, w = {0};
+    uk_rpc_session *s = open_session(f, &c, UK_ENDPOINT_UNIX, NULL);
+    uk_rpc_session *ws = open_session(f, &w, UK_ENDPOINT_WSS, "https://portal.example.cn");
+#define D    "\"data\":\"aGVsbG8=\""
+#define HEAD "{\"token\":\"piv:1\",\"key\":\"9a\",\"algorithm\":"
+    const struct {
+        uk_rpc_session *s;
+        fake_client *c;
+        const char *params;
+        const char *reason;
+    } cases[] = {
+        /* A page never passes a PIN, valid or not. */
+        {ws, &w, HEAD "\"ECDSA-SHA256\"," D ",\"pin\":\"123456\"}", "PIN_FROM_PAGE_DISABLED"},
+        {s, &c, HEAD "\"MD5\"," D ",\"pin\":\"123456\"}", "INVALID_PARAMS"},
+        {s, &c, HEAD "\"ECDSA-SHA256\"," D ",\"digest\":\"aGVsbG8=\",\"pin\":\"123456\"}",
+         "INVALID_PARAMS"},
+        {s, &c, HEAD "\"ECDSA-SHA256\",\"digest\":\"aGVsbG8=\",\"pin\":\"123456\"}",
+         "INVALID_PARAMS"},
+        {s, &c, HEAD "\"ECDSA-SHA256\"," D "}", "PIN_REQUIRED"},
+        {s, &c, "{\"key\":\"9a\",\"algorithm\":\"ECDSA-SHA256\"," D ",\"pin\":\"123456\"}",
+         "INVALID_PARAMS"},
+        /* Everything right, but no token layer in this test: NO_SERVICE. */
+        {s, &c, HEAD "\"ECDSA-SHA256\"," D ",\"pin\":\"123456\"}", "NO_SERVICE"},
+    };
+#undef D
+#undef HEAD
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char msg[640];
+        snprintf(msg, sizeof(msg),
+                 "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"sign\",\"params\":%s}",
+                 cases[i].params);
+        input(cases[i].s, msg);
+        assert_int_equal(cases[i].c->n_sent, 1);
+        if (strcmp(reason_of(cases[i].c->sent[0]), cases[i].reason) != 0)
+            fail_msg("case %zu: %s, expected %s", i, reason_of(cases[i].c->sent[0]),
+                     cases[i].reason);
+        client_clear(cases[i].c);
+    }
+    input(s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"token.list\"}");
+    assert_string_equal(reason_of(c.sent[0]), "NO_SERVICE");
+    client_clear(&c);
+    input(s, "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"cert.list\",\"params\":{}}");
+    assert_string_equal(reason_of(c.sent[0]), "INVALID_PARAMS");
+    client_clear(&c);
+    uk_rpc_session_free(s);
+    uk_rpc_session_free(ws);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,6 +427,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rpc_attach_turns_local_session_into_extension, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_sign_params_are_checked_before_any_card_work,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
