@@ -5,9 +5,15 @@
  */
 #include "uk_pcsc.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 
 #include <winscard.h>
 
@@ -120,6 +126,10 @@ static bool service_lost(LONG rv)
 
 static const char pnp_reader[] = "\\\\?PnP?\\Notification";
 
+/* Where libpcsclite connects when PCSCLITE_CSOCK_NAME is not set (its
+ * compiled-in PCSCLITE_CSOCK_NAME, not exported by the headers). */
+static const char pcscd_socket_default[] = "/run/pcscd/pcscd.comm";
+
 struct uk__pcsc_monitor {
     uv_thread_t thread;
     uk__pcsc_monitor_cbs cbs;
@@ -131,7 +141,14 @@ struct uk__pcsc_monitor {
     SCARDCONTEXT ctx;
     bool have_ctx;
 
+    /* Wakes a wait of the monitor (uk__pcsc_monitor_cancel writes to it). */
+    int wake_fd;
+
     /* Monitor thread only. */
+    char sock_path[PATH_MAX]; /* pcscd's socket, as libpcsclite will use it */
+    int ino_fd;               /* inotify, watching ino_dir; -1 until needed */
+    int ino_wd;
+    char ino_dir[PATH_MAX];
     char names[UK__READERS_MAX][UK__READER_NAME_MAX];
     SCARD_READERSTATE st[UK__READERS_MAX + 1]; /* the readers, then PnP */
     size_t n;                                  /* readers in st (PnP not counted) */
@@ -249,6 +266,72 @@ static bool monitor_rebuild(uk__pcsc_monitor *m, char (*names)[UK__READER_NAME_M
     return changed;
 }
 
+/*
+ * While pcscd stays away, the monitor does not poll: it watches the
+ * directory of pcscd's socket (or, while that does not exist, its nearest
+ * existing ancestor) with inotify and tries again when something is created
+ * there. Returns false when no watch can be set (then it polls).
+ */
+static bool monitor_arm_watch(uk__pcsc_monitor *m)
+{
+    char dir[PATH_MAX];
+    if (m->ino_fd < 0) {
+        m->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        if (m->ino_fd < 0)
+            return false;
+    }
+    snprintf(dir, sizeof(dir), "%s", m->sock_path);
+    for (;;) {
+        char *slash = strrchr(dir, '/');
+        if (slash == NULL)
+            return false;
+        if (slash == dir)
+            slash[1] = '\0'; /* "/" */
+        else
+            *slash = '\0';
+        if (access(dir, F_OK) == 0 || strcmp(dir, "/") == 0)
+            break;
+    }
+    if (m->ino_wd >= 0 && strcmp(dir, m->ino_dir) == 0)
+        return true;
+    if (m->ino_wd >= 0)
+        (void)inotify_rm_watch(m->ino_fd, m->ino_wd);
+    m->ino_wd = inotify_add_watch(
+        m->ino_fd, dir, IN_CREATE | IN_MOVED_TO | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF);
+    if (m->ino_wd < 0)
+        return false;
+    snprintf(m->ino_dir, sizeof(m->ino_dir), "%s", dir);
+    UK_LOG_DEBUG("waiting for pcscd's socket %s (watching %s)", m->sock_path, dir);
+    return true;
+}
+
+/* Sleeps up to ms, less if woken (stop) or, with watch, if the watched
+ * directory changed; returns whether it did. */
+static bool monitor_wait(uk__pcsc_monitor *m, unsigned ms, bool watch)
+{
+    struct pollfd p[2] = {{.fd = m->wake_fd, .events = POLLIN},
+                          {.fd = watch ? m->ino_fd : -1, .events = POLLIN}};
+    uint64_t deadline = uk__now_ms() + ms;
+    for (;;) {
+        uint64_t now = uk__now_ms();
+        int left = now >= deadline ? 0 : (int)(deadline - now);
+        int n = poll(p, 2, left);
+        if (n >= 0 || errno != EINTR)
+            break;
+    }
+    if (p[0].revents & POLLIN) {
+        uint64_t v;
+        (void)!read(m->wake_fd, &v, sizeof(v));
+    }
+    bool changed = (p[1].revents & POLLIN) != 0;
+    if (changed) {
+        char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+        while (read(m->ino_fd, buf, sizeof(buf)) > 0) {
+        }
+    }
+    return changed;
+}
+
 static void monitor_main(void *arg)
 {
     uk__pcsc_monitor *m = arg;
@@ -270,9 +353,14 @@ static void monitor_main(void *arg)
                     monitor_publish(m, UK_E_NO_SERVICE);
                 }
                 establish_logged = true;
-                (void)uk__stop_sleep(m->stop, backoff);
-                backoff =
-                    backoff * 2 > UK__SERVICE_RETRY_MAX_MS ? UK__SERVICE_RETRY_MAX_MS : backoff * 2;
+                /* Quick retries first (a restart takes a moment), then wait
+                 * for pcscd's socket to appear instead of polling. */
+                bool watch = backoff >= UK__SERVICE_RETRY_MAX_MS && monitor_arm_watch(m);
+                if (monitor_wait(m, watch ? UK__SERVICE_WATCH_MS : backoff, watch))
+                    backoff = UK__SERVICE_RETRY_MIN_MS;
+                else if (!watch)
+                    backoff = backoff * 2 > UK__SERVICE_RETRY_MAX_MS ? UK__SERVICE_RETRY_MAX_MS
+                                                                     : backoff * 2;
                 continue;
             }
             uv_mutex_lock(&m->mu);
@@ -299,7 +387,7 @@ static void monitor_main(void *arg)
                 continue;
             }
             (void)uk__pcsc_err(rv, "SCardListReaders", NULL);
-            (void)uk__stop_sleep(m->stop, UK__SERVICE_RETRY_MAX_MS);
+            (void)monitor_wait(m, UK__SERVICE_RETRY_MAX_MS, false);
             continue;
         }
         /* When the reader list changed (or the loop has not heard from this
@@ -333,7 +421,7 @@ static void monitor_main(void *arg)
         }
         /* Anything else: do not spin on it. */
         (void)uk__pcsc_err(rv, "SCardGetStatusChange", NULL);
-        (void)uk__stop_sleep(m->stop, UK__SERVICE_RETRY_MAX_MS);
+        (void)monitor_wait(m, UK__SERVICE_RETRY_MAX_MS, false);
     }
     monitor_release(m);
     m->cbs.exited(m->cbs.ctx);
@@ -347,7 +435,19 @@ int uk__pcsc_monitor_start(uk__pcsc_monitor **out, const uk__pcsc_monitor_cbs *c
     m->cbs = *cbs;
     m->stop = stop;
     m->reported_service = 1;
+    m->ino_fd = -1;
+    m->ino_wd = -1;
+    /* Read here, on the loop thread, like libpcsclite reads it once. */
+    const char *sock = getenv("PCSCLITE_CSOCK_NAME");
+    snprintf(m->sock_path, sizeof(m->sock_path), "%s",
+             sock != NULL && sock[0] != '\0' ? sock : pcscd_socket_default);
+    m->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (m->wake_fd < 0) {
+        free(m);
+        return UK_E_INTERNAL;
+    }
     if (uv_mutex_init(&m->mu) != 0) {
+        close(m->wake_fd);
         free(m);
         return UK_E_INTERNAL;
     }
@@ -355,6 +455,7 @@ int uk__pcsc_monitor_start(uk__pcsc_monitor **out, const uk__pcsc_monitor_cbs *c
     if (rc != 0) {
         UK_LOG_ERR("uv_thread_create: %s", uv_strerror(rc));
         uv_mutex_destroy(&m->mu);
+        close(m->wake_fd);
         free(m);
         return rc == UV_ENOMEM ? UK_E_NO_MEMORY : UK_E_INTERNAL;
     }
@@ -364,6 +465,8 @@ int uk__pcsc_monitor_start(uk__pcsc_monitor **out, const uk__pcsc_monitor_cbs *c
 
 void uk__pcsc_monitor_cancel(uk__pcsc_monitor *m)
 {
+    uint64_t one = 1;
+    (void)!write(m->wake_fd, &one, sizeof(one)); /* a wait between attempts */
     uv_mutex_lock(&m->mu);
     if (m->have_ctx)
         (void)SCardCancel(m->ctx);
@@ -376,6 +479,9 @@ void uk__pcsc_monitor_free(uk__pcsc_monitor *m)
         return;
     uv_thread_join(&m->thread);
     uv_mutex_destroy(&m->mu);
+    close(m->wake_fd);
+    if (m->ino_fd >= 0)
+        close(m->ino_fd);
     free(m);
 }
 

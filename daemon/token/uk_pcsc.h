@@ -81,17 +81,19 @@ typedef struct uk__pcsc_monitor_cbs {
 
 /*
  * Starts the monitor thread. It establishes its own SCARDCONTEXT, retrying
- * with back-off (UK__SERVICE_RETRY_MIN_MS doubling to _MAX_MS, sleeping on
- * stop so that a stop is immediate) while pcscd is not there, and logs
- * "pcscd is back" when a lost service returns. Errors: UK_E_NO_MEMORY,
- * UK_E_INTERNAL (thread creation). Loop thread.
+ * while pcscd is not there with back-off (UK__SERVICE_RETRY_MIN_MS doubling
+ * to _MAX_MS), then by watching for pcscd's socket (PCSCLITE_CSOCK_NAME, read
+ * here, or libpcsclite's default) with inotify instead of polling; every
+ * wait ends at once on uk__pcsc_monitor_cancel. Logs "pcscd is back" when a
+ * lost service returns. Errors: UK_E_NO_MEMORY, UK_E_INTERNAL. Loop thread.
  */
 int uk__pcsc_monitor_start(uk__pcsc_monitor **out, const uk__pcsc_monitor_cbs *cbs, uk__stop *stop)
     __attribute__((warn_unused_result));
 
 /*
- * Asks the monitor to leave: call after uk__stop_set(stop). Sends
- * SCardCancel to end a blocking SCardGetStatusChange. A cancel that arrives
+ * Asks the monitor to leave: call after uk__stop_set(stop). Wakes a wait
+ * between attempts and sends SCardCancel to end a blocking
+ * SCardGetStatusChange. A cancel that arrives
  * just before the thread enters the call is lost (pcsc-lite only cancels a
  * call in progress), so the caller repeats this until exited() was called.
  * Loop thread.

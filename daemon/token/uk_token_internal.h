@@ -35,9 +35,13 @@
  * identification is tried again this often (each try itself waits up to
  * busy_timeout_ms). Only then does the token layer wake up by itself. */
 #define UK__BUSY_REIDENTIFY_MS 1000u
-/* Back-off between SCardEstablishContext attempts while pcscd is away. */
+/* Back-off between SCardEstablishContext attempts while pcscd is away;
+ * once it reaches _MAX the monitor stops polling and waits (up to _WATCH_MS
+ * at a time) for pcscd's socket to appear (inotify), then retries quickly
+ * again. Without a watch it keeps polling every _MAX_MS. */
 #define UK__SERVICE_RETRY_MIN_MS 100u
 #define UK__SERVICE_RETRY_MAX_MS 2000u
+#define UK__SERVICE_WATCH_MS     60000u
 /* After an empty answer or SCARD_E_NOT_TRANSACTED: how long to wait for
  * pcscd to notice a removal (it polls presence about every 400 ms). */
 #define UK__REMOVAL_SETTLE_MS 1200u

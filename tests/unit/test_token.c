@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include <uv.h>
@@ -1099,6 +1100,38 @@ static void test_token_starts_without_pcscd_and_finds_it_later(void **state)
     assert_int_equal(f->evs[0].ev, UK_TOKEN_INSERTED);
 }
 
+static void test_token_waits_for_the_pcscd_socket_instead_of_polling(void **state)
+{
+    struct fx *f = *state;
+    char dir[] = "/tmp/uk-test-token.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char sock[sizeof(dir) + 16];
+    snprintf(sock, sizeof(sock), "%s/pcscd.comm", dir);
+    assert_int_equal(setenv("PCSCLITE_CSOCK_NAME", sock, 1), 0);
+    fake_pcsc_add_reader(READER0);
+    fake_pcsc_insert(READER0, card_fn, &f->cards[0]);
+    fake_pcsc_set_service(false);
+    start(f, 0);
+    /* Quick retries for 100+200+400+800+1600 ms, then it watches the socket's directory. */
+    spin(f, 3600);
+    assert_true(log_has("waiting for pcscd's socket"));
+    unsigned est = fake_pcsc_calls("SCardEstablishContext");
+    spin(f, 1500);
+    assert_int_equal(fake_pcsc_calls("SCardEstablishContext"), est); /* no polling */
+
+    fake_pcsc_set_service(true);
+    FILE *fp = fopen(sock, "w"); /* pcscd's socket appears */
+    assert_non_null(fp);
+    fclose(fp);
+    uint64_t t0 = uk__now_ms();
+    assert_true(wait_events(f, 1, 2000));
+    assert_int_equal(f->evs[0].ev, UK_TOKEN_INSERTED);
+    assert_true(f->evs[0].at_ms - t0 < 500);
+    unlink(sock);
+    rmdir(dir);
+    assert_int_equal(setenv("PCSCLITE_CSOCK_NAME", "/nonexistent-uk-test/pcscd.comm", 1), 0);
+}
+
 /* ---- tests: internal operations (renewal hook) -------------------------------------------- */
 
 static void on_done_int(void *arg, int err)
@@ -1253,6 +1286,8 @@ static void test_token_pcsc_codes_map_to_reasons_and_log_once(void **state)
 int main(void)
 {
     uv_mutex_init(&log_mu);
+    /* The monitor watches for this socket while "pcscd" is away; keep it off /run. */
+    setenv("PCSCLITE_CSOCK_NAME", "/nonexistent-uk-test/pcscd.comm", 1);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_token_card_present_at_start_is_inserted_with_serial_id,
                                         setup, teardown),
@@ -1301,6 +1336,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_starts_without_pcscd_and_finds_it_later, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_token_waits_for_the_pcscd_socket_instead_of_polling,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_put_cert_emits_changed_and_drops_the_cache,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_token_stop_answers_every_callback_exactly_once, setup,
