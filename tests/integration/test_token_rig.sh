@@ -12,7 +12,8 @@
 #   - 32 callers signing and 32 listing certificates at once: all answered;
 #   - pcscd stopped and started again (`scripts/rig down` + `up` on the same
 #     DIR: same socket path, same card state) -> the layer says NO_SERVICE,
-#     then finds the token again by itself and logs "pcscd is back";
+#     does not poll while pcscd is away, then finds the token again by itself
+#     and logs "pcscd is back";
 #   - idle: the process sleeps (voluntary context switches while idle);
 #   - quit: the loop closes cleanly (exit 0).
 # shellcheck source=lib.sh
@@ -212,6 +213,13 @@ ok "pcscd stopped: REMOVED"
 say list
 wait_for '^list ' 2000
 expect_eq "list without pcscd" "$got" "list NO_SERVICE 0"
+sleep 3.5 # past the quick retries: now it waits for pcscd's socket to appear
+s0=$(ctxsw)
+sleep 3
+s1=$(ctxsw)
+wake=$((s1 - s0))
+((wake <= 6)) || fail "$wake wake-ups in 3 s while pcscd is away"
+ok "pcscd away: $wake wake-ups in 3 s (no polling)"
 t0=$(now_ms)
 rig_up "$tmp/rig"
 wait_for "^event [0-9]+ INSERTED $id" 15000
