@@ -10,9 +10,14 @@ set(UK_HARDENING_LINK -Wl,-z,relro -Wl,-z,now -pie)
 
 set(UK_DEFINES OPENSSL_API_COMPAT=30000 OPENSSL_NO_DEPRECATED _GNU_SOURCE)
 
+if(UK_SANITIZE AND UK_TSAN)
+  message(FATAL_ERROR "UK_SANITIZE (ASan+UBSan) and UK_TSAN cannot be combined")
+endif()
 if(UK_SANITIZE)
   set(UK_SAN_FLAGS -fsanitize=address,undefined -fno-sanitize-recover=all
     -fno-omit-frame-pointer)
+elseif(UK_TSAN)
+  set(UK_SAN_FLAGS -fsanitize=thread -fno-omit-frame-pointer)
 endif()
 
 # uk_target_defaults(TARGET): warnings, hardening, sanitizers and defines.
@@ -24,7 +29,7 @@ function(uk_target_defaults target)
   endif()
   target_compile_definitions(${target} PRIVATE ${UK_DEFINES})
   # _FORTIFY_SOURCE needs optimisation; sanitizer builds run -O1 and keep it.
-  if(NOT CMAKE_BUILD_TYPE STREQUAL "Debug" OR UK_SANITIZE)
+  if(NOT CMAKE_BUILD_TYPE STREQUAL "Debug" OR UK_SANITIZE OR UK_TSAN)
     target_compile_definitions(${target} PRIVATE _FORTIFY_SOURCE=2)
   endif()
   get_target_property(type ${target} TYPE)
