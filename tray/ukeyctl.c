@@ -9,16 +9,13 @@
  * this output staying plain JSON. */
 #include "uk_config.h"
 #include "uk_err.h"
+#include "uk_frame.h"
 #include "uk_jsonrpc.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 /* How long to wait for an answer; card operations can take a while. */
@@ -31,53 +28,6 @@ static void usage(FILE *f)
           f);
 }
 
-static int connect_socket(const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -1;
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int read_all(int fd, void *p, size_t n)
-{
-    char *c = p;
-    while (n > 0) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        if (poll(&pfd, 1, ANSWER_TIMEOUT_MS) != 1)
-            return -1;
-        ssize_t r = read(fd, c, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 /* Sends one request and returns the parsed response message, or NULL. */
 static uk_jsonrpc_msg *round_trip(int fd, const char *method, cJSON *params)
 {
@@ -88,25 +38,16 @@ static uk_jsonrpc_msg *round_trip(int fd, const char *method, cJSON *params)
     if (id == NULL || uk_jsonrpc_request_new(&req, id, method, params) != UK_OK ||
         uk_jsonrpc_print(req, &text, &len) != UK_OK)
         goto out;
-    uint8_t hdr[4] = {(uint8_t)len, (uint8_t)(len >> 8), (uint8_t)(len >> 16),
-                      (uint8_t)(len >> 24)};
-    if (write_all(fd, hdr, 4) != 0 || write_all(fd, text, len) != 0)
+    if (uk_frame_write(fd, text, len) != UK_OK)
         goto out;
     /* Skip notifications until our answer arrives. */
     for (;;) {
-        uint8_t rh[4];
-        if (read_all(fd, rh, 4) != 0)
+        uint8_t *body = NULL;
+        size_t n = 0;
+        if (uk_frame_read(fd, 16u * 1024 * 1024, ANSWER_TIMEOUT_MS, &body, &n) != UK_OK)
             goto out;
-        size_t n = (size_t)rh[0] | (size_t)rh[1] << 8 | (size_t)rh[2] << 16 | (size_t)rh[3] << 24;
-        if (n > 16u * 1024 * 1024)
-            goto out;
-        char *body = malloc(n ? n : 1);
-        if (body == NULL || read_all(fd, body, n) != 0) {
-            free(body);
-            goto out;
-        }
         uk_jsonrpc_limits lim = {.max_message = 16u * 1024 * 1024, .max_depth = 64};
-        int rc = uk_jsonrpc_parse(body, n, &lim, &msg, NULL);
+        int rc = uk_jsonrpc_parse((const char *)body, n, &lim, &msg, NULL);
         free(body);
         if (rc != UK_OK)
             goto out;
@@ -237,7 +178,7 @@ int main(int argc, char **argv)
         socket_path = cfg->socket_path;
     }
     int rc;
-    int fd = connect_socket(socket_path);
+    int fd = uk_frame_connect(socket_path);
     if (fd < 0) {
         fprintf(stderr, "ukeyctl: ukeyd is not running (no answer on %s)\n", socket_path);
         rc = 3;

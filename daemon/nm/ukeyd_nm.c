@@ -13,6 +13,7 @@
  * LIMIT_EXCEEDED error. Exit status: 0 when the browser closed stdin. */
 #include "uk_config.h"
 #include "uk_err.h"
+#include "uk_frame.h"
 #include "uk_jsonrpc.h"
 #include "uk_limits.h"
 #include "uk_log.h"
@@ -26,41 +27,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static int read_full(int fd, void *p, size_t n)
-{
-    char *c = p;
-    while (n > 0) {
-        ssize_t r = read(fd, c, n);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        c += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-static int write_full(int fd, const void *p, size_t n)
-{
-    const char *c = p;
-    while (n > 0) {
-        ssize_t w = write(fd, c, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        c += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
 
 /* Chrome's framing is native-endian; the daemon's is little-endian. On the
  * machines we build for they agree, and this says so at compile time. */
@@ -68,8 +37,7 @@ _Static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "native messaging rela
 
 static int send_frame(int fd, const char *json, size_t len)
 {
-    uint32_t n = (uint32_t)len;
-    return write_full(fd, &n, 4) == 0 && write_full(fd, json, len) == 0 ? 0 : -1;
+    return uk_frame_write(fd, json, len) == UK_OK ? 0 : -1;
 }
 
 /* Sends an error to the browser; id NULL when no request can carry it. */
@@ -112,20 +80,6 @@ static void answer_too_large(const char *frame, size_t len, size_t limit)
     cJSON_Delete(req);
 }
 
-static int connect_socket(const char *path)
-{
-    struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    if (strlen(path) >= sizeof(sa.sun_path))
-        return -1;
-    strcpy(sa.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0) {
-        close(fd);
-        fd = -1;
-    }
-    return fd;
-}
-
 /* Starts ukeyd from the directory this host lives in (so an installed host
  * starts the installed daemon) and waits until it says it is ready. */
 static int start_daemon(const char *config_path)
@@ -162,22 +116,6 @@ static int start_daemon(const char *config_path)
     return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
-/* Reads one daemon frame; answers are at most the daemon's own limit plus
- * room for our envelope, so a bound here only guards against a broken peer. */
-static char *read_frame(int fd, size_t max, size_t *len)
-{
-    uint32_t n;
-    if (read_full(fd, &n, 4) != 0 || n > max)
-        return NULL;
-    char *buf = malloc(n ? n : 1);
-    if (buf == NULL || read_full(fd, buf, n) != 0) {
-        free(buf);
-        return NULL;
-    }
-    *len = n;
-    return buf;
-}
-
 /* The first exchange: attach this session to the extension. */
 static int attach(int sock, const char *origin)
 {
@@ -193,8 +131,7 @@ static int attach(int sock, const char *origin)
     params = NULL;
     if (uk_jsonrpc_print(req, &text, &len) != UK_OK || send_frame(sock, text, len) != 0)
         goto out;
-    answer = read_frame(sock, UK_LIMIT_NM_FRAME_OUT, &len);
-    if (answer == NULL)
+    if (uk_frame_read(sock, UK_LIMIT_NM_FRAME_OUT, -1, (uint8_t **)&answer, &len) != UK_OK)
         goto out;
     cJSON *v = cJSON_ParseWithLength(answer, len);
     rc = v != NULL && cJSON_GetObjectItemCaseSensitive(v, "result") != NULL ? 0 : -1;
@@ -220,26 +157,24 @@ static int relay(int sock, size_t message_size)
             return 1;
         }
         if (pfd[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-            uint32_t n;
-            if (read_full(STDIN_FILENO, &n, 4) != 0)
-                return 0; /* the browser closed the port */
-            if (n > UK_LIMIT_NM_FRAME_IN) {
-                uk_log(UK_LOG_LEVEL_NOTICE, "ukeyd-nm: browser frame of %u bytes over the limit",
-                       n);
+            uint8_t *buf = NULL;
+            size_t n = 0;
+            int rc = uk_frame_read(STDIN_FILENO, UK_LIMIT_NM_FRAME_IN, -1, &buf, &n);
+            if (rc == UK_E_LIMIT_EXCEEDED) {
+                /* Reading it would cost the memory the limit protects. */
+                uk_log(UK_LOG_LEVEL_NOTICE, "ukeyd-nm: a browser frame over the %u-byte limit",
+                       UK_LIMIT_NM_FRAME_IN);
                 send_error(UK_E_LIMIT_EXCEEDED, "native messaging frame too large");
                 return 1;
             }
-            char *buf = malloc(n ? n : 1);
-            if (buf == NULL || read_full(STDIN_FILENO, buf, n) != 0) {
-                free(buf);
-                return 0; /* a short read: the browser went away mid-frame */
-            }
+            if (rc != UK_OK)
+                return 0; /* the browser closed the port, maybe mid-frame */
             if (n > message_size) {
-                answer_too_large(buf, n, message_size);
+                answer_too_large((const char *)buf, n, message_size);
                 free(buf);
                 continue;
             }
-            int rc = send_frame(sock, buf, n);
+            rc = send_frame(sock, (const char *)buf, n);
             free(buf);
             if (rc != 0) {
                 send_error(UK_E_DAEMON_UNAVAILABLE, "ukeyd closed the connection");
@@ -247,17 +182,17 @@ static int relay(int sock, size_t message_size)
             }
         }
         if (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-            size_t len;
+            uint8_t *buf = NULL;
+            size_t len = 0;
             /* The daemon never sends more than its own answers; anything
              * over 16 MiB is a broken peer. */
-            char *buf = read_frame(sock, 16u * 1024 * 1024, &len);
-            if (buf == NULL) {
+            if (uk_frame_read(sock, 16u * 1024 * 1024, -1, &buf, &len) != UK_OK) {
                 send_error(UK_E_DAEMON_UNAVAILABLE, "ukeyd closed the connection");
                 return 1;
             }
             int rc = len > UK_LIMIT_NM_FRAME_OUT
                          ? (send_error(UK_E_LIMIT_EXCEEDED, "answer too large for the browser"), 0)
-                         : send_frame(STDOUT_FILENO, buf, len);
+                         : send_frame(STDOUT_FILENO, (const char *)buf, len);
             free(buf);
             if (rc != 0)
                 return 0;
@@ -300,10 +235,10 @@ int main(int argc, char **argv)
         send_error(UK_E_ORIGIN_NOT_ALLOWED, "extension not allowed");
         goto out;
     }
-    sock = connect_socket(cfg->socket_path);
+    sock = uk_frame_connect(cfg->socket_path);
     if (sock < 0 && start_daemon(config_path) == 0) {
         for (int i = 0; i < 50 && sock < 0; i++) {
-            sock = connect_socket(cfg->socket_path);
+            sock = uk_frame_connect(cfg->socket_path);
             if (sock < 0)
                 nanosleep(&(struct timespec){.tv_nsec = 20 * 1000000}, NULL);
         }
