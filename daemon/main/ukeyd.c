@@ -16,6 +16,7 @@
 #include <getopt.h>
 #include <openssl/crypto.h>
 #include <limits.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,12 +378,19 @@ static int run_daemon(const char *config_path, bool foreground)
         return 1;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* A helper that idles most of its life: one malloc arena is plenty for
+     * a loop thread and a few card threads, and each extra arena would keep
+     * its own pages. */
+    mallopt(M_ARENA_MAX, 1);
     uv_loop_init(&d.loop);
     rc = start(&d);
     tell_parent(&d, rc);
     if (rc == UK_OK) {
         UK_LOG_NOTICE("ukeyd %s ready: socket %s, wss %s%u", UKEYD_VERSION, d.cfg->socket_path,
                       d.wss ? "127.0.0.1:" : "off", d.wss ? uk_wss_port(d.wss) : 0u);
+        /* Start-up (TLS ceremony, certificate parsing) leaves freed heap
+         * behind; give it back before settling into the idle state. */
+        malloc_trim(0);
         uv_run(&d.loop, UV_RUN_DEFAULT);
     } else {
         UK_LOG_ERR("start-up failed: %s", uk_err_name(rc));
