@@ -31,6 +31,38 @@
 /* A key location, in the driver's own words: PIV slot "9a", "82", ... */
 #define UK_KEY_ID_MAX 16
 
+/* Largest card record (read_record / write_record), in bytes. Fixed: it must
+ * fit a PIV data object next to the certificates on the smallest cards. */
+#define UK_DRIVER_RECORD_MAX 1024u
+
+/*
+ * The card record is a sequence of BER-TLVs (tags of 1 to 3 bytes, definite
+ * length fields of 1 to 4 bytes: short form, 81, 82 or 83) whose tags and
+ * meaning the renewal service defines, with one exception the drivers
+ * understand: every TLV tagged
+ * UK_RECORD_TAG_KEY_ID holds one key id ("82", no terminating NUL) that the
+ * record keeps (a staged key, the backup of an old key, the active key of a
+ * role); find_staging_slot never returns such a key id. write_record refuses
+ * a blob that is not such a sequence.
+ */
+#define UK_RECORD_TAG_KEY_ID 0xC0u
+
+/* What get_caps reports: bits of an unsigned. */
+enum {
+    UK_TOKEN_CAP_GENERATE = 1u << 0,     /* generate_key */
+    UK_TOKEN_CAP_PUT_CERT = 1u << 1,     /* put_cert, delete_cert */
+    UK_TOKEN_CAP_MOVE_KEY = 1u << 2,     /* move_key */
+    UK_TOKEN_CAP_DELETE_KEY = 1u << 3,   /* delete_key */
+    UK_TOKEN_CAP_KEY_METADATA = 1u << 4, /* the token tells whether a slot holds a key and its
+                                            public key without a certificate: find_staging_slot
+                                            sees keys without certificates, get_public_key works
+                                            for them */
+    UK_TOKEN_CAP_STAGING = 1u << 5,      /* find_staging_slot */
+    UK_TOKEN_CAP_RECORD = 1u << 6,       /* read_record, write_record (the token may still
+                                            refuse to store it: NOT_SUPPORTED at the write) */
+    UK_TOKEN_CAP_KEY_HISTORY = 1u << 7,  /* update_key_history */
+};
+
 typedef struct uk_token_identity {
     char serial[32]; /* what users know the key by (card number); "" if none */
     char label[64];  /* a human name for the key */
@@ -105,6 +137,75 @@ typedef struct uk_driver {
     int (*generate_key)(void *state, uk_card *card, const char *key_id, uk_key_alg alg,
                         uint8_t **spki, size_t *spki_len);
     int (*put_cert)(void *state, uk_card *card, const char *key_id, const uint8_t *der, size_t len);
+
+    /*
+     * Renewal staging (optional, each may be NULL). All run like the
+     * operations above: on the reader's worker, inside one transaction, with
+     * the state open returned. Those that change the card authenticate to it
+     * themselves (PIV: the management key from uk_driver_options) and fail
+     * with AUTH_FAILED, before changing anything, when they cannot.
+     * Docs: docs/drivers.md, "Renewal staging".
+     */
+
+    /* UK_TOKEN_CAP_* bits for this token. May use the card (PIV does not). */
+    int (*get_caps)(void *state, uk_card *card, unsigned *caps);
+    /*
+     * A free key location for a new key, never one in use: a spare slot
+     * (PIV: retired slots 82..95, lowest first) that holds no key as far as
+     * the token can tell (see UK_TOKEN_CAP_KEY_METADATA), no certificate, and
+     * is not kept by the card record (UK_RECORD_TAG_KEY_ID). Changes nothing.
+     * UK_E_NO_STAGING_SLOT when none is free; a card record that cannot be
+     * read is an error (CARD_ERROR, or the card's refusal), never taken for
+     * "nothing kept".
+     */
+    int (*find_staging_slot)(void *state, uk_card *card, char key_id_out[UK_KEY_ID_MAX]);
+    /*
+     * Moves the private key in `from` to `to`, replacing any key in `to`
+     * (move or delete that one first if it must survive). Certificates are
+     * not moved: put_cert / delete_cert them. KEY_NOT_FOUND when `from` holds
+     * no key; NOT_SUPPORTED when the token cannot (then nothing was sent to
+     * it).
+     */
+    int (*move_key)(void *state, uk_card *card, const char *from, const char *to);
+    /* Destroys the private key in key_id (its certificate stays). Errors as move_key. */
+    int (*delete_key)(void *state, uk_card *card, const char *key_id);
+    /* Empties key_id's certificate object (its key stays). OK when already empty. */
+    int (*delete_cert)(void *state, uk_card *card, const char *key_id);
+    /*
+     * The public key in key_id as DER SubjectPublicKeyInfo, malloc'ed (caller
+     * frees): from the token's key metadata when it has some
+     * (UK_TOKEN_CAP_KEY_METADATA; KEY_NOT_FOUND when the slot holds no key),
+     * else from the slot's certificate (NOT_SUPPORTED when there is none:
+     * such a token cannot tell the key of a slot without a certificate).
+     */
+    int (*get_public_key)(void *state, uk_card *card, const char *key_id, uint8_t **spki,
+                          size_t *spki_len);
+    /*
+     * The card record into buf (cap >= UK_DRIVER_RECORD_MAX is always
+     * enough; a smaller cap that the record does not fit is LIMIT_EXCEEDED):
+     * *len = 0 when there is none. Needs no PIN: anyone can read it, so it
+     * holds no secret. CARD_ERROR when the object exists but was not written
+     * by ukeyd (or by a newer one).
+     */
+    int (*read_record)(void *state, uk_card *card, uint8_t *buf, size_t cap, size_t *len);
+    /*
+     * Replaces the card record with blob (len <= UK_DRIVER_RECORD_MAX, else
+     * LIMIT_EXCEEDED; len 0 deletes it). INVALID_PARAMS when blob is not a
+     * TLV sequence (see UK_RECORD_TAG_KEY_ID); NOT_SUPPORTED when the card
+     * refuses to store the object.
+     */
+    int (*write_record)(void *state, uk_card *card, const uint8_t *blob, size_t len);
+    /*
+     * Tells other middleware how many retired keys the token holds: PIV Key
+     * History (SP 800-73-4: keysWithOnCardCerts, keysWithOffCardCerts,
+     * offCardCertURL). on_card + off_card <= 20; url (NULL for none, at most
+     * 118 bytes) is required when off_card > 0 and allowed only when
+     * on_card + off_card > 0 (else INVALID_PARAMS). OpenSC shows the
+     * certificates of the first on_card retired slots (82 upward) only: count
+     * up to the highest retired slot that has one.
+     */
+    int (*update_key_history)(void *state, uk_card *card, unsigned on_card, unsigned off_card,
+                              const char *url);
 } uk_driver;
 
 #endif

@@ -579,4 +579,13 @@ const uk_driver uk_driver_piv = {
     .sign = piv_sign,
     .generate_key = uk__piv_generate_key,
     .put_cert = uk__piv_put_cert,
+    .get_caps = uk__piv_get_caps,
+    .find_staging_slot = uk__piv_find_staging_slot,
+    .move_key = uk__piv_move_key,
+    .delete_key = uk__piv_delete_key,
+    .delete_cert = uk__piv_delete_cert,
+    .get_public_key = uk__piv_get_public_key,
+    .read_record = uk__piv_read_record,
+    .write_record = uk__piv_write_record,
+    .update_key_history = uk__piv_update_key_history,
 };

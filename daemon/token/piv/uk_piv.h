@@ -17,6 +17,18 @@
  *                 list_certs has not seen the slot)                      1
  *   generate_key  SELECT, management-key mutual auth (2), GENERATE       4
  *   put_cert      SELECT, management-key mutual auth (2), PUT DATA       4
+ * Renewal staging (docs/drivers.md, "Renewal staging"; "+1" is GET METADATA
+ * 9B, which vendor cards with metadata answer before the mutual auth):
+ *   get_caps      nothing (from open)                                    0
+ *   find_staging_slot  SELECT, GET DATA of the record, then per retired
+ *                 slot not kept by the record: GET METADATA (vendor) and,
+ *                 when it holds no key, GET DATA of its certificate  2 + 1..2 each
+ *   move_key, delete_key  SELECT, mutual auth (2, +1), MOVE KEY (00 F6)  4-5
+ *   delete_cert, write_record, update_key_history
+ *                 SELECT, mutual auth (2, +1), PUT DATA                 4-5
+ *   read_record   SELECT, GET DATA 5FFF55                                2
+ *   get_public_key  SELECT, GET METADATA (vendor) or GET DATA of the
+ *                 certificate                                            2
  *
  * Key ids are PIV key references in lower-case hex: "9a", "9c", "9d", "9e",
  * "82".."95".

@@ -111,7 +111,7 @@ static int mgm_step(uk__piv_state *st, uint8_t alg, const uint8_t *cmd, size_t c
  * appendix A.1 style): the card's encrypted witness is decrypted and sent
  * back with our own challenge, and the card must return that challenge
  * encrypted, proving it holds the same key. */
-static int mgm_authenticate(uk__piv_state *st)
+int uk__piv_mgm_authenticate(uk__piv_state *st)
 {
     const uint8_t *key = st->mgm_key;
     size_t key_len = st->mgm_key_len;
@@ -185,50 +185,77 @@ out:
 
 /* ---- key generation ---------------------------------------------------- */
 
-/* 7F49 { 81 n, 82 e } or 7F49 { 86 point } -> SPKI DER. */
-static int public_key_spki(uint8_t alg, const uint8_t *resp, size_t len, uint8_t **spki,
-                           size_t *spki_len)
+static unsigned rsa_bits(uint8_t alg)
 {
-    const uint8_t *v, *n, *e, *pt;
-    size_t l, nl, el, ptl;
-    int rc;
-    if (uk__piv_tlv_only(resp, len, 0x7F49, &v, &l) != 1) {
-        UK_LOG_WARN("the generated public key is not one 7F49 TLV");
-        return UK_E_CARD_ERROR;
+    switch (alg) {
+    case UK__PIV_ALG_RSA1024:
+        return 1024;
+    case UK__PIV_ALG_RSA2048:
+        return 2048;
+    case UK__PIV_ALG_RSA3072:
+        return 3072;
+    case UK__PIV_ALG_RSA4096:
+        return 4096;
+    default:
+        return 0;
     }
-    if (alg == UK__PIV_ALG_RSA2048) {
+}
+
+int uk__piv_pub_to_spki(uint8_t alg, const uint8_t *v, size_t l, uint8_t **spki, size_t *spki_len)
+{
+    const uint8_t *n, *e, *pt;
+    size_t nl, el, ptl;
+    unsigned bits = rsa_bits(alg);
+    uk_crypto_curve curve = alg == UK__PIV_ALG_ECCP256   ? UK_CRYPTO_CURVE_P256
+                            : alg == UK__PIV_ALG_ECCP384 ? UK_CRYPTO_CURVE_P384
+                                                         : UK_CRYPTO_CURVE_NONE;
+    int rc;
+    *spki = NULL;
+    *spki_len = 0;
+    if (bits > 0) {
         if (uk__piv_tlv_find(v, l, 0x81, &n, &nl) != 1 ||
             uk__piv_tlv_find(v, l, 0x82, &e, &el) != 1)
             return UK_E_CARD_ERROR;
         rc = uk_crypto_spki_from_rsa(n, nl, e, el, spki, spki_len);
-    } else {
+    } else if (curve != UK_CRYPTO_CURVE_NONE) {
         if (uk__piv_tlv_find(v, l, 0x86, &pt, &ptl) != 1)
             return UK_E_CARD_ERROR;
-        rc = uk_crypto_spki_from_ec(alg == UK__PIV_ALG_ECCP256 ? UK_CRYPTO_CURVE_P256
-                                                               : UK_CRYPTO_CURVE_P384,
-                                    pt, ptl, spki, spki_len);
+        rc = uk_crypto_spki_from_ec(curve, pt, ptl, spki, spki_len);
+    } else {
+        UK_LOG_NOTICE("a PIV public key of algorithm %02x is not one ukeyd knows", alg);
+        return UK_E_NOT_SUPPORTED;
     }
     if (rc == UK_E_INVALID_PARAMS)
         rc = UK_E_KEY_REJECTED;
     if (rc != UK_OK)
         return rc;
-    /* The card must have made the key it was asked for. */
+    /* The key must be the one the algorithm says. */
     uk_crypto_key_info ki;
     rc = uk_crypto_spki_info(*spki, *spki_len, &ki);
-    bool ok =
-        rc == UK_OK && (alg == UK__PIV_ALG_RSA2048
-                            ? ki.type == UK_CRYPTO_KEY_RSA && ki.bits == 2048
-                            : ki.type == UK_CRYPTO_KEY_EC &&
-                                  ki.curve == (alg == UK__PIV_ALG_ECCP256 ? UK_CRYPTO_CURVE_P256
-                                                                          : UK_CRYPTO_CURVE_P384));
+    bool ok = rc == UK_OK && (bits > 0 ? ki.type == UK_CRYPTO_KEY_RSA && ki.bits == bits
+                                       : ki.type == UK_CRYPTO_KEY_EC && ki.curve == curve);
     if (!ok) {
-        UK_LOG_WARN("the card generated another key than the one asked for");
+        UK_LOG_WARN("the card's public key is not of the algorithm it claims (%02x)", alg);
         free(*spki);
         *spki = NULL;
         *spki_len = 0;
         return UK_E_KEY_REJECTED;
     }
     return UK_OK;
+}
+
+/* 7F49 { 81 n, 82 e } or 7F49 { 86 point } -> SPKI DER. */
+static int public_key_spki(uint8_t alg, const uint8_t *resp, size_t len, uint8_t **spki,
+                           size_t *spki_len)
+{
+    const uint8_t *v;
+    size_t l;
+    if (uk__piv_tlv_only(resp, len, 0x7F49, &v, &l) != 1) {
+        UK_LOG_WARN("the generated public key is not one 7F49 TLV");
+        return UK_E_CARD_ERROR;
+    }
+    /* The card must have made the key it was asked for. */
+    return uk__piv_pub_to_spki(alg, v, l, spki, spki_len);
 }
 
 int uk__piv_generate_key(void *state, uk_card *card, const char *key_id, uk_key_alg alg,
@@ -257,7 +284,7 @@ int uk__piv_generate_key(void *state, uk_card *card, const char *key_id, uk_key_
     }
     rc = uk__piv_select(&st->io);
     if (rc == UK_OK)
-        rc = mgm_authenticate(st);
+        rc = uk__piv_mgm_authenticate(st);
     if (rc != UK_OK)
         return rc;
 
@@ -318,7 +345,7 @@ int uk__piv_put_cert(void *state, uk_card *card, const char *key_id, const uint8
     }
     rc = uk__piv_select(&st->io);
     if (rc == UK_OK)
-        rc = mgm_authenticate(st);
+        rc = uk__piv_mgm_authenticate(st);
     if (rc == UK_OK) {
         uint16_t sw = 0;
         rc = uk__piv_transceive(&st->io, UK__PIV_INS_PUT_DATA, 0x3F, 0xFF, cmd, b.len, NULL, 0,

@@ -27,6 +27,7 @@ enum {
     UK__PIV_INS_GET_RESPONSE = 0xC0,
     UK__PIV_INS_GET_DATA = 0xCB,
     UK__PIV_INS_PUT_DATA = 0xDB,
+    UK__PIV_INS_MOVE_KEY = 0xF6, /* vendor: P1 destination (FF: delete), P2 source */
     UK__PIV_INS_GET_METADATA = 0xF7,
     UK__PIV_INS_GET_SERIAL = 0xF8,
     UK__PIV_INS_GET_VERSION = 0xFD,
@@ -48,6 +49,13 @@ enum {
 
 #define UK__PIV_KEY_PIN 0x80
 #define UK__PIV_KEY_MGM 0x9B
+
+/* Objects of renewal staging: Key History (SP 800-73-4) and the ukeyd card
+ * record, a vendor-range object that yubico-piv-tool, ykman and the YubiKey
+ * minidriver leave alone (they use 5FFF00 admin data, 5FFF01 attestation,
+ * 5FFF10 MSCMAP, 5FFF11..15 MSROOTS). docs/drivers.md, "Renewal staging". */
+#define UK__PIV_OBJ_KEY_HISTORY 0x5FC10Cu
+#define UK__PIV_OBJ_RECORD      0x5FFF55u
 
 /* ---- APDU layer (uk_piv_apdu.c) --------------------------------------- */
 
@@ -149,9 +157,31 @@ int uk__piv_list_certs(void *state, uk_card *card, uk_token_cert **certs, size_t
 int uk__piv_parse_cert_object(const uint8_t *obj, size_t len, uint8_t **der, size_t *der_len,
                               uint8_t *alg) __attribute__((warn_unused_result));
 
+/* Management-key mutual authentication (uk_piv_admin.c); after SELECT. */
+int uk__piv_mgm_authenticate(uk__piv_state *st) __attribute__((warn_unused_result));
+/* Public key contents (81 n, 82 e | 86 point: inside 7F49, or GET METADATA
+ * tag 04) of SP 800-78 algorithm alg -> malloc'ed SPKI DER, checked to be a
+ * key of that algorithm (else KEY_REJECTED). NOT_SUPPORTED for other algs. */
+int uk__piv_pub_to_spki(uint8_t alg, const uint8_t *v, size_t l, uint8_t **spki, size_t *spki_len)
+    __attribute__((warn_unused_result));
+
 int uk__piv_generate_key(void *state, uk_card *card, const char *key_id, uk_key_alg alg,
                          uint8_t **spki, size_t *spki_len);
 int uk__piv_put_cert(void *state, uk_card *card, const char *key_id, const uint8_t *der,
                      size_t len);
+
+/* Renewal staging (uk_piv_staging.c): the uk_driver operations of the same
+ * names. */
+int uk__piv_get_caps(void *state, uk_card *card, unsigned *caps);
+int uk__piv_find_staging_slot(void *state, uk_card *card, char key_id_out[UK_KEY_ID_MAX]);
+int uk__piv_move_key(void *state, uk_card *card, const char *from, const char *to);
+int uk__piv_delete_key(void *state, uk_card *card, const char *key_id);
+int uk__piv_delete_cert(void *state, uk_card *card, const char *key_id);
+int uk__piv_get_public_key(void *state, uk_card *card, const char *key_id, uint8_t **spki,
+                           size_t *spki_len);
+int uk__piv_read_record(void *state, uk_card *card, uint8_t *buf, size_t cap, size_t *len);
+int uk__piv_write_record(void *state, uk_card *card, const uint8_t *blob, size_t len);
+int uk__piv_update_key_history(void *state, uk_card *card, unsigned on_card, unsigned off_card,
+                               const char *url);
 
 #endif
