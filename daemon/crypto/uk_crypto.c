@@ -16,19 +16,14 @@
 
 #include "uk_err.h"
 #include "uk_log.h"
+#include "uk_ossl.h"
 
 /* Logs OpenSSL's queue (once, at the failing call) and clears it. */
 #define OSSL_FAIL(what) ossl_fail(what, __FILE__, __LINE__, __func__)
 
 static int ossl_fail(const char *what, const char *file, int line, const char *func)
 {
-    unsigned long e = ERR_get_error();
-    char buf[256] = "no OpenSSL error";
-    if (e != 0)
-        ERR_error_string_n(e, buf, sizeof(buf));
-    uk_log_at(UK_LOG_LEVEL_ERR, file, line, func, "%s failed: %s", what, buf);
-    ERR_clear_error();
-    return UK_E_INTERNAL;
+    return uk_ossl_fail_at(UK_LOG_LEVEL_ERR, file, line, func, UK_E_INTERNAL, what);
 }
 
 static const EVP_MD *md_of(uk_crypto_md md)

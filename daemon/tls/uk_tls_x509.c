@@ -16,6 +16,7 @@
 
 #include "uk_err.h"
 #include "uk_log.h"
+#include "uk_ossl.h"
 #include "uk_tls_internal.h"
 
 /* notBefore is set this far in the past, for clocks that are a little behind. */
@@ -39,32 +40,7 @@
 
 int uk__tls_ossl_fail(const char *file, int line, const char *func, const char *what)
 {
-    int err = UK_E_TLS_ERROR;
-    char text[768];
-    size_t used = 0;
-    unsigned long e;
-    const char *data = NULL;
-    int flags = 0;
-
-    text[0] = 0;
-    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
-        char one[256];
-        if (ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE)
-            err = UK_E_NO_MEMORY;
-        ERR_error_string_n(e, one, sizeof(one));
-        bool with_data = (flags & ERR_TXT_STRING) != 0 && data != NULL && data[0] != 0;
-        int n = snprintf(text + used, sizeof(text) - used, "%s%s%s%s", used > 0 ? "; " : "", one,
-                         with_data ? " " : "", with_data ? data : "");
-        if (n < 0 || (size_t)n >= sizeof(text) - used) {
-            used = sizeof(text) - 1;
-            break;
-        }
-        used += (size_t)n;
-    }
-    ERR_clear_error();
-    uk_log_at(UK_LOG_LEVEL_ERR, file, line, func, "%s failed: %s", what,
-              used > 0 ? text : "(no OpenSSL error queued)");
-    return err;
+    return uk_ossl_fail_at(UK_LOG_LEVEL_ERR, file, line, func, UK_E_TLS_ERROR, what);
 }
 
 time_t uk__tls_time(const ASN1_TIME *t)

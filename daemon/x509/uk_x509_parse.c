@@ -19,6 +19,7 @@
 
 #include "uk_err.h"
 #include "uk_log.h"
+#include "uk_ossl.h"
 #include "uk_x509.h"
 #include "uk_x509_internal.h"
 
@@ -53,32 +54,8 @@ static const struct {
 
 int uk__x509_ossl_fail(const char *file, int line, const char *func, int err, const char *what)
 {
-    char text[768];
-    size_t used = 0;
-    unsigned long e;
-    const char *data = NULL;
-    int flags = 0;
-
-    text[0] = 0;
-    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
-        char one[256];
-        if (ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE)
-            err = UK_E_NO_MEMORY;
-        if (used + 1 >= sizeof(text))
-            continue; /* keep draining the queue */
-        ERR_error_string_n(e, one, sizeof(one));
-        bool with_data = (flags & ERR_TXT_STRING) != 0 && data != NULL && data[0] != 0;
-        int n = snprintf(text + used, sizeof(text) - used, "%s%s%s%s", used > 0 ? "; " : "", one,
-                         with_data ? " " : "", with_data ? data : "");
-        if (n < 0 || (size_t)n >= sizeof(text) - used)
-            used = sizeof(text) - 1;
-        else
-            used += (size_t)n;
-    }
-    ERR_clear_error();
-    uk_log_at(UK_LOG_LEVEL_DEBUG, file, line, func, "%s failed: %s", what,
-              used > 0 ? text : "(no OpenSSL error queued)");
-    return err;
+    /* Bad input is ordinary here, so the reason is for debugging only. */
+    return uk_ossl_fail_at(UK_LOG_LEVEL_DEBUG, file, line, func, err, what);
 }
 
 /* A rule of ours (not OpenSSL's) rejected the certificate: log why, once, at debug level. */
