@@ -279,4 +279,214 @@ int uk_x509_verify_digest(const uk_cert_info *c, const uint8_t *digest, size_t d
                           const uint8_t *sig, size_t siglen, uk_x509_sig_alg alg)
     __attribute__((warn_unused_result));
 
+/* ==============================================================================================
+ * New keys and certificate requests (renewal.prepare)
+ *
+ * A renewal generates a key pair on the card, checks the public key the card reports
+ * (uk_x509_check_new_key), then builds a PKCS#10 request for it in two steps around the card's
+ * signature: uk_x509_csr_tbs gives the bytes to sign, the token layer signs them with the new key,
+ * uk_x509_csr_finish attaches the signature and verifies it with the reported key. No OpenSSL
+ * type here either; same thread, error and logging rules as above (docs/certificates.md, "New
+ * keys" and "Certificate requests").
+ * ============================================================================================== */
+
+/* What a new public key is. */
+typedef enum uk_x509_key_kind {
+    UK_X509_KEY_RSA = 0, /* rsaEncryption (an id-RSASSA-PSS key is OTHER) */
+    UK_X509_KEY_EC_P256, /* id-ecPublicKey, namedCurve prime256v1 */
+    UK_X509_KEY_EC_P384, /* id-ecPublicKey, namedCurve secp384r1 */
+    UK_X509_KEY_SM2,     /* id-ecPublicKey, namedCurve sm2p256v1 */
+    UK_X509_KEY_OTHER,   /* anything else (P-521, Ed25519, DSA, ...): never accepted */
+} uk_x509_key_kind;
+
+/* The bit of kind in uk_x509_key_policy.allowed. */
+#define UK_X509_KEY_ALLOW(kind) (1u << (unsigned)(kind))
+
+/* Default RSA modulus bounds of uk_x509_key_policy_init, in bits (both inclusive). */
+#define UK_X509_RSA_MIN_BITS_DEFAULT 2048u
+#define UK_X509_RSA_MAX_BITS_DEFAULT 8192u
+
+/* Longest signature uk_x509_csr_finish takes, in bytes (RSA-16384); longer is SIGNATURE_INVALID. */
+#define UK_X509_CSR_SIG_MAX 2048u
+
+/* Bytes of uk_x509_key_info.reason, with the NUL. */
+#define UK_X509_KEY_REASON_LEN 160
+
+typedef struct uk_x509_key_policy {
+    /*
+     * UK_X509_KEY_ALLOW bits of the kinds accepted. To check the "right curve", allow only the
+     * kind that was asked of the card (a P-256 request answered with a P-384 key is rejected).
+     */
+    unsigned allowed;
+    unsigned rsa_min_bits;
+    unsigned rsa_max_bits;
+    /*
+     * false: the public exponent must be 65537. true: any exponent SP 800-56B allows (odd,
+     * 2^16 < e < 2^256). Exponent 3 is rejected either way.
+     */
+    bool rsa_any_exponent;
+} uk_x509_key_policy;
+
+/*
+ * The default policy: RSA, P-256 and P-384 allowed (SM2 not: set
+ * UK_X509_KEY_ALLOW(UK_X509_KEY_SM2) for a token that makes SM2 keys), RSA modulus of 2048 to
+ * 8192 bits, exponent 65537 only. NULL-safe.
+ */
+void uk_x509_key_policy_init(uk_x509_key_policy *pol);
+
+/* "RSA", "P-256", "P-384", "SM2", or "other". */
+const char *uk_x509_key_kind_name(uk_x509_key_kind kind);
+
+/* Why uk_x509_check_new_key rejected a key. */
+typedef enum uk_x509_key_problem {
+    UK_X509_KEY_OK = 0,
+    /* Not one SubjectPublicKeyInfo OpenSSL decodes, trailing bytes, not DER, empty or too big. */
+    UK_X509_KEY_MALFORMED,
+    /* A kind the policy does not allow (a curve not asked for, SM2 not enabled, Ed25519...). */
+    UK_X509_KEY_KIND_NOT_ALLOWED,
+    UK_X509_KEY_RSA_SIZE,     /* modulus outside rsa_min_bits..rsa_max_bits */
+    UK_X509_KEY_RSA_EXPONENT, /* public exponent not accepted */
+    UK_X509_KEY_RSA_ROCA,     /* the ROCA fingerprint (CVE-2017-15361, Infineon RSALib) */
+    UK_X509_KEY_RSA_INVALID,  /* fails SP 800-56B (even modulus, a small factor, a prime) */
+    UK_X509_KEY_EC_PARAMS,    /* explicit curve parameters instead of a named curve */
+    UK_X509_KEY_EC_POINT,     /* the point is not on its curve, or is the point at infinity */
+} uk_x509_key_problem;
+
+typedef struct uk_x509_key_info {
+    uk_x509_key_kind kind; /* as far as it was found out; OTHER when the SPKI does not decode */
+    unsigned bits;         /* RSA modulus bits; EC/SM2 field bits (256, 384); 0 when unknown */
+    uk_x509_key_problem problem;
+    /* Why, in English, for the log and ukeyctl (never for the browser); "" when accepted. */
+    char reason[UK_X509_KEY_REASON_LEN];
+} uk_x509_key_info;
+
+/*
+ * Check the new public key (SubjectPublicKeyInfo DER, len bytes at spki) a card reported against
+ * pol (NULL: the defaults of uk_x509_key_policy_init), in this order:
+ *   - one SPKI OpenSSL decodes, no trailing bytes (a point off its curve does not even decode:
+ *     EC_POINT, anything else: MALFORMED);
+ *   - EC and SM2: a named curve, and not the point at infinity (EVP_PKEY_public_check);
+ *   - strict DER: the key re-encodes to the very bytes given (they go into the request as they
+ *     are);
+ *   - a kind the policy allows;
+ *   - RSA: modulus size, public exponent, the ROCA fingerprint (uk_x509_rsa_roca_fingerprint),
+ *     then OpenSSL's SP 800-56B public-key check.
+ * *out is always written (also on UK_E_KEY_REJECTED, with problem and reason).
+ * Returns UK_OK, UK_E_KEY_REJECTED (every failing check, a malformed SPKI included: the bytes come
+ * from the card's key generation, not from a certificate), UK_E_INVALID_PARAMS (out NULL, spki
+ * NULL with len > 0, rsa_min_bits > rsa_max_bits), UK_E_NO_MEMORY, UK_E_INTERNAL.
+ */
+int uk_x509_check_new_key(const uint8_t *spki, size_t len, const uk_x509_key_policy *pol,
+                          uk_x509_key_info *out) __attribute__((warn_unused_result));
+
+/*
+ * The ROCA fingerprint of an RSA modulus (big-endian, len bytes): true when, for every prime p
+ * from 3 to 167, N mod p lies in the multiplicative subgroup generated by 65537 mod p (so N
+ * mod p is never 0). Keys from Infineon's RSALib always have it; other keys have it with a
+ * probability of about 2^-27.8. The subgroups are computed at each call (docs/certificates.md).
+ */
+bool uk_x509_rsa_roca_fingerprint(const uint8_t *n, size_t len);
+
+/* A certificate request being built; opaque. Used by one thread at a time. */
+typedef struct uk_x509_csr uk_x509_csr;
+
+/* One attribute of an explicit subject (uk_x509_csr_req.subject). */
+typedef struct uk_x509_subject_attr {
+    const char *type;  /* a short name ("CN", "O", "C", "serialNumber", ...) or a dotted OID */
+    const char *value; /* UTF-8 text */
+    size_t rdn;        /* RDN index: from 0, rising by at most 1, equal within a multi-valued RDN */
+} uk_x509_subject_attr;
+
+typedef struct uk_x509_csr_req {
+    /*
+     * The certificate being renewed (from uk_x509_parse; borrowed for the call). Unless subject
+     * is given, the request's subject is this certificate's subject, byte for byte (string types
+     * and attribute order included). May be NULL when subject is given (a repair with no
+     * certificate left).
+     */
+    const uk_cert_info *current;
+    /*
+     * An explicit subject (renewal.prepare's subject), in certificate order (the order of
+     * uk_x509_name.parts, C first). Values are encoded as RFC 5280 asks: PrintableString for C,
+     * serialNumber and dnQualifier, IA5String for emailAddress and DC, UTF8String otherwise.
+     * n_subject 0: take current's.
+     */
+    const uk_x509_subject_attr *subject;
+    size_t n_subject;
+    /* The new key's SubjectPublicKeyInfo DER; it goes into the request unchanged. */
+    const uint8_t *spki;
+    size_t spki_len;
+    /*
+     * How the card will sign: RSA PKCS#1 v1.5 or PSS (MGF1 with the same hash, salt as long as
+     * the hash: 32 bytes with SHA-256), ECDSA, or SM2 with SM3 (distinguishing ID
+     * 1234567812345678). Must fit the key (NOT_SUPPORTED otherwise).
+     */
+    uk_x509_sig_alg sig_alg;
+    /*
+     * false (the default): no extensionRequest; the CA applies its own profile. true: copy the
+     * keyUsage and extendedKeyUsage extensions of current (bytes and criticality) into an
+     * extensionRequest, for CAs that issue what is asked. Requires current.
+     */
+    bool copy_usage;
+} uk_x509_csr_req;
+
+/*
+ * Build the request for req and return the DER CertificationRequestInfo the card must sign in
+ * *tbs (malloc'd, caller frees with free()) and the state for uk_x509_csr_finish in *state
+ * (caller frees with uk_x509_csr_free). The request is version 1 (0), attributes empty unless
+ * copy_usage.
+ * What the card signs:
+ *   RSA and ECDSA  the hash of *tbs with the algorithm's digest (uk_x509_digest, or
+ *                  uk_x509_csr_digest), signed with the matching scheme (PKCS#1 v1.5 DigestInfo,
+ *                  PSS with a salt as long as the hash, ECDSA as DER SEQUENCE { r, s });
+ *   SM2            e = SM3(Z || tbs) where Z is computed from the new key and the ID
+ *                  1234567812345678 (uk_x509_sm2_digest, or uk_x509_csr_digest); a card that
+ *                  hashes itself must be given that ID. Signature as DER SEQUENCE { r, s }.
+ * The request is not checked against a key policy here: call uk_x509_check_new_key first.
+ * Errors: UK_E_INVALID_PARAMS (a NULL pointer, no subject source, copy_usage without current,
+ * sig_alg outside the enum, a subject part that does not encode), UK_E_KEY_REJECTED (spki does not
+ * decode, has trailing bytes or is not DER), UK_E_NOT_SUPPORTED (sig_alg does not fit the key),
+ * UK_E_CERT_INVALID (current's DER does not decode), UK_E_NO_MEMORY. On error nothing is returned.
+ */
+int uk_x509_csr_tbs(const uk_x509_csr_req *req, uint8_t **tbs, size_t *tbs_len, uk_x509_csr **state)
+    __attribute__((warn_unused_result));
+
+/* The signature algorithm the state was built for. */
+uk_x509_sig_alg uk_x509_csr_get_sig_alg(const uk_x509_csr *state);
+
+/*
+ * The digest the card signs for state (see uk_x509_csr_tbs): the hash of the TBS, or SM2's
+ * SM3(Z || TBS). *out_len: capacity on entry (UK_X509_DIGEST_MAX is always enough), length on
+ * return. Errors: UK_E_INVALID_PARAMS, UK_E_NO_MEMORY.
+ */
+int uk_x509_csr_digest(const uk_x509_csr *state, uint8_t *out, size_t *out_len)
+    __attribute__((warn_unused_result));
+
+/*
+ * Attach the card's signature (sig_len bytes at sig) and the signature algorithm to the request
+ * (X509_REQ_set1_signature_algo + X509_REQ_set0_signature), verify it with X509_REQ_verify and
+ * the new key, and return the request as PEM text (*pem, NUL-terminated) and DER (*der,
+ * *der_len), each malloc'd for the caller to free() and each optional (pass NULL).
+ * Returns UK_E_SIGNATURE_INVALID when the signature does not verify (the card signed with
+ * another key than the one it reported, or with another scheme; also an empty or over-long
+ * signature): nothing is returned, and the state may be given another signature. Also
+ * UK_E_INVALID_PARAMS (state NULL, sig NULL with sig_len > 0, exactly one of der/der_len NULL),
+ * UK_E_NO_MEMORY.
+ */
+int uk_x509_csr_finish(uk_x509_csr *state, const uint8_t *sig, size_t sig_len, char **pem,
+                       uint8_t **der, size_t *der_len) __attribute__((warn_unused_result));
+
+/* Free a state from uk_x509_csr_tbs. NULL-safe. */
+void uk_x509_csr_free(uk_x509_csr *state);
+
+/*
+ * SM2 signing digest e = SM3(Z || msg), Z = SM3(ENTL || ID || a || b || xG || yG || xA || yA)
+ * with the ID 1234567812345678 and the SM2 key of the SubjectPublicKeyInfo at spki (GM/T 0003.2,
+ * GM/T 0009): what a card that signs a digest is given. *out_len: capacity on entry (at least
+ * 32), 32 on return. Errors: UK_E_INVALID_PARAMS, UK_E_KEY_REJECTED (spki does not decode),
+ * UK_E_NOT_SUPPORTED (not an SM2 key), UK_E_NO_MEMORY, UK_E_INTERNAL.
+ */
+int uk_x509_sm2_digest(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t n,
+                       uint8_t *out, size_t *out_len) __attribute__((warn_unused_result));
+
 #endif
