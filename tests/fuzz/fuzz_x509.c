@@ -4,21 +4,17 @@
  * header promises (strings non-NULL and NUL-terminated, DER kept as given, fingerprint length).
  * Seed corpus: tests/fuzz/corpus/x509/ (real certificates: RSA, EC, SM2 with Chinese names).
  *
- * Build (until the fuzz build is wired into CMake):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Idaemon/x509 \
- *     -Idaemon/util tests/fuzz/fuzz_x509.c daemon/x509/uk_x509_parse.c \
- *     daemon/x509/uk_x509_crypto.c daemon/x509/uk_x509_status.c daemon/util/uk_log.c \
- *     daemon/util/uk_err.c -lcrypto -o fuzz_x509
- *   ./fuzz_x509 -max_len=4096 tests/fuzz/corpus/x509/
+ * Built by tests/fuzz/CMakeLists.txt: a libFuzzer binary in the preset "fuzz", a replayer of the
+ * corpus (ctest, label "fuzz") elsewhere. Run: build/fuzz/tests/fuzz/fuzz_x509 -max_len=4096
+ * tests/fuzz/corpus/x509/
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "uk_err.h"
 #include "uk_x509.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_name(const uk_x509_name *n)
 {
@@ -45,6 +41,7 @@ static void check_status(const uk_cert_info *c, time_t now)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     uk_cert_info *c = NULL;
+    uk_fuzz_quiet();
     if (uk_x509_parse(data, size, &c) != UK_OK)
         return 0;
     if (c->der_len != size || memcmp(c->der, data, size) != 0 ||
