@@ -206,6 +206,20 @@ typedef struct uk_driver {
      */
     int (*update_key_history)(void *state, uk_card *card, unsigned on_card, unsigned off_card,
                               const char *url);
+
+    /*
+     * Whether sign(req) could succeed — the key exists and fits the scheme
+     * and hash — checked without the PIN, so a request that cannot work
+     * never spends a PIN try. UK_OK or the error sign would return.
+     */
+    int (*check_sign)(void *state, uk_card *card, const uk_sign_req *req);
+    /*
+     * Forgets a PIN verified in this transaction (best effort; nothing to
+     * report), so that no other program on the same card can use the key
+     * without the PIN after ukeyd's operation. Called after every operation
+     * that verified the PIN, whatever its outcome.
+     */
+    void (*logout)(void *state, uk_card *card);
 } uk_driver;
 
 #endif

@@ -406,7 +406,11 @@ static int op_body(struct op *op, uk_card *card)
         if (d->verify_pin == NULL || d->sign == NULL)
             return UK_E_NOT_SUPPORTED;
         int retries = -1;
-        int rc = d->verify_pin(state, card, op->pin, &retries);
+        /* A request that cannot work must not cost a PIN try. */
+        int rc = d->check_sign ? d->check_sign(state, card, &op->req) : UK_OK;
+        if (rc != UK_OK)
+            return rc;
+        rc = d->verify_pin(state, card, op->pin, &retries);
         note_pin(op, rc, retries);
         if (rc != UK_OK)
             return rc;
@@ -414,6 +418,10 @@ static int op_body(struct op *op, uk_card *card)
         rc = d->sign(state, card, &op->req, op->sig, sizeof(op->sig), &op->sig_len);
         if (rc == UK_OK && (op->sig_len == 0 || op->sig_len > sizeof(op->sig)))
             rc = UK_E_INTERNAL;
+        /* The card stays powered after we let go of it: leave no verified
+         * PIN behind for the next program to use. */
+        if (d->logout != NULL)
+            d->logout(state, card);
         return rc;
     }
     case OP_RUN:

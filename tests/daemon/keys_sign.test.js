@@ -150,12 +150,10 @@ test('sign: every algorithm, data and digest, verified by openssl; bad parameter
         w.close();
     });
 
-    // The token layer VERIFYs the PIN before the driver looks at the key (uk_tokens.c OP_SIGN,
-    // then uk_piv.c piv_sign/slot_alg), so a request that can never succeed still spends a PIN
-    // try when its PIN is wrong (and leaves the PIN verified on the card when it is right).
+    // The driver checks the key and the algorithm (check_sign) before the PIN is verified, so a
+    // request that can never succeed never spends a PIN try.
     await t.test(
         'a request that cannot succeed (no key, wrong algorithm for the key) costs no PIN try',
-        { todo: 'the PIN is verified before the key and algorithm are checked (see the report)' },
         async () => {
             const b64 = data.toString('base64');
             const got = [];

@@ -488,6 +488,50 @@ static bool ecdsa_der_ok(const uint8_t *sig, size_t len)
     return p == v + l;
 }
 
+/* The key's slot and algorithm for req, and whether req's scheme and hash
+ * fit them; no PIN needed. */
+static int sign_target(uk__piv_state *st, const uk_sign_req *req, uint8_t *slot, uint8_t *alg,
+                       uk_crypto_md *md)
+{
+    if (req == NULL || req->digest == NULL || !uk__piv_slot_parse(req->key_id, slot))
+        return UK_E_INVALID_PARAMS;
+    int rc = crypto_md(req->hash, md);
+    if (rc != UK_OK)
+        return rc;
+    if (req->digest_len != uk_crypto_md_size(*md))
+        return UK_E_INVALID_PARAMS;
+    rc = slot_alg(st, *slot, alg);
+    if (rc != UK_OK)
+        return rc;
+    bool rsa = rsa_bytes(*alg) > 0;
+    bool scheme_ok = rsa ? req->scheme == UK_SIG_RSA_PKCS1 || req->scheme == UK_SIG_RSA_PSS
+                         : ec_bytes(*alg) > 0 && req->scheme == UK_SIG_ECDSA;
+    return scheme_ok ? UK_OK : UK_E_INVALID_PARAMS;
+}
+
+static int piv_check_sign(void *state, uk_card *card, const uk_sign_req *req)
+{
+    uk__piv_state *st = state;
+    uint8_t slot = 0, alg = 0;
+    uk_crypto_md md;
+    st->io.card = card;
+    int rc = uk__piv_select(&st->io);
+    return rc == UK_OK ? sign_target(st, req, &slot, &alg, &md) : rc;
+}
+
+/* VERIFY with P1=FF: the card forgets the PIN (SP 800-73-4 part 2, 3.2.1). */
+static void piv_logout(void *state, uk_card *card)
+{
+    uk__piv_state *st = state;
+    static const uint8_t reset_pin[] = {0x00, 0x20, 0xFF, 0x80};
+    uint8_t resp[8];
+    size_t len = 0;
+    st->io.card = card;
+    if (uk_card_transmit(card, reset_pin, sizeof(reset_pin), resp, sizeof(resp), &len) != UK_OK ||
+        len < 2 || resp[len - 2] != 0x90 || resp[len - 1] != 0x00)
+        UK_LOG_NOTICE("the card did not confirm that it forgot the PIN");
+}
+
 static int piv_sign(void *state, uk_card *card, const uk_sign_req *req, uint8_t *sig, size_t cap,
                     size_t *sig_len)
 {
@@ -496,18 +540,12 @@ static int piv_sign(void *state, uk_card *card, const uk_sign_req *req, uint8_t 
     uk_crypto_md md;
     int rc;
     st->io.card = card;
-    if (req == NULL || req->digest == NULL || sig == NULL || sig_len == NULL ||
-        !uk__piv_slot_parse(req->key_id, &slot))
-        return UK_E_INVALID_PARAMS;
-    rc = crypto_md(req->hash, &md);
-    if (rc != UK_OK)
-        return rc;
-    if (req->digest_len != uk_crypto_md_size(md))
+    if (sig == NULL || sig_len == NULL)
         return UK_E_INVALID_PARAMS;
     /* No SELECT here: the token layer verified the PIN in this transaction
      * just before (verify_pin selected), and a PIN-always key wants the
      * signature to follow the VERIFY. */
-    rc = slot_alg(st, slot, &alg);
+    rc = sign_target(st, req, &slot, &alg, &md);
     if (rc != UK_OK)
         return rc;
 
@@ -588,4 +626,6 @@ const uk_driver uk_driver_piv = {
     .read_record = uk__piv_read_record,
     .write_record = uk__piv_write_record,
     .update_key_history = uk__piv_update_key_history,
+    .check_sign = piv_check_sign,
+    .logout = piv_logout,
 };
