@@ -183,8 +183,8 @@ fail:
 
 static int get_uint(const cJSON *item, const char *key, double min, double max, double *out)
 {
-    if (!cJSON_IsNumber(item) || item->valuedouble != (double)(long long)item->valuedouble ||
-        item->valuedouble < min || item->valuedouble > max) {
+    if (!cJSON_IsNumber(item) || item->valuedouble < min || item->valuedouble > max ||
+        item->valuedouble != (double)(long long)item->valuedouble) {
         UK_LOG_ERR("config: \"%s\" must be a whole number from %.0f to %.0f", key, min, max);
         return UK_E_CONFIG_INVALID;
     }
