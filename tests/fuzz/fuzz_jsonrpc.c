@@ -33,8 +33,8 @@ static void check_reply(cJSON *reply)
 
 static void exercise_params(uk_jsonrpc_msg *msg)
 {
-    static const char *const names[] = {"pin", "data", "key_id", "events", "digest",
-                                        "hash",  "scheme", "force", "count", ""};
+    static const char *const names[] = {"pin",  "data",   "key_id", "events", "digest",
+                                        "hash", "scheme", "force",  "count",  ""};
     const size_t n_names = sizeof(names) / sizeof(names[0]);
     const cJSON *id = uk_jsonrpc_msg_get0_id(msg);
     cJSON *params = uk_jsonrpc_msg_get0_params(msg);

@@ -137,8 +137,7 @@ static void run_ops(const uk_driver *d, void *st, uk_card *card, uint8_t ops)
     if ((ops & 0x40) && d->read_record != NULL) {
         uint8_t rec[UK_DRIVER_RECORD_MAX];
         size_t rec_len = 0;
-        if (d->read_record(st, card, rec, sizeof(rec), &rec_len) == UK_OK &&
-            rec_len > sizeof(rec))
+        if (d->read_record(st, card, rec, sizeof(rec), &rec_len) == UK_OK && rec_len > sizeof(rec))
             abort();
     }
     if ((ops & 0x80) && d->get_caps != NULL) {
