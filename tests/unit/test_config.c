@@ -130,6 +130,9 @@ static void test_config_rejects_bad_input(void **state)
         "{\"wss_port\": 70000}",
         "{\"wss_port\": -1}",
         "{\"wss_port\": 1.5}",
+        /* Out of range of long long: refused before any conversion (found by fuzz_config). */
+        "{\"wss_port\": 1e300}",
+        "{\"limits\": {\"connections\": -1e300}}",
         "{\"wss_port\": \"28473\"}",
         "{\"wss_fallback_ports\": [0]}",
         "{\"wss_fallback_ports\": [1,2,3,4,5,6,7,8]}",
