@@ -9,6 +9,7 @@
 #include "uk_wss.h"
 
 #include "uk_err.h"
+#include "uk_peer.h"
 #include "uk_limits.h"
 #include "uk_log.h"
 #include "uk_policy.h"
@@ -141,7 +142,15 @@ static int gate(uk_wss *w, struct lws *wsi, struct session *s)
 
     bool have_origin = get_header(wsi, WSI_TOKEN_ORIGIN, origin, sizeof origin, &olen);
     bool have_host = get_header(wsi, WSI_TOKEN_HOST, host, sizeof host, &hlen);
-    if (olen == 0) {
+    uid_t peer_uid = (uid_t)-1;
+    /* Origin and Host can be forged by any local program; the owner of the
+     * client socket cannot. A page in the user's browser runs as the user. */
+    int peer_rc = uk_peer_loopback_uid(lws_get_socket_fd(wsi), &peer_uid);
+    if (peer_rc != UK_OK || peer_uid != getuid()) {
+        err = UK_E_ORIGIN_NOT_ALLOWED;
+        why = peer_rc != UK_OK ? "the client's owner could not be found"
+                               : "the client runs as another user";
+    } else if (olen == 0) {
         err = UK_E_ORIGIN_NOT_ALLOWED;
         why = "no Origin header";
     } else if (!have_origin) {
