@@ -1,0 +1,885 @@
+/*
+ * uk_renewal.c - the renewal service (uk_renewal.h). One operation = one heap "op" that lives
+ * from the call to its callback; the card part runs in one uk__tokens_run job.
+ */
+#include "uk_renewal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "uk_driver.h"
+#include "uk_err.h"
+#include "uk_log.h"
+#include "uk_token_internal.h"
+#include "uk_worker.h"
+#include "uk_x509.h"
+
+struct uk_renewal {
+    uv_loop_t *loop;
+    uk_tokens *tokens;
+    uk_journal *journal;
+    uk_worker *worker;
+};
+
+typedef enum op_kind { OP_PREPARE = 1, OP_COMMIT, OP_ABORT, OP_STATUS, OP_LIST } op_kind;
+
+typedef struct op {
+    uk_renewal *r;
+    op_kind kind;
+    uk_renewal_cb cb;
+    void *arg;
+    /* inputs */
+    char id[UK_JOURNAL_ID_LEN];
+    char *token_id;
+    char slot[UK_KEY_ID_MAX];
+    uk_renewal_mode mode;
+    char algorithm[16];
+    uk_secret *pin;
+    uint8_t *cert_der;
+    size_t cert_der_len;
+    /* outputs */
+    uk_renewal_rec *rec;
+    uk_renewal_rec **recs;
+    size_t n_recs;
+    int pin_retries;
+} op;
+
+static void op_free(op *o)
+{
+    if (o == NULL)
+        return;
+    free(o->token_id);
+    uk_secret_free(o->pin);
+    free(o->cert_der);
+    uk_renewal_rec_free(o->rec);
+    uk_renewal_recs_free(o->recs, o->n_recs);
+    free(o);
+}
+
+static void op_report(op *o, int err)
+{
+    uk_renewal_result res = {0};
+    res.pin_retries = o->pin_retries;
+    if (err == UK_OK) {
+        res.rec = o->rec;
+        res.recs = o->recs;
+        res.n_recs = o->n_recs;
+        if (o->kind == OP_COMMIT && o->rec != NULL) {
+            res.cert_der = o->rec->new_cert_der;
+            res.cert_der_len = o->rec->new_cert_der_len;
+        }
+    }
+    o->cb(o->arg, err, err == UK_OK ? &res : &res);
+    op_free(o);
+}
+
+static op *op_new(uk_renewal *r, op_kind kind, uk_renewal_cb cb, void *arg)
+{
+    op *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return NULL;
+    o->r = r;
+    o->kind = kind;
+    o->cb = cb;
+    o->arg = arg;
+    o->pin_retries = -1;
+    return o;
+}
+
+static bool valid_id(const char *id)
+{
+    if (id == NULL || strlen(id) != UK_JOURNAL_ID_LEN - 1)
+        return false;
+    for (const char *p = id; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    return true;
+}
+
+/* ---- the card record ---------------------------------------------------- */
+
+/* One TLV of the record as the service writes it: tag of one byte, short-form length. Other
+ * encodings (written by a newer ukeyd) are kept as they are. */
+typedef struct rec_buf {
+    uint8_t b[UK_DRIVER_RECORD_MAX];
+    size_t len;
+} rec_buf;
+
+/* The next TLV at *pos: its tag (up to 3 bytes), value and the position after it. */
+static int tlv_next(const rec_buf *rb, size_t *pos, unsigned *tag, size_t *vstart, size_t *vlen)
+{
+    size_t p = *pos;
+    if (p >= rb->len)
+        return UK_E_NOT_FOUND;
+    unsigned t = rb->b[p++];
+    if ((t & 0x1fu) == 0x1fu) {
+        for (int i = 0; i < 2; i++) {
+            if (p >= rb->len)
+                return UK_E_CARD_ERROR;
+            t = (t << 8) | rb->b[p];
+            if (!(rb->b[p++] & 0x80u))
+                break;
+        }
+    }
+    if (p >= rb->len)
+        return UK_E_CARD_ERROR;
+    size_t l = rb->b[p++];
+    if (l & 0x80u) {
+        size_t nb = l & 0x7fu;
+        if (nb == 0 || nb > 4 || p + nb > rb->len)
+            return UK_E_CARD_ERROR;
+        l = 0;
+        for (size_t i = 0; i < nb; i++)
+            l = (l << 8) | rb->b[p++];
+    }
+    if (l > rb->len - p)
+        return UK_E_CARD_ERROR;
+    *tag = t;
+    *vstart = p;
+    *vlen = l;
+    *pos = p + l;
+    return UK_OK;
+}
+
+/* Removes every TLV with tag whose value is val. */
+static int rec_remove(rec_buf *rb, unsigned tag, const char *val)
+{
+    size_t pos = 0;
+    while (pos < rb->len) {
+        size_t start = pos, vs, vl;
+        unsigned t;
+        int rc = tlv_next(rb, &pos, &t, &vs, &vl);
+        if (rc != UK_OK)
+            return rc;
+        if (t == tag && vl == strlen(val) && memcmp(rb->b + vs, val, vl) == 0) {
+            memmove(rb->b + start, rb->b + pos, rb->len - pos);
+            rb->len -= pos - start;
+            pos = start;
+        }
+    }
+    return UK_OK;
+}
+
+static bool rec_has(const rec_buf *rb, unsigned tag, const char *val)
+{
+    size_t pos = 0;
+    while (pos < rb->len) {
+        size_t vs, vl;
+        unsigned t;
+        if (tlv_next(rb, &pos, &t, &vs, &vl) != UK_OK)
+            return false;
+        if (t == tag && vl == strlen(val) && memcmp(rb->b + vs, val, vl) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int rec_add(rec_buf *rb, unsigned tag, const char *val)
+{
+    size_t vl = strlen(val);
+    if (vl > 127 || rb->len + 2 + vl > sizeof(rb->b))
+        return UK_E_LIMIT_EXCEEDED;
+    if (rec_has(rb, tag, val))
+        return UK_OK;
+    rb->b[rb->len++] = (uint8_t)tag;
+    rb->b[rb->len++] = (uint8_t)vl;
+    memcpy(rb->b + rb->len, val, vl);
+    rb->len += vl;
+    return UK_OK;
+}
+
+static int rec_read(const uk_driver *d, void *st, uk_card *card, rec_buf *rb)
+{
+    rb->len = 0;
+    return d->read_record(st, card, rb->b, sizeof(rb->b), &rb->len);
+}
+
+/* Reads the record, applies "remove (tag,val)" or "add", writes it back. */
+static int rec_edit(const uk_driver *d, void *st, uk_card *card, bool add, unsigned tag,
+                    const char *val)
+{
+    rec_buf rb;
+    int rc = rec_read(d, st, card, &rb);
+    if (rc != UK_OK)
+        return rc;
+    rc = add ? rec_add(&rb, tag, val) : rec_remove(&rb, tag, val);
+    if (rc != UK_OK)
+        return rc;
+    return d->write_record(st, card, rb.b, rb.len);
+}
+
+/* ---- helpers on the card's worker --------------------------------------- */
+
+/* The certificate in key_id (*der NULL when the slot has none or a broken one). */
+static int card_cert(const uk_driver *d, void *st, uk_card *card, const char *key_id, uint8_t **der,
+                     size_t *len)
+{
+    uk_token_cert *certs = NULL;
+    size_t n = 0;
+    *der = NULL;
+    *len = 0;
+    int rc = d->list_certs(st, card, &certs, &n);
+    if (rc != UK_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(certs[i].key_id, key_id) == 0 && certs[i].error == UK_OK) {
+            *der = certs[i].der;
+            *len = certs[i].der_len;
+            certs[i].der = NULL;
+            break;
+        }
+    }
+    uk_token_certs_free(certs, n);
+    return UK_OK;
+}
+
+/* Key History: count retired slots up to the highest one that has a certificate. */
+static int update_history(const uk_driver *d, void *st, uk_card *card)
+{
+    if (d->update_key_history == NULL)
+        return UK_OK;
+    uk_token_cert *certs = NULL;
+    size_t n = 0;
+    int rc = d->list_certs(st, card, &certs, &n);
+    if (rc != UK_OK)
+        return rc;
+    unsigned on_card = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned long v = strtoul(certs[i].key_id, NULL, 16);
+        if (certs[i].error == UK_OK && v >= 0x82 && v <= 0x95 && v - 0x81 > on_card)
+            on_card = (unsigned)(v - 0x81);
+    }
+    uk_token_certs_free(certs, n);
+    return d->update_key_history(st, card, on_card, 0, NULL);
+}
+
+static void now_step(uk_renewal_rec *rec, const char *step, int rc)
+{
+    /* A step that does not fit the log is only a missing line; the state is what counts. */
+    if (uk_renewal_rec_add_step(rec, step, rc == UK_OK ? "ok" : uk_err_name(rc)) != UK_OK)
+        UK_LOG_WARN("renewal %s: step '%s' not logged", rec->id, step);
+}
+
+static const char *serial_of(const char *token_id)
+{
+    const char *c = strchr(token_id, ':');
+    return c != NULL && c[1] != '\0' ? c + 1 : token_id;
+}
+
+/* ---- prepare ------------------------------------------------------------ */
+
+static bool alg_from_name(const char *name, uk_key_alg *alg, uk_x509_key_kind *kind)
+{
+    if (strcmp(name, "rsa2048") == 0) {
+        *alg = UK_KEY_RSA2048;
+        *kind = UK_X509_KEY_RSA;
+    } else if (strcmp(name, "p256") == 0) {
+        *alg = UK_KEY_ECP256;
+        *kind = UK_X509_KEY_EC_P256;
+    } else if (strcmp(name, "p384") == 0) {
+        *alg = UK_KEY_ECP384;
+        *kind = UK_X509_KEY_EC_P384;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
+{
+    op *o = arg;
+    uk_journal *j = o->r->journal;
+    uint8_t *old_der = NULL, *spki = NULL, *tbs = NULL;
+    size_t old_len = 0, spki_len = 0, tbs_len = 0;
+    uk_cert_info *cur = NULL;
+    uk_x509_csr *csr = NULL;
+    char *pem = NULL;
+    char staged[UK_KEY_ID_MAX] = "";
+    bool recorded = false, generated = false, pin_ok = false;
+    uk_renewal_rec **unf = NULL;
+    size_t n_unf = 0;
+    unsigned caps = 0;
+    int rc;
+
+    if (d->get_caps == NULL || d->list_certs == NULL || d->verify_pin == NULL || d->sign == NULL ||
+        d->generate_key == NULL || d->find_staging_slot == NULL || d->read_record == NULL ||
+        d->write_record == NULL || d->delete_key == NULL)
+        return UK_E_NOT_SUPPORTED;
+    rc = d->get_caps(st, card, &caps);
+    if (rc != UK_OK)
+        return rc;
+    if (!(caps & UK_TOKEN_CAP_GENERATE) || !(caps & UK_TOKEN_CAP_STAGING) ||
+        !(caps & UK_TOKEN_CAP_RECORD) || !(caps & UK_TOKEN_CAP_PUT_CERT))
+        return UK_E_NOT_SUPPORTED;
+
+    /* One renewal per slot: the card's queue serialises prepares on this token, so checking
+     * here and creating below cannot race with another prepare on the same slot. */
+    rc = uk_journal_list(j, true, &unf, &n_unf);
+    if (rc != UK_OK)
+        return rc;
+    for (size_t i = 0; i < n_unf; i++)
+        if (strcmp(unf[i]->token_id, o->token_id) == 0 && strcmp(unf[i]->slot, o->slot) == 0)
+            rc = UK_E_RENEWAL_IN_PROGRESS;
+    uk_renewal_recs_free(unf, n_unf);
+    if (rc != UK_OK)
+        return rc;
+
+    /* The current certificate decides whether extend or repair applies. */
+    rc = card_cert(d, st, card, o->slot, &old_der, &old_len);
+    if (rc != UK_OK)
+        goto out;
+    if (old_der != NULL && uk_x509_parse(old_der, old_len, &cur) != UK_OK) {
+        free(old_der);
+        old_der = NULL;
+        cur = NULL;
+    }
+    uk_cert_status cs = {0};
+    if (cur != NULL) {
+        rc = uk_x509_status(cur, time(NULL), 0, &cs);
+        if (rc != UK_OK)
+            goto out;
+    }
+    bool valid = cur != NULL && (cs.status == UK_CERT_VALID || cs.status == UK_CERT_EXPIRING);
+    bool expired = cur == NULL || cs.status == UK_CERT_EXPIRED;
+    if ((o->mode == UK_RENEWAL_EXTEND && !valid) || (o->mode == UK_RENEWAL_REPAIR && !expired)) {
+        rc = UK_E_RENEWAL_STATE;
+        goto out;
+    }
+    if (cur == NULL) {
+        /* Without a certificate there is no subject to take (an explicit subject: later). */
+        rc = UK_E_CERT_NOT_FOUND;
+        goto out;
+    }
+
+    /* The algorithm: asked for, or the current key's kind. */
+    if (o->algorithm[0] == '\0') {
+        const char *name = "rsa2048";
+        if (strcmp(cur->key_alg, "EC") == 0 && strcmp(cur->curve, "P-256") == 0)
+            name = "p256";
+        else if (strcmp(cur->key_alg, "EC") == 0 && strcmp(cur->curve, "P-384") == 0)
+            name = "p384";
+        snprintf(o->algorithm, sizeof(o->algorithm), "%s", name);
+    }
+    uk_key_alg alg;
+    uk_x509_key_kind kind;
+    if (!alg_from_name(o->algorithm, &alg, &kind)) {
+        rc = UK_E_INVALID_PARAMS;
+        goto out;
+    }
+
+    rc = d->verify_pin(st, card, o->pin, &o->pin_retries);
+    if (rc != UK_OK)
+        goto out;
+    pin_ok = true;
+
+    rc = d->find_staging_slot(st, card, staged);
+    if (rc != UK_OK)
+        goto out;
+    /* The record names the staging slot before a key is in it: no other renewal takes it. */
+    rc = rec_edit(d, st, card, true, UK_RECORD_TAG_KEY_ID, staged);
+    if (rc != UK_OK)
+        goto out;
+    recorded = true;
+
+    rc = d->generate_key(st, card, staged, alg, &spki, &spki_len);
+    if (rc != UK_OK)
+        goto out;
+    generated = true;
+
+    uk_x509_key_policy pol;
+    uk_x509_key_policy_init(&pol);
+    pol.allowed = UK_X509_KEY_ALLOW(kind);
+    uk_x509_key_info ki;
+    rc = uk_x509_check_new_key(spki, spki_len, &pol, &ki);
+    if (rc != UK_OK) {
+        UK_LOG_WARN("new key in %s rejected: %s", staged, ki.reason);
+        goto out;
+    }
+
+    uk_x509_csr_req cr = {0};
+    cr.current = cur;
+    cr.spki = spki;
+    cr.spki_len = spki_len;
+    uk_sign_req sr = {0};
+    snprintf(sr.key_id, sizeof(sr.key_id), "%s", staged);
+    if (kind == UK_X509_KEY_RSA) {
+        cr.sig_alg = UK_X509_SIG_RSA_PKCS1_SHA256;
+        sr.scheme = UK_SIG_RSA_PKCS1;
+        sr.hash = UK_HASH_SHA256;
+    } else if (kind == UK_X509_KEY_EC_P384) {
+        cr.sig_alg = UK_X509_SIG_ECDSA_SHA384;
+        sr.scheme = UK_SIG_ECDSA;
+        sr.hash = UK_HASH_SHA384;
+    } else {
+        cr.sig_alg = UK_X509_SIG_ECDSA_SHA256;
+        sr.scheme = UK_SIG_ECDSA;
+        sr.hash = UK_HASH_SHA256;
+    }
+    rc = uk_x509_csr_tbs(&cr, &tbs, &tbs_len, &csr);
+    if (rc != UK_OK)
+        goto out;
+    uint8_t dg[UK_X509_DIGEST_MAX];
+    size_t dg_len = sizeof(dg);
+    rc = uk_x509_csr_digest(csr, dg, &dg_len);
+    if (rc != UK_OK)
+        goto out;
+    sr.digest = dg;
+    sr.digest_len = dg_len;
+    uint8_t sig[UK_X509_CSR_SIG_MAX];
+    size_t sig_len = 0;
+    rc = d->sign(st, card, &sr, sig, sizeof(sig), &sig_len);
+    if (rc != UK_OK)
+        goto out;
+    if (d->logout != NULL)
+        d->logout(st, card);
+    pin_ok = false;
+    rc = uk_x509_csr_finish(csr, sig, sig_len, &pem, NULL, NULL);
+    if (rc != UK_OK)
+        goto out;
+
+    uk_renewal_rec in = {0};
+    in.token_id = o->token_id;
+    in.token_serial = (char *)(uintptr_t)serial_of(o->token_id);
+    in.driver = (char *)(uintptr_t)d->name;
+    in.slot = o->slot;
+    in.staged_slot = staged;
+    in.mode = o->mode;
+    in.algorithm = o->algorithm;
+    in.state = UK_RENEWAL_PREPARED;
+    in.csr_pem = pem;
+    in.staged_spki = spki;
+    in.staged_spki_len = spki_len;
+    in.old_cert_der = old_der;
+    in.old_cert_der_len = old_len;
+    rc = uk_journal_create(j, &in, &o->rec);
+
+out:
+    if (pin_ok && d->logout != NULL)
+        d->logout(st, card);
+    if (rc != UK_OK && generated) {
+        int rc2 = d->delete_key(st, card, staged);
+        if (rc2 != UK_OK && rc2 != UK_E_KEY_NOT_FOUND)
+            UK_LOG_WARN("staged key in %s not deleted: %s", staged, uk_err_name(rc2));
+    }
+    if (rc != UK_OK && recorded &&
+        rec_edit(d, st, card, false, UK_RECORD_TAG_KEY_ID, staged) != UK_OK)
+        UK_LOG_WARN("card record still names %s", staged);
+    free(pem);
+    free(tbs);
+    uk_x509_csr_free(csr);
+    uk_cert_info_free(cur);
+    free(old_der);
+    free(spki);
+    return rc;
+}
+
+/* ---- commit ------------------------------------------------------------- */
+
+/* Writes rec (after a step) in state s. */
+static int journal_to(uk_journal *j, uk_renewal_rec *rec, uk_renewal_state s, const char *step)
+{
+    rec->state = s;
+    now_step(rec, step, UK_OK);
+    return uk_journal_update(j, rec);
+}
+
+/* put_cert, then read back and compare byte for byte. */
+static int put_cert_checked(const uk_driver *d, void *st, uk_card *card, const char *key_id,
+                            const uint8_t *der, size_t len)
+{
+    int rc = d->put_cert(st, card, key_id, der, len);
+    if (rc != UK_OK)
+        return rc;
+    uint8_t *back = NULL;
+    size_t back_len = 0;
+    rc = card_cert(d, st, card, key_id, &back, &back_len);
+    if (rc == UK_OK && (back == NULL || back_len != len || memcmp(back, der, len) != 0)) {
+        UK_LOG_ERR("certificate in %s does not read back as written", key_id);
+        rc = UK_E_CARD_ERROR;
+    }
+    free(back);
+    return rc;
+}
+
+/* The checks that precede any change: parse, key, validity. */
+static int commit_checks(const uk_driver *d, void *st, uk_card *card, const uk_renewal_rec *rec,
+                         const uint8_t *der, size_t len)
+{
+    uk_cert_info *c = NULL;
+    int rc = uk_x509_parse(der, len, &c);
+    if (rc != UK_OK)
+        return rc;
+    rc = uk_x509_spki_match(c, rec->staged_spki, rec->staged_spki_len);
+    if (rc == UK_OK && d->get_public_key != NULL) {
+        uint8_t *spki = NULL;
+        size_t spki_len = 0;
+        int rc2 = d->get_public_key(st, card, rec->staged_slot, &spki, &spki_len);
+        if (rc2 == UK_OK)
+            rc = uk_x509_spki_match(c, spki, spki_len);
+        else if (rc2 == UK_E_KEY_NOT_FOUND)
+            rc = UK_E_KEY_NOT_FOUND; /* the staged key is gone: nothing to commit to */
+        else if (rc2 != UK_E_NOT_SUPPORTED)
+            rc = rc2;
+        free(spki);
+    }
+    time_t now = time(NULL);
+    if (rc == UK_OK && c->not_after <= c->not_before)
+        rc = UK_E_CERT_INVALID;
+    if (rc == UK_OK && now > c->not_after)
+        rc = UK_E_CERT_EXPIRED;
+    if (rc == UK_OK && now < c->not_before)
+        rc = UK_E_NOT_YET_VALID; /* delayed activation: not implemented, nothing changed */
+    uk_cert_info_free(c);
+    return rc;
+}
+
+/* From WRITTEN: makes the staged key the active one for the role, then ACTIVATED, DONE. */
+static int activate(op *o, const uk_driver *d, void *st, uk_card *card, uk_renewal_rec *rec)
+{
+    uk_journal *j = o->r->journal;
+    unsigned caps = 0;
+    int rc = d->get_caps(st, card, &caps);
+    if (rc != UK_OK)
+        return rc;
+    if ((caps & UK_TOKEN_CAP_MOVE_KEY) && d->move_key != NULL && d->delete_cert != NULL) {
+        /* The old pair goes to a free retired slot (kept usable), then the new key and its
+         * certificate into the working slot. */
+        char old_slot[UK_KEY_ID_MAX] = "";
+        bool have_old = rec->old_cert_der != NULL;
+        if (have_old) {
+            rc = d->find_staging_slot(st, card, old_slot);
+            if (rc == UK_OK)
+                rc = rec_edit(d, st, card, true, UK_RECORD_TAG_KEY_ID, old_slot);
+            if (rc == UK_OK)
+                rc = d->move_key(st, card, rec->slot, old_slot);
+            now_step(rec, "old_key_moved", rc);
+            if (rc != UK_OK)
+                return rc;
+            rc = put_cert_checked(d, st, card, old_slot, rec->old_cert_der, rec->old_cert_der_len);
+            now_step(rec, "old_cert_moved", rc);
+            if (rc != UK_OK)
+                return rc;
+        }
+        rc = d->move_key(st, card, rec->staged_slot, rec->slot);
+        now_step(rec, "new_key_moved", rc);
+        if (rc != UK_OK)
+            return rc;
+        rc = put_cert_checked(d, st, card, rec->slot, rec->new_cert_der, rec->new_cert_der_len);
+        now_step(rec, "new_cert_in_slot", rc);
+        if (rc != UK_OK)
+            return rc;
+        rc = d->delete_cert(st, card, rec->staged_slot);
+        if (rc == UK_OK)
+            rc = rec_edit(d, st, card, false, UK_RECORD_TAG_KEY_ID, rec->staged_slot);
+        now_step(rec, "staging_freed", rc);
+        if (rc != UK_OK)
+            return rc;
+    } else {
+        /* The new key stays in the staging slot; the record says it is the role's key. */
+        char map[2 * UK_KEY_ID_MAX + 2];
+        snprintf(map, sizeof(map), "%s %s", rec->slot, rec->staged_slot);
+        rc = rec_edit(d, st, card, true, UK_RENEWAL_RECORD_TAG_ROLE, map);
+        now_step(rec, "role_mapped", rc);
+        if (rc != UK_OK)
+            return rc;
+    }
+    rc = update_history(d, st, card);
+    now_step(rec, "key_history", rc);
+    if (rc != UK_OK)
+        UK_LOG_WARN("Key History not updated: %s", uk_err_name(rc));
+    rc = journal_to(j, rec, UK_RENEWAL_ACTIVATED, "activated");
+    if (rc != UK_OK)
+        return rc;
+    rc = journal_to(j, rec, UK_RENEWAL_DONE, "done");
+    return rc;
+}
+
+static int commit_job(void *arg, const uk_driver *d, void *st, uk_card *card)
+{
+    op *o = arg;
+    uk_journal *j = o->r->journal;
+    uk_renewal_rec *rec = NULL;
+    if (d->get_caps == NULL || d->put_cert == NULL || d->list_certs == NULL ||
+        d->read_record == NULL || d->write_record == NULL || d->find_staging_slot == NULL)
+        return UK_E_NOT_SUPPORTED;
+    int rc = uk_journal_get(j, o->id, &rec);
+    if (rc != UK_OK)
+        return rc;
+    if (rec->state != UK_RENEWAL_PREPARED) {
+        rc = UK_E_RENEWAL_STATE;
+        goto out;
+    }
+    rc = commit_checks(d, st, card, rec, o->cert_der, o->cert_der_len);
+    if (rc != UK_OK)
+        goto out;
+
+    if (rec->old_cert_der != NULL) {
+        char *path = NULL;
+        rc = uk_journal_backup_cert(j, rec->token_serial, rec->slot, rec->old_cert_der,
+                                    rec->old_cert_der_len, &path);
+        if (rc == UK_OK)
+            rc = uk_renewal_rec_set1_backup(rec, path);
+        free(path);
+        if (rc != UK_OK)
+            goto out;
+    }
+    rc = uk_renewal_rec_set1_new_cert(rec, o->cert_der, o->cert_der_len);
+    if (rc != UK_OK)
+        goto out;
+    rc = journal_to(j, rec, UK_RENEWAL_COMMITTING, "cert_accepted");
+    if (rc != UK_OK)
+        goto out;
+
+    rc = put_cert_checked(d, st, card, rec->staged_slot, rec->new_cert_der, rec->new_cert_der_len);
+    if (rc != UK_OK) {
+        /* Nothing but the staging slot's certificate was touched: back to PREPARED. */
+        now_step(rec, "cert_written", rc);
+        if (d->delete_cert != NULL && d->delete_cert(st, card, rec->staged_slot) != UK_OK)
+            UK_LOG_WARN("renewal %s: staged certificate not removed", rec->id);
+        rec->state = UK_RENEWAL_PREPARED;
+        if (uk_journal_update(j, rec) != UK_OK)
+            UK_LOG_WARN("renewal %s: left COMMITTING; recovery will look at the card", rec->id);
+        goto out;
+    }
+    rc = journal_to(j, rec, UK_RENEWAL_WRITTEN, "cert_written");
+    if (rc != UK_OK)
+        goto out;
+    rc = activate(o, d, st, card, rec);
+    if (rc != UK_OK) {
+        UK_LOG_ERR("renewal %s: activation stopped: %s", rec->id, uk_err_name(rc));
+        if (uk_journal_update(j, rec) != UK_OK)
+            UK_LOG_WARN("renewal %s: steps not logged", rec->id);
+    }
+out:
+    if (rc == UK_OK) {
+        o->rec = rec;
+        rec = NULL;
+    }
+    uk_renewal_rec_free(rec);
+    return rc;
+}
+
+/* ---- abort -------------------------------------------------------------- */
+
+static int abort_job(void *arg, const uk_driver *d, void *st, uk_card *card)
+{
+    op *o = arg;
+    uk_journal *j = o->r->journal;
+    uk_renewal_rec *rec = NULL;
+    if (d->delete_key == NULL || d->read_record == NULL || d->write_record == NULL)
+        return UK_E_NOT_SUPPORTED;
+    int rc = uk_journal_get(j, o->id, &rec);
+    if (rc != UK_OK)
+        return rc;
+    if (rec->state != UK_RENEWAL_PREPARED) {
+        rc = UK_E_RENEWAL_STATE;
+        goto out;
+    }
+    rc = d->delete_key(st, card, rec->staged_slot);
+    if (rc == UK_E_KEY_NOT_FOUND)
+        rc = UK_OK;
+    if (rc == UK_OK && d->delete_cert != NULL)
+        rc = d->delete_cert(st, card, rec->staged_slot);
+    if (rc == UK_OK)
+        rc = rec_edit(d, st, card, false, UK_RECORD_TAG_KEY_ID, rec->staged_slot);
+    if (rc != UK_OK)
+        goto out;
+    rc = uk_journal_finish(j, rec->id, UK_RENEWAL_ABORTED);
+    if (rc != UK_OK)
+        goto out;
+    uk_renewal_rec_free(rec);
+    rec = NULL;
+    rc = uk_journal_get(j, o->id, &o->rec);
+out:
+    uk_renewal_rec_free(rec);
+    return rc;
+}
+
+/* ---- the loop side ------------------------------------------------------ */
+
+static void card_done(void *arg, int err)
+{
+    op_report(arg, err);
+}
+
+static void worker_done(void *arg, int err)
+{
+    op_report(arg, err);
+}
+
+static int journal_job(void *arg)
+{
+    op *o = arg;
+    if (o->kind == OP_STATUS)
+        return uk_journal_get(o->r->journal, o->id, &o->rec);
+    return uk_journal_list(o->r->journal, false, &o->recs, &o->n_recs);
+}
+
+/* commit and abort: the record names the token; read it on the worker, then run the card job. */
+static void lookup_done(void *arg, int err)
+{
+    op *o = arg;
+    if (err != UK_OK) {
+        op_report(o, err);
+        return;
+    }
+    o->token_id = strdup(o->rec->token_id);
+    uk_renewal_rec_free(o->rec);
+    o->rec = NULL;
+    if (o->token_id == NULL) {
+        op_report(o, UK_E_NO_MEMORY);
+        return;
+    }
+    int rc = uk__tokens_run(o->r->tokens, o->token_id, UK__OP_CHANGES_CARD,
+                            o->kind == OP_COMMIT ? commit_job : abort_job, card_done, o);
+    if (rc != UK_OK)
+        op_report(o, rc);
+}
+
+static int lookup_job(void *arg)
+{
+    op *o = arg;
+    return uk_journal_get(o->r->journal, o->id, &o->rec);
+}
+
+int uk_renewal_prepare(uk_renewal *r, const uk_renewal_prepare_req *req, uk_renewal_cb cb,
+                       void *arg)
+{
+    if (r == NULL || req == NULL || cb == NULL || req->token_id == NULL || req->slot == NULL ||
+        req->pin == NULL)
+        return UK_E_INVALID_PARAMS;
+    if (strcmp(req->slot, "9a") != 0 && strcmp(req->slot, "9c") != 0)
+        return UK_E_INVALID_PARAMS;
+    if (req->mode != UK_RENEWAL_EXTEND && req->mode != UK_RENEWAL_REPAIR)
+        return UK_E_INVALID_PARAMS;
+    uk_key_alg alg;
+    uk_x509_key_kind kind;
+    if (req->algorithm != NULL && !alg_from_name(req->algorithm, &alg, &kind))
+        return UK_E_INVALID_PARAMS;
+    op *o = op_new(r, OP_PREPARE, cb, arg);
+    if (o == NULL)
+        return UK_E_NO_MEMORY;
+    o->token_id = strdup(req->token_id);
+    o->pin = uk_secret_new(uk_secret_get0_data(req->pin), uk_secret_get0_len(req->pin));
+    if (o->token_id == NULL || o->pin == NULL) {
+        op_free(o);
+        return UK_E_NO_MEMORY;
+    }
+    snprintf(o->slot, sizeof(o->slot), "%s", req->slot);
+    o->mode = req->mode;
+    if (req->algorithm != NULL)
+        snprintf(o->algorithm, sizeof(o->algorithm), "%s", req->algorithm);
+    int rc = uk__tokens_run(r->tokens, o->token_id, UK__OP_CHANGES_CARD, prepare_job, card_done, o);
+    if (rc != UK_OK)
+        op_free(o);
+    return rc;
+}
+
+static int submit_by_id(uk_renewal *r, op_kind kind, const char *id, uk_renewal_cb cb, void *arg,
+                        op **out)
+{
+    if (r == NULL || cb == NULL || !valid_id(id))
+        return UK_E_INVALID_PARAMS;
+    op *o = op_new(r, kind, cb, arg);
+    if (o == NULL)
+        return UK_E_NO_MEMORY;
+    snprintf(o->id, sizeof(o->id), "%s", id);
+    *out = o;
+    return UK_OK;
+}
+
+int uk_renewal_commit(uk_renewal *r, const char *id, const uint8_t *der, size_t len,
+                      uk_renewal_cb cb, void *arg)
+{
+    if (der == NULL || len == 0)
+        return UK_E_INVALID_PARAMS;
+    op *o = NULL;
+    int rc = submit_by_id(r, OP_COMMIT, id, cb, arg, &o);
+    if (rc != UK_OK)
+        return rc;
+    o->cert_der = malloc(len);
+    if (o->cert_der == NULL) {
+        op_free(o);
+        return UK_E_NO_MEMORY;
+    }
+    memcpy(o->cert_der, der, len);
+    o->cert_der_len = len;
+    rc = uk_worker_submit(r->worker, lookup_job, lookup_done, o);
+    if (rc != UK_OK)
+        op_free(o);
+    return rc;
+}
+
+int uk_renewal_abort(uk_renewal *r, const char *id, uk_renewal_cb cb, void *arg)
+{
+    op *o = NULL;
+    int rc = submit_by_id(r, OP_ABORT, id, cb, arg, &o);
+    if (rc != UK_OK)
+        return rc;
+    rc = uk_worker_submit(r->worker, lookup_job, lookup_done, o);
+    if (rc != UK_OK)
+        op_free(o);
+    return rc;
+}
+
+int uk_renewal_status(uk_renewal *r, const char *id, uk_renewal_cb cb, void *arg)
+{
+    op *o = NULL;
+    int rc = submit_by_id(r, OP_STATUS, id, cb, arg, &o);
+    if (rc != UK_OK)
+        return rc;
+    rc = uk_worker_submit(r->worker, journal_job, worker_done, o);
+    if (rc != UK_OK)
+        op_free(o);
+    return rc;
+}
+
+int uk_renewal_list(uk_renewal *r, uk_renewal_cb cb, void *arg)
+{
+    if (r == NULL || cb == NULL)
+        return UK_E_INVALID_PARAMS;
+    op *o = op_new(r, OP_LIST, cb, arg);
+    if (o == NULL)
+        return UK_E_NO_MEMORY;
+    int rc = uk_worker_submit(r->worker, journal_job, worker_done, o);
+    if (rc != UK_OK)
+        op_free(o);
+    return rc;
+}
+
+int uk_renewal_new(uv_loop_t *loop, uk_tokens *tokens, const char *state_dir, uk_renewal **out)
+{
+    if (loop == NULL || tokens == NULL || state_dir == NULL || out == NULL)
+        return UK_E_INVALID_PARAMS;
+    uk_renewal *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return UK_E_NO_MEMORY;
+    r->loop = loop;
+    r->tokens = tokens;
+    int rc = uk_journal_open(state_dir, &r->journal);
+    if (rc == UK_OK)
+        rc = uk_worker_new(&r->worker, loop, "uk-renewal");
+    if (rc != UK_OK) {
+        uk_journal_close(r->journal);
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return UK_OK;
+}
+
+static void worker_closed(uk_worker *w, void *ctx)
+{
+    (void)w;
+    uk_renewal *r = ctx;
+    uk_journal_close(r->journal);
+    free(r);
+}
+
+void uk_renewal_free(uk_renewal *r)
+{
+    if (r == NULL)
+        return;
+    uk_worker_close(r->worker, worker_closed, r);
+}

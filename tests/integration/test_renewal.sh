@@ -1,0 +1,182 @@
+#!/usr/bin/env bash
+# The renewal service (uk_renewal, in uk-renewal-drive: one operation per run, so every step is
+# also a restart of the service and the journal carries the renewal) against the rig's card:
+#   - extend 9a (RSA-2048) and 9c (EC P-256): the CSR verifies (`openssl req -verify`, its output
+#     read: OpenSSL 3.0 exits 0 on failure), a test CA issues, commit puts the new certificate in
+#     the working slot, the old pair stays in a retired slot, yubico-piv-tool and pkcs15-tool read
+#     the new certificate, a signature with the new key verifies with it, the old certificate is
+#     in state_dir/backup;
+#   - wrong certificates at commit (another key, garbage, expired) -> clear errors and the card's
+#     certificate objects unchanged;
+#   - two prepares on one slot -> RENEWAL_IN_PROGRESS; abort frees the staging slot;
+#   - repair of an expired certificate;
+#   - a card without MOVE KEY (--profile generic): the new key stays in the staging slot.
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
+
+drive=${UK_RENEWAL_DRIVE:-$repo/build/dev/tests/integration/uk-renewal-drive}
+[[ -x $drive ]] || fail "uk-renewal-drive not built: $drive"
+command -v pkcs15-tool >/dev/null || skip "pkcs15-tool not installed"
+python3 -c 'import cryptography' 2>/dev/null || skip "python3-cryptography not installed"
+
+rig_up "$tmp/rig"
+st="$tmp/state"
+mkdir -m 0700 "$st"
+R() { "$drive" "$st" "$@" 2>>"$tmp/drive.log"; }
+make_test_ca "$tmp"
+
+# card_certs: every certificate object as yubico-piv-tool reads them (hash of the DER per slot).
+card_certs() {
+    local s
+    for s in 9a 9c 9d 9e 82 83 84 85; do
+        if Y -a read-certificate -s "$s" -K DER -o "$tmp/cc.der" 2>/dev/null; then
+            echo "$s $(sha256sum <"$tmp/cc.der" | cut -c1-16)"
+        fi
+    done
+}
+
+# issue CSR OUT_DER [DAYS]: the test CA signs the request (its own key).
+issue() {
+    openssl x509 -req -in "$1" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -days "${3:-20}" \
+        -outform DER -out "$2" 2>"$tmp/x509.err" || fail "openssl x509 -req: $(cat "$tmp/x509.err")"
+}
+
+# cert_dated PUB_SPKI_PEM OUT_DER NOT_BEFORE_DAYS NOT_AFTER_DAYS (relative to now, may be < 0)
+cert_dated() {
+    python3 - "$1" "$2" "$3" "$4" "$tmp/ca.key" "$tmp/ca.pem" <<'PY'
+import sys, datetime
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+pub = serialization.load_pem_public_key(open(sys.argv[1], "rb").read())
+cakey = serialization.load_pem_private_key(open(sys.argv[5], "rb").read(), None)
+ca = x509.load_pem_x509_certificate(open(sys.argv[6], "rb").read())
+now = datetime.datetime.now(datetime.timezone.utc)
+c = (x509.CertificateBuilder()
+     .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "renewal test")]))
+     .issuer_name(ca.subject).public_key(pub).serial_number(x509.random_serial_number())
+     .not_valid_before(now + datetime.timedelta(days=int(sys.argv[3])))
+     .not_valid_after(now + datetime.timedelta(days=int(sys.argv[4])))
+     .sign(cakey, hashes.SHA256()))
+open(sys.argv[2], "wb").write(c.public_bytes(serialization.Encoding.DER))
+PY
+}
+
+# signs SLOT YALG CERT_DER: yubico-piv-tool signs with the slot's key, openssl verifies with CERT.
+signs() {
+    echo "renewal test data $RANDOM" >"$tmp/data"
+    run "sign with $1" Y -a verify-pin --sign -s "$1" -A "$2" -H SHA256 -P "$DEFAULT_PIN" \
+        -i "$tmp/data" -o "$tmp/sig"
+    openssl x509 -inform DER -in "$3" -noout -pubkey >"$tmp/sigpub.pem"
+    verify_sig "$tmp/sigpub.pem" "$tmp/sig" "$tmp/data"
+}
+
+csr_ok() { # CSR
+    local v
+    v=$(openssl req -in "$1" -noout -verify 2>&1 || true)
+    [[ $v == *"verify OK"* || $v == *"signature ok"* ]] || fail "CSR does not verify: $v"
+    [[ $v != *"failure"* ]] || fail "CSR does not verify: $v"
+}
+
+# renew SLOT ALG: extend, issue, commit, check.
+renew() {
+    local slot=$1 alg=$2 yalg=$3 id staged before
+    Y -a read-certificate -s "$slot" -K DER -o "$tmp/old-$slot.der" 2>/dev/null
+    run "prepare $slot" R prepare - "$slot" extend "$DEFAULT_PIN" "$tmp/$slot.csr"
+    [[ $out == "prepare OK "* ]] || fail "prepare $slot: $out"
+    read -r _ _ id staged <<<"$out"
+    csr_ok "$tmp/$slot.csr"
+    openssl req -in "$tmp/$slot.csr" -noout -text | grep -q "$alg" || fail "CSR key is not $alg"
+    # The working pair is untouched by prepare.
+    Y -a read-certificate -s "$slot" -K DER -o "$tmp/now.der" 2>/dev/null
+    same_file "working certificate after prepare" "$tmp/now.der" "$tmp/old-$slot.der"
+    run "status $slot" R status "$id"
+    expect_in "status after a restart" "$out" "status OK prepared $slot $staged"
+
+    # Wrong certificates: nothing on the card changes.
+    before=$(card_certs)
+    openssl req -in "$tmp/$slot.csr" -pubkey -noout >"$tmp/staged.pub"
+    openssl pkey -in "$tmp/ca.key" -pubout -out "$tmp/other.pub"
+    cert_dated "$tmp/other.pub" "$tmp/other.der" -1 10
+    run "commit other key" R commit "$id" "$tmp/other.der"
+    expect_eq "commit with another key" "$out" "commit CERT_KEY_MISMATCH -1"
+    head -c 700 /dev/urandom >"$tmp/garbage.der"
+    run "commit garbage" R commit "$id" "$tmp/garbage.der"
+    expect_eq "commit garbage" "$out" "commit CERT_INVALID -1"
+    cert_dated "$tmp/staged.pub" "$tmp/expired.der" -20 -2
+    run "commit expired" R commit "$id" "$tmp/expired.der"
+    expect_eq "commit expired" "$out" "commit CERT_EXPIRED -1"
+    cert_dated "$tmp/staged.pub" "$tmp/future.der" 3 30
+    run "commit not yet valid" R commit "$id" "$tmp/future.der"
+    expect_eq "commit not yet valid" "$out" "commit NOT_YET_VALID -1"
+    expect_eq "card certificates after refused commits" "$(card_certs)" "$before"
+
+    issue "$tmp/$slot.csr" "$tmp/new-$slot.der"
+    run "commit $slot" R commit "$id" "$tmp/new-$slot.der"
+    expect_eq "commit $slot" "$out" "commit OK done $slot $staged"
+    Y -a read-certificate -s "$slot" -K DER -o "$tmp/now.der" 2>/dev/null
+    same_file "yubico-piv-tool reads the new certificate in $slot" "$tmp/now.der" "$tmp/new-$slot.der"
+    signs "$slot" "$yalg" "$tmp/new-$slot.der"
+    local backups=("$st/backup/"*"-$slot-"*.der)
+    [[ -f ${backups[0]} ]] || fail "no backup of the old $slot certificate"
+    same_file "backup of the old $slot certificate" "${backups[0]}" "$tmp/old-$slot.der"
+    ok "extend $slot ($alg): CSR verifies, refused certificates change nothing, commit, backup"
+}
+
+renew 9a "rsaEncryption" RSA2048
+renew 9c "id-ecPublicKey" ECCP256
+
+run "pkcs15-tool" pkcs15-tool --reader "$UK_RIG_READER" --read-certificate 01
+openssl x509 -inform DER -in "$tmp/new-9a.der" -out "$tmp/new-9a.pem"
+[[ $out == "$(cat "$tmp/new-9a.pem")"* ]] || fail "pkcs15-tool does not read the new 9a certificate: $out"
+ok "pkcs15-tool reads the renewed 9a certificate"
+
+# Two prepares on one slot; abort frees the staging slot.
+run "prepare 1" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p1.csr"
+read -r _ _ id1 staged1 <<<"$out"
+run "prepare 2" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p2.csr"
+expect_eq "second prepare on 9a" "$out" "prepare RENEWAL_IN_PROGRESS -1"
+run "abort" R abort "$id1"
+expect_eq "abort" "$out" "abort OK aborted 9a $staged1"
+run "prepare after abort" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p3.csr"
+read -r _ _ id3 staged3 <<<"$out"
+expect_eq "staging slot freed by abort" "$staged3" "$staged1"
+run "abort 3" R abort "$id3"
+ok "two prepares on one slot: RENEWAL_IN_PROGRESS; abort frees the staging slot"
+
+# Extend of a valid certificate is the only mode on a valid one.
+run "repair of a valid cert" R prepare - 9c repair "$DEFAULT_PIN" "$tmp/x.csr"
+expect_eq "repair of a valid certificate" "$out" "prepare RENEWAL_STATE -1"
+
+# Repair: an expired certificate on 9c's key.
+Y -a read-certificate -s 9c -K PEM -o "$tmp/9c.pem" 2>/dev/null
+openssl x509 -in "$tmp/9c.pem" -pubkey -noout >"$tmp/9c.pub"
+cert_dated "$tmp/9c.pub" "$tmp/9c-expired.der" -40 -5
+run "import expired" Y -a import-certificate -s 9c -K DER -i "$tmp/9c-expired.der"
+run "extend of an expired cert" R prepare - 9c extend "$DEFAULT_PIN" "$tmp/x.csr"
+expect_eq "extend of an expired certificate" "$out" "prepare RENEWAL_STATE -1"
+run "repair prepare" R prepare - 9c repair "$DEFAULT_PIN" "$tmp/r.csr"
+read -r _ _ rid _ <<<"$out"
+csr_ok "$tmp/r.csr"
+issue "$tmp/r.csr" "$tmp/r.der"
+run "repair commit" R commit "$rid" "$tmp/r.der"
+expect_in "repair commit" "$out" "commit OK done 9c"
+Y -a read-certificate -s 9c -K DER -o "$tmp/now.der" 2>/dev/null
+same_file "repaired 9c certificate" "$tmp/now.der" "$tmp/r.der"
+signs 9c ECCP256 "$tmp/r.der"
+ok "repair of an expired 9c certificate"
+
+# A card without MOVE KEY: the new key stays in the staging slot.
+rig_up "$tmp/rig2" --profile generic
+st="$tmp/state2"
+mkdir -m 0700 "$st"
+run "generic prepare" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/g.csr"
+read -r _ _ gid gstaged <<<"$out"
+csr_ok "$tmp/g.csr"
+issue "$tmp/g.csr" "$tmp/g.der"
+run "generic commit" R commit "$gid" "$tmp/g.der"
+expect_eq "generic commit" "$out" "commit OK done 9a $gstaged"
+Y -a read-certificate -s "$gstaged" -K DER -o "$tmp/now.der" 2>/dev/null
+same_file "new certificate in the staging slot" "$tmp/now.der" "$tmp/g.der"
+signs "$gstaged" RSA2048 "$tmp/g.der"
+ok "card without MOVE KEY: new key and certificate stay in $gstaged"

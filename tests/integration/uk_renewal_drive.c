@@ -1,0 +1,180 @@
+/*
+ * uk-renewal-drive: the renewal service (uk_renewal + the token layer + the PIV driver) in a small
+ * program for the integration tests, one operation per run (so every run is a restart of the
+ * service, and the journal must carry the renewal from one run to the next):
+ *
+ *   uk-renewal-drive STATE_DIR prepare TOKEN SLOT extend|repair PIN CSR_OUT [ALG]
+ *       -> "prepare OK ID STAGED_SLOT" (the CSR written to CSR_OUT) or "prepare ERR"
+ *   uk-renewal-drive STATE_DIR commit ID CERT_DER  -> "commit OK STATE" or "commit ERR"
+ *   uk-renewal-drive STATE_DIR abort ID            -> "abort OK STATE" or "abort ERR"
+ *   uk-renewal-drive STATE_DIR status ID           -> "status OK STATE SLOT STAGED" or ..
+ *   uk-renewal-drive STATE_DIR list                -> "list OK N", then "rec ID STATE SLOT STAGED"
+ *
+ * Card operations wait for the first token to be inserted (the rig has one card). The default
+ * PIV management key is allowed (the rig's demo card). Exit 0 whenever an answer was printed.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "uk_err.h"
+#include "uk_log.h"
+#include "uk_renewal.h"
+#include "uk_secret.h"
+#include "uk_token.h"
+
+static uv_loop_t loop;
+static uk_tokens *tokens;
+static uk_renewal *ren;
+static char **args;
+static int n_args;
+static bool started;
+static uv_timer_t timeout;
+
+static void on_stopped(void *ctx)
+{
+    (void)ctx;
+    tokens = NULL;
+}
+
+static void finish(void)
+{
+    uv_close((uv_handle_t *)&timeout, NULL);
+    uk_renewal_free(ren);
+    ren = NULL;
+    uk_tokens_stop(tokens, on_stopped, NULL);
+}
+
+static const char *state_of(const uk_renewal_rec *rec)
+{
+    return rec != NULL ? uk_renewal_state_name(rec->state) : "-";
+}
+
+static void on_done(void *arg, int err, const uk_renewal_result *res)
+{
+    const char *what = arg;
+    if (err != UK_OK) {
+        printf("%s %s %d\n", what, uk_err_name(err), res != NULL ? res->pin_retries : -1);
+    } else if (strcmp(what, "prepare") == 0) {
+        FILE *f = fopen(args[7], "w");
+        if (f == NULL || fputs(res->rec->csr_pem, f) < 0 || fclose(f) != 0)
+            printf("prepare IO\n");
+        else
+            printf("prepare OK %s %s\n", res->rec->id, res->rec->staged_slot);
+    } else if (strcmp(what, "list") == 0) {
+        printf("list OK %zu\n", res->n_recs);
+        for (size_t i = 0; i < res->n_recs; i++)
+            printf("rec %s %s %s %s\n", res->recs[i]->id, state_of(res->recs[i]),
+                   res->recs[i]->slot, res->recs[i]->staged_slot);
+    } else {
+        printf("%s OK %s %s %s\n", what, state_of(res->rec), res->rec->slot, res->rec->staged_slot);
+    }
+    fflush(stdout);
+    finish();
+}
+
+static uint8_t *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    static uint8_t buf[65536];
+    *len = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    return buf;
+}
+
+static void start_op(const char *token_id)
+{
+    if (started)
+        return;
+    started = true;
+    const char *cmd = args[2];
+    int rc = UK_E_INVALID_PARAMS;
+    if (strcmp(cmd, "prepare") == 0 && n_args >= 8) {
+        uk_renewal_prepare_req req = {0};
+        req.token_id = args[3][0] != '\0' && strcmp(args[3], "-") != 0 ? args[3] : token_id;
+        req.slot = args[4];
+        req.mode = strcmp(args[5], "repair") == 0 ? UK_RENEWAL_REPAIR : UK_RENEWAL_EXTEND;
+        req.algorithm = n_args >= 9 ? args[8] : NULL;
+        uk_secret *pin = uk_secret_new(args[6], strlen(args[6]));
+        req.pin = pin;
+        rc = uk_renewal_prepare(ren, &req, on_done, (void *)(uintptr_t) "prepare");
+        uk_secret_free(pin);
+    } else if (strcmp(cmd, "commit") == 0 && n_args >= 5) {
+        size_t len = 0;
+        uint8_t *der = read_all(args[4], &len);
+        rc = der != NULL
+                 ? uk_renewal_commit(ren, args[3], der, len, on_done, (void *)(uintptr_t) "commit")
+                 : UK_E_IO;
+    } else if (strcmp(cmd, "abort") == 0 && n_args >= 4) {
+        rc = uk_renewal_abort(ren, args[3], on_done, (void *)(uintptr_t) "abort");
+    } else if (strcmp(cmd, "status") == 0 && n_args >= 4) {
+        rc = uk_renewal_status(ren, args[3], on_done, (void *)(uintptr_t) "status");
+    } else if (strcmp(cmd, "list") == 0) {
+        rc = uk_renewal_list(ren, on_done, (void *)(uintptr_t) "list");
+    }
+    if (rc != UK_OK) {
+        printf("%s %s\n", cmd, uk_err_name(rc));
+        fflush(stdout);
+        finish();
+    }
+}
+
+static void on_event(void *ctx, uk_token_event ev, const uk_token_summary *t)
+{
+    (void)ctx;
+    if (ev == UK_TOKEN_INSERTED && t->present && strcmp(t->driver, "piv") == 0)
+        start_op(t->id);
+}
+
+static void on_timeout(uv_timer_t *h)
+{
+    (void)h;
+    if (!started) {
+        printf("%s NO_TOKEN\n", args[2]);
+        started = true;
+        finish();
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: uk-renewal-drive STATE_DIR prepare|commit|abort|status|list ...\n");
+        return 2;
+    }
+    args = argv;
+    n_args = argc;
+    uk_log_set_ident("uk-renewal-drive");
+    uk_log_set_format(UK_LOG_FORMAT_PLAIN);
+    if (getenv("UK_DEBUG") != NULL)
+        uk_log_set_level(UK_LOG_LEVEL_DEBUG);
+    if (uv_loop_init(&loop) != 0)
+        return 1;
+    uk_tokens_options opt;
+    memset(&opt, 0, sizeof(opt));
+    opt.loop = &loop;
+    opt.on_event = on_event;
+    opt.driver.allow_default_mgm_key = true;
+    int rc = uk_tokens_start(&opt, &tokens);
+    if (rc == UK_OK)
+        rc = uk_renewal_new(&loop, tokens, argv[1], &ren);
+    if (rc != UK_OK) {
+        fprintf(stderr, "start: %s\n", uk_err_name(rc));
+        return 1;
+    }
+    uv_timer_init(&loop, &timeout);
+    uv_timer_start(&timeout, on_timeout, 10000, 0);
+    if (strcmp(argv[2], "status") == 0 || strcmp(argv[2], "list") == 0)
+        start_op(NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&loop) != 0) {
+        fprintf(stderr, "uv_loop_close: handles left open\n");
+        return 1;
+    }
+    return 0;
+}
