@@ -3,6 +3,7 @@
  * from the call to its callback; the card part runs in one uk__tokens_run job.
  */
 #include "uk_renewal.h"
+#include "uk_renewal_testing.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,24 @@ struct uk_renewal {
     uk_worker *worker;
 };
 
-typedef enum op_kind { OP_PREPARE = 1, OP_COMMIT, OP_ABORT, OP_STATUS, OP_LIST } op_kind;
+typedef enum op_kind {
+    OP_PREPARE = 1,
+    OP_COMMIT,
+    OP_ABORT,
+    OP_STATUS,
+    OP_LIST,
+    OP_RECOVER
+} op_kind;
+
+/* Tests only (uk_renewal_testing.h). */
+static uk__renewal_step_hook step_hook;
+static void *step_hook_ctx;
+
+void uk__renewal_set_step_hook(uk__renewal_step_hook fn, void *ctx)
+{
+    step_hook = fn;
+    step_hook_ctx = ctx;
+}
 
 typedef struct op {
     uk_renewal *r;
@@ -70,7 +88,10 @@ static void op_report(op *o, int err)
             res.cert_der_len = o->rec->new_cert_der_len;
         }
     }
-    o->cb(o->arg, err, err == UK_OK ? &res : &res);
+    if (o->cb != NULL)
+        o->cb(o->arg, err, &res);
+    else if (err != UK_OK)
+        UK_LOG_WARN("renewal recovery on %s: %s", o->token_id, uk_err_name(err));
     op_free(o);
 }
 
@@ -259,6 +280,8 @@ static void now_step(uk_renewal_rec *rec, const char *step, int rc)
     /* A step that does not fit the log is only a missing line; the state is what counts. */
     if (uk_renewal_rec_add_step(rec, step, rc == UK_OK ? "ok" : uk_err_name(rc)) != UK_OK)
         UK_LOG_WARN("renewal %s: step '%s' not logged", rec->id, step);
+    if (step_hook != NULL)
+        step_hook(step_hook_ctx, step);
 }
 
 static const char *serial_of(const char *token_id)
@@ -481,7 +504,10 @@ static int journal_to(uk_journal *j, uk_renewal_rec *rec, uk_renewal_state s, co
 {
     rec->state = s;
     now_step(rec, step, UK_OK);
-    return uk_journal_update(j, rec);
+    int rc = uk_journal_update(j, rec);
+    if (rc == UK_OK && step_hook != NULL)
+        step_hook(step_hook_ctx, uk_renewal_state_name(s));
+    return rc;
 }
 
 /* put_cert, then read back and compare byte for byte. */
@@ -534,20 +560,74 @@ static int commit_checks(const uk_driver *d, void *st, uk_card *card, const uk_r
     return rc;
 }
 
-/* From WRITTEN: makes the staged key the active one for the role, then ACTIVATED, DONE. */
-static int activate(op *o, const uk_driver *d, void *st, uk_card *card, uk_renewal_rec *rec)
+/* Whether the key in key_id is the public key of the certificate der. *match false when the slot
+ * holds no key; errors other than KEY_NOT_FOUND are returned. */
+static int key_is(const uk_driver *d, void *st, uk_card *card, const char *key_id,
+                  const uint8_t *der, size_t len, bool *match)
 {
-    uk_journal *j = o->r->journal;
-    unsigned caps = 0;
-    int rc = d->get_caps(st, card, &caps);
+    uint8_t *spki = NULL;
+    size_t spki_len = 0;
+    uk_cert_info *c = NULL;
+    *match = false;
+    int rc = d->get_public_key(st, card, key_id, &spki, &spki_len);
+    if (rc == UK_E_KEY_NOT_FOUND)
+        return UK_OK;
     if (rc != UK_OK)
         return rc;
-    if ((caps & UK_TOKEN_CAP_MOVE_KEY) && d->move_key != NULL && d->delete_cert != NULL) {
-        /* The old pair goes to a free retired slot (kept usable), then the new key and its
-         * certificate into the working slot. */
-        char old_slot[UK_KEY_ID_MAX] = "";
-        bool have_old = rec->old_cert_der != NULL;
-        if (have_old) {
+    rc = uk_x509_parse(der, len, &c);
+    if (rc == UK_OK) {
+        *match = uk_x509_spki_match(c, spki, spki_len) == UK_OK;
+    }
+    uk_cert_info_free(c);
+    free(spki);
+    return rc;
+}
+
+/* The certificate in key_id is der (reads it). */
+static int cert_is(const uk_driver *d, void *st, uk_card *card, const char *key_id,
+                   const uint8_t *der, size_t len, bool *same)
+{
+    uint8_t *back = NULL;
+    size_t back_len = 0;
+    int rc = card_cert(d, st, card, key_id, &back, &back_len);
+    *same = rc == UK_OK && back != NULL && back_len == len && memcmp(back, der, len) == 0;
+    free(back);
+    return rc;
+}
+
+/* The certificate der in key_id, unless it is there already. */
+static int ensure_cert(const uk_driver *d, void *st, uk_card *card, const char *key_id,
+                       const uint8_t *der, size_t len)
+{
+    bool same = false;
+    int rc = cert_is(d, st, card, key_id, der, len, &same);
+    if (rc != UK_OK || same)
+        return rc;
+    return put_cert_checked(d, st, card, key_id, der, len);
+}
+
+/*
+ * MOVE KEY: the old pair to a free retired slot (kept usable), the new key and its certificate
+ * into the working slot. Decided from what the card holds, not from what was done before, so
+ * that it can run again after an interruption at any point (recovery): the working slot's key
+ * tells whether the old key is still there, the retired slots whose key is the old
+ * certificate's tell where it went.
+ */
+static int activate_move(const uk_driver *d, void *st, uk_card *card, uk_renewal_rec *rec)
+{
+    bool new_in_slot = false, old_in_slot = false;
+    int rc = key_is(d, st, card, rec->slot, rec->new_cert_der, rec->new_cert_der_len, &new_in_slot);
+    if (rc != UK_OK)
+        return rc;
+    if (!new_in_slot) {
+        if (rec->old_cert_der != NULL) {
+            rc = key_is(d, st, card, rec->slot, rec->old_cert_der, rec->old_cert_der_len,
+                        &old_in_slot);
+            if (rc != UK_OK)
+                return rc;
+        }
+        if (old_in_slot) {
+            char old_slot[UK_KEY_ID_MAX] = "";
             rc = d->find_staging_slot(st, card, old_slot);
             if (rc == UK_OK)
                 rc = rec_edit(d, st, card, true, UK_RECORD_TAG_KEY_ID, old_slot);
@@ -556,43 +636,75 @@ static int activate(op *o, const uk_driver *d, void *st, uk_card *card, uk_renew
             now_step(rec, "old_key_moved", rc);
             if (rc != UK_OK)
                 return rc;
-            rc = put_cert_checked(d, st, card, old_slot, rec->old_cert_der, rec->old_cert_der_len);
-            now_step(rec, "old_cert_moved", rc);
-            if (rc != UK_OK)
-                return rc;
+        }
+        /* Wherever the old key went (now or before an interruption), its certificate goes with
+         * it. */
+        if (rec->old_cert_der != NULL) {
+            for (unsigned s = 0x82; s <= 0x95; s++) {
+                char id[UK_KEY_ID_MAX];
+                bool here = false;
+                snprintf(id, sizeof(id), "%02x", s);
+                if (strcmp(id, rec->staged_slot) == 0)
+                    continue;
+                rc = key_is(d, st, card, id, rec->old_cert_der, rec->old_cert_der_len, &here);
+                if (rc != UK_OK)
+                    return rc;
+                if (here) {
+                    rc = ensure_cert(d, st, card, id, rec->old_cert_der, rec->old_cert_der_len);
+                    now_step(rec, "old_cert_moved", rc);
+                    if (rc != UK_OK)
+                        return rc;
+                    break;
+                }
+            }
         }
         rc = d->move_key(st, card, rec->staged_slot, rec->slot);
         now_step(rec, "new_key_moved", rc);
         if (rc != UK_OK)
             return rc;
-        rc = put_cert_checked(d, st, card, rec->slot, rec->new_cert_der, rec->new_cert_der_len);
-        now_step(rec, "new_cert_in_slot", rc);
+    }
+    rc = ensure_cert(d, st, card, rec->slot, rec->new_cert_der, rec->new_cert_der_len);
+    now_step(rec, "new_cert_in_slot", rc);
+    if (rc != UK_OK)
+        return rc;
+    rc = d->delete_cert(st, card, rec->staged_slot);
+    if (rc == UK_OK)
+        rc = rec_edit(d, st, card, false, UK_RECORD_TAG_KEY_ID, rec->staged_slot);
+    now_step(rec, "staging_freed", rc);
+    return rc;
+}
+
+/* From WRITTEN (or a WRITTEN/ACTIVATED record found at recovery): makes the staged key the active
+ * one for its role, then ACTIVATED, DONE. */
+static int activate(op *o, const uk_driver *d, void *st, uk_card *card, uk_renewal_rec *rec)
+{
+    uk_journal *j = o->r->journal;
+    unsigned caps = 0;
+    int rc = d->get_caps(st, card, &caps);
+    if (rc != UK_OK)
+        return rc;
+    if (rec->state == UK_RENEWAL_WRITTEN) {
+        if ((caps & UK_TOKEN_CAP_MOVE_KEY) && (caps & UK_TOKEN_CAP_KEY_METADATA) &&
+            d->move_key != NULL && d->delete_cert != NULL && d->get_public_key != NULL) {
+            rc = activate_move(d, st, card, rec);
+        } else {
+            /* The new key stays in the staging slot; the record says it is the role's key. */
+            char map[2 * UK_KEY_ID_MAX + 2];
+            snprintf(map, sizeof(map), "%s %s", rec->slot, rec->staged_slot);
+            rc = rec_edit(d, st, card, true, UK_RENEWAL_RECORD_TAG_ROLE, map);
+            now_step(rec, "role_mapped", rc);
+        }
         if (rc != UK_OK)
             return rc;
-        rc = d->delete_cert(st, card, rec->staged_slot);
-        if (rc == UK_OK)
-            rc = rec_edit(d, st, card, false, UK_RECORD_TAG_KEY_ID, rec->staged_slot);
-        now_step(rec, "staging_freed", rc);
-        if (rc != UK_OK)
-            return rc;
-    } else {
-        /* The new key stays in the staging slot; the record says it is the role's key. */
-        char map[2 * UK_KEY_ID_MAX + 2];
-        snprintf(map, sizeof(map), "%s %s", rec->slot, rec->staged_slot);
-        rc = rec_edit(d, st, card, true, UK_RENEWAL_RECORD_TAG_ROLE, map);
-        now_step(rec, "role_mapped", rc);
+        int rc2 = update_history(d, st, card);
+        now_step(rec, "key_history", rc2);
+        if (rc2 != UK_OK)
+            UK_LOG_WARN("Key History not updated: %s", uk_err_name(rc2));
+        rc = journal_to(j, rec, UK_RENEWAL_ACTIVATED, "activated");
         if (rc != UK_OK)
             return rc;
     }
-    rc = update_history(d, st, card);
-    now_step(rec, "key_history", rc);
-    if (rc != UK_OK)
-        UK_LOG_WARN("Key History not updated: %s", uk_err_name(rc));
-    rc = journal_to(j, rec, UK_RENEWAL_ACTIVATED, "activated");
-    if (rc != UK_OK)
-        return rc;
-    rc = journal_to(j, rec, UK_RENEWAL_DONE, "done");
-    return rc;
+    return journal_to(j, rec, UK_RENEWAL_DONE, "done");
 }
 
 static int commit_job(void *arg, const uk_driver *d, void *st, uk_card *card)
@@ -696,6 +808,63 @@ out:
     return rc;
 }
 
+/* ---- recovery ----------------------------------------------------------- */
+
+/* One unfinished record of the token on the card: finish it or go back to PREPARED. */
+static int recover_one(op *o, const uk_driver *d, void *st, uk_card *card, uk_renewal_rec *rec)
+{
+    int rc = UK_OK;
+    if (rec->state == UK_RENEWAL_COMMITTING) {
+        /* Checked, backed up, maybe (partly) written to the staging slot: a certificate that
+         * reads back whole is WRITTEN; anything else is undone, back to PREPARED. */
+        bool same = false;
+        rc =
+            cert_is(d, st, card, rec->staged_slot, rec->new_cert_der, rec->new_cert_der_len, &same);
+        if (rc != UK_OK)
+            return rc;
+        if (same)
+            return journal_to(o->r->journal, rec, UK_RENEWAL_WRITTEN, "cert_written_recovered") ==
+                           UK_OK
+                       ? activate(o, d, st, card, rec)
+                       : UK_E_IO;
+        if (d->delete_cert != NULL) {
+            rc = d->delete_cert(st, card, rec->staged_slot);
+            if (rc != UK_OK)
+                return rc;
+        }
+        return journal_to(o->r->journal, rec, UK_RENEWAL_PREPARED, "commit_rolled_back");
+    }
+    if (rec->state == UK_RENEWAL_WRITTEN || rec->state == UK_RENEWAL_ACTIVATED)
+        return activate(o, d, st, card, rec);
+    return UK_OK;
+}
+
+static int recover_job(void *arg, const uk_driver *d, void *st, uk_card *card)
+{
+    op *o = arg;
+    uk_renewal_rec **recs = NULL;
+    size_t n = 0;
+    if (d->get_caps == NULL || d->put_cert == NULL || d->list_certs == NULL ||
+        d->read_record == NULL || d->write_record == NULL || d->find_staging_slot == NULL)
+        return UK_OK; /* a token that cannot renew has nothing to recover */
+    int rc = uk_journal_list(o->r->journal, true, &recs, &n);
+    if (rc != UK_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(recs[i]->token_id, o->token_id) != 0 || recs[i]->state == UK_RENEWAL_PREPARED)
+            continue;
+        UK_LOG_INFO("renewal %s: recovering from state %s", recs[i]->id,
+                    uk_renewal_state_name(recs[i]->state));
+        int rc2 = recover_one(o, d, st, card, recs[i]);
+        if (rc2 != UK_OK) {
+            UK_LOG_ERR("renewal %s: recovery stopped: %s", recs[i]->id, uk_err_name(rc2));
+            rc = rc2;
+        }
+    }
+    uk_renewal_recs_free(recs, n);
+    return rc;
+}
+
 /* ---- the loop side ------------------------------------------------------ */
 
 static void card_done(void *arg, int err)
@@ -771,6 +940,24 @@ int uk_renewal_prepare(uk_renewal *r, const uk_renewal_prepare_req *req, uk_rene
     if (req->algorithm != NULL)
         snprintf(o->algorithm, sizeof(o->algorithm), "%s", req->algorithm);
     int rc = uk__tokens_run(r->tokens, o->token_id, UK__OP_CHANGES_CARD, prepare_job, card_done, o);
+    if (rc != UK_OK)
+        op_free(o);
+    return rc;
+}
+
+int uk_renewal_recover(uk_renewal *r, const char *token_id, uk_renewal_cb cb, void *arg)
+{
+    if (r == NULL || token_id == NULL)
+        return UK_E_INVALID_PARAMS;
+    op *o = op_new(r, OP_RECOVER, cb, arg);
+    if (o == NULL)
+        return UK_E_NO_MEMORY;
+    o->token_id = strdup(token_id);
+    if (o->token_id == NULL) {
+        op_free(o);
+        return UK_E_NO_MEMORY;
+    }
+    int rc = uk__tokens_run(r->tokens, o->token_id, UK__OP_CHANGES_CARD, recover_job, card_done, o);
     if (rc != UK_OK)
         op_free(o);
     return rc;

@@ -14,10 +14,10 @@
  * call that returns UK_OK calls it exactly once, later, from the loop. The result passed to the
  * callback is borrowed for the callback only.
  *
- * Not done yet (see docs/renewal.md, "Status of the implementation"): recovery of interrupted
- * commits at start / insert, delayed activation of a not-yet-valid certificate (commit refuses
- * it with NOT_YET_VALID and changes nothing), the role mapping for signing on cards without
- * MOVE KEY (the mapping is recorded on the card, the token layer does not use it yet).
+ * Not done yet (see docs/renewal.md, "Status of the implementation"): delayed activation of a
+ * not-yet-valid certificate (commit refuses it with NOT_YET_VALID and changes nothing), the role
+ * mapping for signing on cards without MOVE KEY (the mapping is recorded on the card, the token
+ * layer does not use it yet).
  */
 #ifndef UK_RENEWAL_H
 #define UK_RENEWAL_H
@@ -79,6 +79,13 @@ int uk_renewal_commit(uk_renewal *r, const char *id, const uint8_t *der, size_t 
                       uk_renewal_cb cb, void *arg) __attribute__((warn_unused_result));
 /* Errors: RENEWAL_NOT_FOUND, RENEWAL_STATE (not PREPARED), card errors. */
 int uk_renewal_abort(uk_renewal *r, const char *id, uk_renewal_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+/* Finishes or rolls back the unfinished renewals of token_id (journal state COMMITTING, WRITTEN,
+ * ACTIVATED), from what the card holds: call it when the token is inserted (which includes the
+ * tokens present at start). Runs as one card job queued before anything submitted after it.
+ * cb may be NULL (errors are then only logged). Errors: INVALID_PARAMS, NO_TOKEN, card and
+ * journal errors (in cb: the last record that could not be recovered). */
+int uk_renewal_recover(uk_renewal *r, const char *token_id, uk_renewal_cb cb, void *arg)
     __attribute__((warn_unused_result));
 int uk_renewal_status(uk_renewal *r, const char *id, uk_renewal_cb cb, void *arg)
     __attribute__((warn_unused_result));

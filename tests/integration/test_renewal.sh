@@ -166,6 +166,33 @@ same_file "repaired 9c certificate" "$tmp/now.der" "$tmp/r.der"
 signs 9c ECCP256 "$tmp/r.der"
 ok "repair of an expired 9c certificate"
 
+# SIGKILL after every step of a commit, then recovery (as on the next start or insert): the
+# renewal is finished or back to PREPARED (and then commits), and 9a's key signs with 9a's
+# certificate every time.
+for step in cert_accepted committing written old_key_moved old_cert_moved new_key_moved \
+    new_cert_in_slot staging_freed key_history activated; do
+    run "prepare ($step)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/k.csr"
+    read -r _ _ kid _ <<<"$out"
+    issue "$tmp/k.csr" "$tmp/k.der"
+    out=$(UK_RENEWAL_KILL_AT=$step "$drive" "$st" commit "$kid" "$tmp/k.der" 2>>"$tmp/drive.log" || true)
+    expect_eq "commit killed" "$out" "killed at $step"
+    run "recover ($step)" R recover
+    expect_eq "recovery after $step" "$out" "recover OK"
+    run "status ($step)" R status "$kid"
+    if [[ $out == "status OK prepared "* ]]; then
+        run "commit again ($step)" R commit "$kid" "$tmp/k.der"
+        expect_in "commit after rollback" "$out" "commit OK done 9a"
+        note "killed after $step: rolled back to prepared, committed again"
+    else
+        expect_in "status after recovery" "$out" "status OK done 9a"
+        note "killed after $step: finished by recovery"
+    fi
+    Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
+    same_file "9a certificate after kill at $step" "$tmp/now.der" "$tmp/k.der"
+    signs 9a RSA2048 "$tmp/now.der"
+done
+ok "SIGKILL after each commit step: recovery finishes or rolls back, 9a always signs"
+
 # A card without MOVE KEY: the new key stays in the staging slot.
 rig_up "$tmp/rig2" --profile generic
 st="$tmp/state2"

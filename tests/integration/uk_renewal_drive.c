@@ -9,11 +9,17 @@
  *   uk-renewal-drive STATE_DIR abort ID            -> "abort OK STATE" or "abort ERR"
  *   uk-renewal-drive STATE_DIR status ID           -> "status OK STATE SLOT STAGED" or ..
  *   uk-renewal-drive STATE_DIR list                -> "list OK N", then "rec ID STATE SLOT STAGED"
+ *   uk-renewal-drive STATE_DIR recover             -> "recover OK" or "recover ERR"
+ *
+ * Every run that waits for the card first runs recovery on it (as ukeyd does on insert).
+ * UK_RENEWAL_KILL_AT=STEP: the process kills itself (SIGKILL) right after that step
+ * (uk_renewal_testing.h), for the crash tests.
  *
  * Card operations wait for the first token to be inserted (the rig has one card). The default
  * PIV management key is allowed (the rig's demo card). Exit 0 whenever an answer was printed.
  */
 #include <stdint.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +29,7 @@
 #include "uk_err.h"
 #include "uk_log.h"
 #include "uk_renewal.h"
+#include "uk_renewal_testing.h"
 #include "uk_secret.h"
 #include "uk_token.h"
 
@@ -64,6 +71,8 @@ static void on_done(void *arg, int err, const uk_renewal_result *res)
             printf("prepare IO\n");
         else
             printf("prepare OK %s %s\n", res->rec->id, res->rec->staged_slot);
+    } else if (strcmp(what, "recover") == 0) {
+        printf("recover OK\n");
     } else if (strcmp(what, "list") == 0) {
         printf("list OK %zu\n", res->n_recs);
         for (size_t i = 0; i < res->n_recs; i++)
@@ -114,6 +123,8 @@ static void start_op(const char *token_id)
         rc = uk_renewal_abort(ren, args[3], on_done, (void *)(uintptr_t) "abort");
     } else if (strcmp(cmd, "status") == 0 && n_args >= 4) {
         rc = uk_renewal_status(ren, args[3], on_done, (void *)(uintptr_t) "status");
+    } else if (strcmp(cmd, "recover") == 0) {
+        rc = uk_renewal_recover(ren, token_id, on_done, (void *)(uintptr_t) "recover");
     } else if (strcmp(cmd, "list") == 0) {
         rc = uk_renewal_list(ren, on_done, (void *)(uintptr_t) "list");
     }
@@ -127,8 +138,23 @@ static void start_op(const char *token_id)
 static void on_event(void *ctx, uk_token_event ev, const uk_token_summary *t)
 {
     (void)ctx;
-    if (ev == UK_TOKEN_INSERTED && t->present && strcmp(t->driver, "piv") == 0)
+    if (ev == UK_TOKEN_INSERTED && t->present && strcmp(t->driver, "piv") == 0) {
+        if (!started && strcmp(args[2], "recover") != 0 &&
+            uk_renewal_recover(ren, t->id, NULL, NULL) != UK_OK)
+            fprintf(stderr, "recovery not queued\n");
         start_op(t->id);
+    }
+}
+
+static void kill_at(void *ctx, const char *step)
+{
+    (void)ctx;
+    const char *at = getenv("UK_RENEWAL_KILL_AT");
+    if (at != NULL && strcmp(at, step) == 0) {
+        printf("killed at %s\n", step);
+        fflush(stdout);
+        raise(SIGKILL);
+    }
 }
 
 static void on_timeout(uv_timer_t *h)
@@ -167,6 +193,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "start: %s\n", uk_err_name(rc));
         return 1;
     }
+    uk__renewal_set_step_hook(kill_at, NULL);
     uv_timer_init(&loop, &timeout);
     uv_timer_start(&timeout, on_timeout, 10000, 0);
     if (strcmp(argv[2], "status") == 0 || strcmp(argv[2], "list") == 0)
