@@ -1257,6 +1257,11 @@ static void test_wss_policy_reload_applies_to_new_upgrades(void **state)
     client c;
     cl_connect_ok(&c, f);
     cl_close(&c);
+    /* The 101 can reach us before the server's ESTABLISHED callback made the session: wait for
+     * it, so the refusal below is not blamed for a late session of this connection. */
+    for (int i = 0; i < 500 && atomic_load(&f->rpc.created) < 1; i++)
+        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
+    assert_int_equal(atomic_load(&f->rpc.created), 1);
     /* The policy is reloaded from the test thread while the loop waits in epoll: the gate reads
      * it only inside callbacks, which cannot run until the next connection arrives. */
     uk_config *cfg = NULL;
