@@ -3,6 +3,7 @@
 #include "uk_err.h"
 #include "uk_log.h"
 #include "uk_policy.h"
+#include "uk_renewal.h"
 #include "uk_rpc.h"
 #include "uk_rpc_keys.h"
 #include "uk_tls.h"
@@ -36,6 +37,7 @@ typedef struct daemon_state {
     uk_policy *policy;
     uk_rpc *rpc;
     uk_tokens *tokens;
+    uk_renewal *renewal;
     uk_unix *unix_ep;
     uk_wss *wss;
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -196,6 +198,12 @@ static void stop_endpoints(daemon_state *d)
         unlink(d->port_file);
         d->port_file[0] = '\0';
     }
+    if (d->renewal != NULL) {
+        /* Before the token layer: its card jobs are cancelled with the layer's. */
+        uk_rpc_set_renewal(d->rpc, NULL);
+        uk_renewal_free(d->renewal);
+        d->renewal = NULL;
+    }
     if (d->tokens != NULL) {
         /* Its threads are joined and its handles closed before the loop
          * empties; nothing needs to happen when that is done. */
@@ -246,6 +254,13 @@ static void on_hup(uv_signal_t *h, int signum)
 static void on_token_event(void *ctx, uk_token_event ev, const uk_token_summary *t)
 {
     daemon_state *d = ctx;
+    /* An inserted key (also each key present at start) first finishes or rolls back any
+     * renewal a crash or a pulled key interrupted; the job is queued before any request's. */
+    if (ev == UK_TOKEN_INSERTED && t->present && d->renewal != NULL) {
+        int rc = uk_renewal_recover(d->renewal, t->id, NULL, NULL);
+        if (rc != UK_OK)
+            UK_LOG_WARN("renewal recovery on %s not started: %s", t->id, uk_err_name(rc));
+    }
     uk_rpc_token_event(d->rpc, ev, t);
 }
 
@@ -294,6 +309,12 @@ static int start(daemon_state *d)
                           .message_size = cfg->limits.message_size};
     if ((rc = uk_unix_start(&uo, &d->unix_ep)) != UK_OK)
         return rc;
+    /* The renewal journal lives in the state directory; refusing it (wrong owner or mode,
+     * another ukeyd: after the socket, which names the other one first) stops the start: renewals
+     * must never run without their journal. */
+    if ((rc = uk_renewal_new(&d->loop, d->tokens, cfg->state_dir, &d->renewal)) != UK_OK)
+        return rc;
+    uk_rpc_set_renewal(d->rpc, d->renewal);
     if (cfg->n_wss_ports > 0) {
         uk_tls_options to = tls_options(cfg);
         uk_tls_paths paths;

@@ -21,7 +21,19 @@ struct uk_renewal {
     uk_tokens *tokens;
     uk_journal *journal;
     uk_worker *worker;
+    /* Card jobs queued or running: they use the journal, so it is closed only when the last
+     * one has reported (after uk_renewal_free, the token layer cancels or finishes them). */
+    size_t card_jobs;
+    bool freeing, worker_gone;
 };
+
+static void maybe_release(uk_renewal *r)
+{
+    if (r->freeing && r->worker_gone && r->card_jobs == 0) {
+        uk_journal_close(r->journal);
+        free(r);
+    }
+}
 
 typedef enum op_kind {
     OP_PREPARE = 1,
@@ -869,7 +881,22 @@ static int recover_job(void *arg, const uk_driver *d, void *st, uk_card *card)
 
 static void card_done(void *arg, int err)
 {
-    op_report(arg, err);
+    op *o = arg;
+    uk_renewal *r = o->r;
+    op_report(o, err);
+    r->card_jobs--;
+    maybe_release(r);
+}
+
+/* uk__tokens_run for the service: counts the job. */
+static int run_card(uk_renewal *r, op *o, uk__token_op_fn fn)
+{
+    if (r->freeing)
+        return UK_E_CANCELLED;
+    int rc = uk__tokens_run(r->tokens, o->token_id, UK__OP_CHANGES_CARD, fn, card_done, o);
+    if (rc == UK_OK)
+        r->card_jobs++;
+    return rc;
 }
 
 static void worker_done(void *arg, int err)
@@ -900,8 +927,7 @@ static void lookup_done(void *arg, int err)
         op_report(o, UK_E_NO_MEMORY);
         return;
     }
-    int rc = uk__tokens_run(o->r->tokens, o->token_id, UK__OP_CHANGES_CARD,
-                            o->kind == OP_COMMIT ? commit_job : abort_job, card_done, o);
+    int rc = run_card(o->r, o, o->kind == OP_COMMIT ? commit_job : abort_job);
     if (rc != UK_OK)
         op_report(o, rc);
 }
@@ -939,7 +965,7 @@ int uk_renewal_prepare(uk_renewal *r, const uk_renewal_prepare_req *req, uk_rene
     o->mode = req->mode;
     if (req->algorithm != NULL)
         snprintf(o->algorithm, sizeof(o->algorithm), "%s", req->algorithm);
-    int rc = uk__tokens_run(r->tokens, o->token_id, UK__OP_CHANGES_CARD, prepare_job, card_done, o);
+    int rc = run_card(r, o, prepare_job);
     if (rc != UK_OK)
         op_free(o);
     return rc;
@@ -957,7 +983,7 @@ int uk_renewal_recover(uk_renewal *r, const char *token_id, uk_renewal_cb cb, vo
         op_free(o);
         return UK_E_NO_MEMORY;
     }
-    int rc = uk__tokens_run(r->tokens, o->token_id, UK__OP_CHANGES_CARD, recover_job, card_done, o);
+    int rc = run_card(r, o, recover_job);
     if (rc != UK_OK)
         op_free(o);
     return rc;
@@ -1060,13 +1086,14 @@ static void worker_closed(uk_worker *w, void *ctx)
 {
     (void)w;
     uk_renewal *r = ctx;
-    uk_journal_close(r->journal);
-    free(r);
+    r->worker_gone = true;
+    maybe_release(r);
 }
 
 void uk_renewal_free(uk_renewal *r)
 {
     if (r == NULL)
         return;
+    r->freeing = true;
     uk_worker_close(r->worker, worker_closed, r);
 }

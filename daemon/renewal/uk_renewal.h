@@ -63,7 +63,9 @@ typedef void (*uk_renewal_cb)(void *arg, int err, const uk_renewal_result *res);
  * Errors: those of uk_journal_open and uk_worker_new. */
 int uk_renewal_new(uv_loop_t *loop, uk_tokens *tokens, const char *state_dir, uk_renewal **out)
     __attribute__((warn_unused_result));
-/* Closes the worker and the journal; callbacks of pending calls get UK_E_CANCELLED. NULL-safe. */
+/* Closes the worker, then the journal once every card job has reported (the token layer
+ * cancels queued ones when it stops: call this before uk_tokens_stop). Calls made after it fail
+ * with UK_E_CANCELLED. NULL-safe. */
 void uk_renewal_free(uk_renewal *r);
 
 /* Errors (sync or in cb): INVALID_PARAMS, NO_TOKEN, RENEWAL_STATE (extend without a valid

@@ -80,6 +80,11 @@ void uk_rpc_set_tokens(uk_rpc *rpc, uk_tokens *tokens)
     rpc->opt.tokens = tokens;
 }
 
+void uk_rpc_set_renewal(uk_rpc *rpc, uk_renewal *renewal)
+{
+    rpc->opt.renewal = renewal;
+}
+
 void uk_rpc_set_wss_port(uk_rpc *rpc, uint16_t port)
 {
     rpc->wss_port = port;

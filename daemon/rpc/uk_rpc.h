@@ -40,10 +40,14 @@ typedef struct uk_rpc_session uk_rpc_session;
 typedef struct uk_policy uk_policy;
 typedef struct uk_tokens uk_tokens;
 
+/* The renewal service (uk_renewal.h). */
+typedef struct uk_renewal uk_renewal;
+
 typedef struct uk_rpc_options {
     uv_loop_t *loop;
     uk_policy *policy;      /* borrowed: per-origin request rate (and later pairing) */
     uk_tokens *tokens;      /* borrowed: keys; NULL answers NO_SERVICE */
+    uk_renewal *renewal;    /* borrowed: renewal.*; NULL answers NO_SERVICE */
     unsigned expiring_days; /* certificate status "expiring" threshold; 0: 30 */
     const char *daemon_version;
     size_t message_size;           /* largest message accepted */
@@ -75,6 +79,9 @@ void uk_rpc_free(uk_rpc *rpc);
 
 /* The token layer, created after the dispatcher (it reports events to it). */
 void uk_rpc_set_tokens(uk_rpc *rpc, uk_tokens *tokens);
+
+/* The renewal service, created after the token layer. NULL: renewal.* answer NO_SERVICE. */
+void uk_rpc_set_renewal(uk_rpc *rpc, uk_renewal *renewal);
 
 /* Published in system.hello; 0 when WSS is off. */
 void uk_rpc_set_wss_port(uk_rpc *rpc, uint16_t port);

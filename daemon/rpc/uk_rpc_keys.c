@@ -92,7 +92,7 @@ static bool add_strings(cJSON *o, const char *key, const char *const *v, size_t 
 }
 
 /* One certificate as the protocol describes it (docs/protocol.md, cert.list). */
-static cJSON *cert_json(const uk_token_cert *tc, unsigned expiring_days, bool with_der)
+cJSON *uk__rpc_cert_json(const uk_token_cert *tc, unsigned expiring_days, bool with_der)
 {
     cJSON *o = cJSON_CreateObject();
     if (o == NULL || !cJSON_AddStringToObject(o, "key", tc->key_id)) {
@@ -192,7 +192,8 @@ static void certs_done(void *arg, int err, const uk_token_cert *certs, size_t n)
     cJSON *arr = cJSON_AddArrayToObject(r, "certificates");
     bool ok = r && arr && cJSON_AddStringToObject(r, "token", req->token);
     for (size_t i = 0; ok && i < n; i++)
-        ok = cJSON_AddItemToArray(arr, cert_json(&certs[i], req->expiring_days, req->with_der));
+        ok = cJSON_AddItemToArray(arr,
+                                  uk__rpc_cert_json(&certs[i], req->expiring_days, req->with_der));
     if (!ok) {
         cJSON_Delete(r);
         uk_rpc_call_error(req->call, UK_E_NO_MEMORY, NULL, NULL);

@@ -193,6 +193,9 @@ static const char *const attach_params[] = {"extension"};
 static const char *const cert_list_params[] = {"token", "der"};
 static const char *const sign_params[] = {"token", "key", "algorithm", "data", "digest", "pin"};
 static const char *const events_params[] = {"events"};
+static const char *const renewal_prepare_params[] = {"token", "slot", "mode", "algorithm", "pin"};
+static const char *const renewal_commit_params[] = {"renewal_id", "certificate"};
+static const char *const renewal_id_params[] = {"renewal_id"};
 
 static const uk_rpc_method methods[] = {
     {"system.hello", system_hello, NULL, 0, UK_METHOD_PUBLIC},
@@ -202,6 +205,12 @@ static const uk_rpc_method methods[] = {
     {"token.list", uk__rpc_token_list, NULL, 0, 0},
     {"cert.list", uk__rpc_cert_list, cert_list_params, 2, 0},
     {"sign", uk__rpc_sign, sign_params, 6, UK_METHOD_CONSENT | UK_METHOD_PIN},
+    {"renewal.prepare", uk__rpc_renewal_prepare, renewal_prepare_params, 5,
+     UK_METHOD_CONSENT | UK_METHOD_PIN},
+    {"renewal.commit", uk__rpc_renewal_commit, renewal_commit_params, 2, UK_METHOD_CONSENT},
+    {"renewal.status", uk__rpc_renewal_status, renewal_id_params, 1, 0},
+    {"renewal.list", uk__rpc_renewal_list, NULL, 0, 0},
+    {"renewal.abort", uk__rpc_renewal_abort, renewal_id_params, 1, UK_METHOD_CONSENT},
 };
 
 const uk_rpc_method *uk_rpc_methods(size_t *count)

@@ -1,0 +1,106 @@
+'use strict';
+// renewal.* on the real daemon against the virtual PIV card: extend 9a (RSA-2048) and 9c
+// (P-256) through the Unix socket, each CSR checked by `openssl req -verify` (its output read:
+// OpenSSL 3.0 exits 0 on failure), issued by a test CA made here with the openssl CLI, committed
+// as PEM; a refused certificate changes nothing on the card (cert.list DER before and after); a
+// prepared renewal survives a daemon restart; after commit cert.list shows the new certificate, a
+// signature with the key verifies with it, and the old certificate is in state_dir/backup.
+// (The card-level cases - repair, abort, RENEWAL_IN_PROGRESS, SIGKILL at each step, a card
+// without MOVE KEY - are in tests/integration/test_renewal.sh.)
+
+const { test } = require('node:test');
+const assert = require('node:assert/strict');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
+const path = require('node:path');
+const { tempDir } = require('./lib/ukeyd');
+const { Rig, rigUnavailable, startUkeyd, KeysClient, waitToken, openssl, exec, PIN } = require('./lib/rig');
+
+const skip = rigUnavailable() || false;
+
+async function certsDer(c, token) {
+    const { certificates } = await c.ok('cert.list', { token, der: true });
+    return certificates.map((e) => `${e.key}:${e.der}`);
+}
+
+test('renewal: extend 9a and 9c through ukeyd, restart in between, refused certificates change nothing', { skip, timeout: 150000 }, async (t) => {
+    const dir = tempDir(t, 'ukr-');
+    const rig = await new Rig(t).up();
+    const ca = path.join(dir, 'ca');
+    await openssl([
+        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${ca}.key`,
+        '-out', `${ca}.pem`, '-subj', '/CN=renewal test CA', '-days', '30',
+    ]);
+    const config = { piv_allow_default_management_key: true };
+    let d = await startUkeyd(t, rig, { config });
+    let c = await KeysClient.unix(d);
+    const token = (await waitToken(c, rig.reader)).id;
+
+    for (const [slot, alg, sigAlg] of [['9a', 'rsaEncryption', 'RSA-PKCS1-SHA256'], ['9c', 'id-ecPublicKey', 'ECDSA-SHA256']]) {
+        const before = await certsDer(c, token);
+        const oldDer = (await c.ok('cert.list', { token, der: true })).certificates.find((e) => e.key === slot).der;
+
+        const p = await c.ok('renewal.prepare', { token, slot, mode: 'extend', pin: PIN });
+        assert.match(p.renewal_id, /^[0-9a-f]{32}$/);
+        assert.equal(p.state, 'prepared');
+        assert.match(p.staged_slot, /^(8[2-9a-f]|9[0-5])$/);
+        const ev = await c.event((m) => m.method === 'renewal.changed' && m.params.renewal.renewal_id === p.renewal_id);
+        assert.equal(ev.params.renewal.state, 'prepared');
+        const csr = path.join(dir, `${slot}.csr`);
+        fs.writeFileSync(csr, p.csr_pem);
+        const v = await exec('openssl', ['req', '-in', csr, '-noout', '-verify', '-text']);
+        assert.match(v.stdout + v.stderr, /verify OK|signature ok/);
+        assert.doesNotMatch(v.stdout + v.stderr, /fail/i);
+        assert.match(v.stdout, new RegExp(alg));
+        // The CSR's key is the reported public key.
+        const csrPub = await openssl(['req', '-in', csr, '-noout', '-pubkey']);
+        assert.equal(
+            crypto.createPublicKey(csrPub).export({ type: 'spki', format: 'der' }).toString('base64'),
+            p.public_key,
+        );
+        assert.deepEqual(await certsDer(c, token), before, 'prepare leaves the certificates alone');
+
+        // A restart: the renewal is still there.
+        c.close();
+        await d.stop();
+        d = await startUkeyd(t, rig, { config, dir: d.dir });
+        c = await KeysClient.unix(d);
+        await waitToken(c, rig.reader);
+        const st = await c.ok('renewal.status', { renewal_id: p.renewal_id });
+        assert.equal(st.state, 'prepared');
+        const list = await c.ok('renewal.list');
+        assert.ok(list.renewals.some((r) => r.renewal_id === p.renewal_id));
+
+        // Refused certificates: nothing changes on the card.
+        let r = await c.call('renewal.commit', { renewal_id: p.renewal_id, certificate: 'bm90IGEgY2VydGlmaWNhdGU=' });
+        assert.equal(r.error.data.reason, 'CERT_INVALID');
+        r = await c.call('renewal.commit', { renewal_id: p.renewal_id, certificate: `garbage\n${fs.readFileSync(`${ca}.pem`)}` });
+        assert.equal(r.error.data.reason, 'CERT_INVALID');
+        r = await c.call('renewal.commit', { renewal_id: p.renewal_id, certificate: fs.readFileSync(`${ca}.pem`, 'utf8') });
+        assert.equal(r.error.data.reason, 'CERT_KEY_MISMATCH');
+        assert.deepEqual(await certsDer(c, token), before, 'refused certificates change nothing');
+
+        const issued = path.join(dir, `${slot}.pem`);
+        await openssl(['x509', '-req', '-in', csr, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-days', '20', '-out', issued]);
+        const done = await c.ok('renewal.commit', { renewal_id: p.renewal_id, certificate: fs.readFileSync(issued, 'utf8') });
+        assert.equal(done.state, 'done');
+        assert.equal(done.certificate.key, slot);
+        assert.equal(done.certificate.issuer, 'CN=renewal test CA');
+        const newDer = new crypto.X509Certificate(fs.readFileSync(issued)).raw;
+        const now = (await c.ok('cert.list', { token, der: true })).certificates.find((e) => e.key === slot);
+        assert.equal(now.der, Buffer.from(newDer).toString('base64'), 'cert.list shows the new certificate');
+
+        // The new key signs; the signature verifies with the new certificate.
+        const data = crypto.randomBytes(100);
+        const s = await c.ok('sign', { token, key: slot, algorithm: sigAlg, data: data.toString('base64'), pin: PIN });
+        const ok = crypto.verify('sha256', data, crypto.createPublicKey(fs.readFileSync(issued)), Buffer.from(s.signature, 'base64'));
+        assert.ok(ok, `signature with the renewed ${slot} key verifies`);
+
+        // The old certificate is backed up.
+        const backups = fs.readdirSync(path.join(d.stateDir, 'backup')).filter((f) => f.includes(`-${slot}-`));
+        assert.equal(backups.length, 1);
+        assert.equal(fs.readFileSync(path.join(d.stateDir, 'backup', backups[0])).toString('base64'), oldDer);
+    }
+    c.close();
+    await d.stop();
+});
