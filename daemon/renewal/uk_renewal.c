@@ -24,12 +24,14 @@ struct uk_renewal {
     /* Card jobs queued or running: they use the journal, so it is closed only when the last
      * one has reported (after uk_renewal_free, the token layer cancels or finishes them). */
     size_t card_jobs;
-    bool freeing, worker_gone;
+    bool freeing, worker_gone, timer_gone;
+    /* Fires when the earliest certificate written for later activation becomes valid. */
+    uv_timer_t timer;
 };
 
 static void maybe_release(uk_renewal *r)
 {
-    if (r->freeing && r->worker_gone && r->card_jobs == 0) {
+    if (r->freeing && r->worker_gone && r->timer_gone && r->card_jobs == 0) {
         uk_journal_close(r->journal);
         free(r);
     }
@@ -73,6 +75,10 @@ typedef struct op {
     uk_renewal_rec **recs;
     size_t n_recs;
     int pin_retries;
+    /* Earliest not_before of a certificate waiting for activation (0: none), seen by the job. */
+    time_t next_due;
+    /* recover: whether the journal has something for the card to do. */
+    bool recover_needed;
 } op;
 
 static void op_free(op *o)
@@ -300,6 +306,29 @@ static const char *serial_of(const char *token_id)
 {
     const char *c = strchr(token_id, ':');
     return c != NULL && c[1] != '\0' ? c + 1 : token_id;
+}
+
+/* The new certificate's not_before (0 when it does not parse: then it is never "not due"). */
+static time_t new_not_before(const uk_renewal_rec *rec)
+{
+    uk_cert_info *c = NULL;
+    time_t t = 0;
+    if (rec->new_cert_der != NULL &&
+        uk_x509_parse(rec->new_cert_der, rec->new_cert_der_len, &c) == UK_OK)
+        t = c->not_before;
+    uk_cert_info_free(c);
+    return t;
+}
+
+/* Whether a WRITTEN record waits for its certificate to become valid; notes when in o. */
+static bool not_due(op *o, const uk_renewal_rec *rec)
+{
+    time_t nb = new_not_before(rec);
+    if (rec->state != UK_RENEWAL_WRITTEN || nb == 0 || time(NULL) >= nb)
+        return false;
+    if (o->next_due == 0 || nb < o->next_due)
+        o->next_due = nb;
+    return true;
 }
 
 /* ---- prepare ------------------------------------------------------------ */
@@ -566,8 +595,8 @@ static int commit_checks(const uk_driver *d, void *st, uk_card *card, const uk_r
         rc = UK_E_CERT_INVALID;
     if (rc == UK_OK && now > c->not_after)
         rc = UK_E_CERT_EXPIRED;
-    if (rc == UK_OK && now < c->not_before)
-        rc = UK_E_NOT_YET_VALID; /* delayed activation: not implemented, nothing changed */
+    /* A not_before in the future is fine: the certificate is written now and activated when
+     * it becomes valid (the old pair stays active until then). */
     uk_cert_info_free(c);
     return rc;
 }
@@ -695,6 +724,12 @@ static int activate(op *o, const uk_driver *d, void *st, uk_card *card, uk_renew
     int rc = d->get_caps(st, card, &caps);
     if (rc != UK_OK)
         return rc;
+    if (not_due(o, rec)) {
+        UK_LOG_INFO("renewal %s: the new certificate is not valid yet; the old pair stays active "
+                    "until it is",
+                    rec->id);
+        return UK_OK;
+    }
     if (rec->state == UK_RENEWAL_WRITTEN) {
         if ((caps & UK_TOKEN_CAP_MOVE_KEY) && (caps & UK_TOKEN_CAP_KEY_METADATA) &&
             d->move_key != NULL && d->delete_cert != NULL && d->get_public_key != NULL) {
@@ -863,7 +898,8 @@ static int recover_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     if (rc != UK_OK)
         return rc;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(recs[i]->token_id, o->token_id) != 0 || recs[i]->state == UK_RENEWAL_PREPARED)
+        if (strcmp(recs[i]->token_id, o->token_id) != 0 || recs[i]->state == UK_RENEWAL_PREPARED ||
+            not_due(o, recs[i]))
             continue;
         UK_LOG_INFO("renewal %s: recovering from state %s", recs[i]->id,
                     uk_renewal_state_name(recs[i]->state));
@@ -879,10 +915,14 @@ static int recover_job(void *arg, const uk_driver *d, void *st, uk_card *card)
 
 /* ---- the loop side ------------------------------------------------------ */
 
+static void arm_timer(uk_renewal *r, time_t due);
+
 static void card_done(void *arg, int err)
 {
     op *o = arg;
     uk_renewal *r = o->r;
+    if (o->next_due != 0)
+        arm_timer(r, o->next_due);
     op_report(o, err);
     r->card_jobs--;
     maybe_release(r);
@@ -971,6 +1011,42 @@ int uk_renewal_prepare(uk_renewal *r, const uk_renewal_prepare_req *req, uk_rene
     return rc;
 }
 
+/* recover, first step: is there anything for the card (so that an insert with nothing to
+ * recover costs no card job and no token.changed)? Also notes the next due activation. */
+static int recover_check_job(void *arg)
+{
+    op *o = arg;
+    uk_renewal_rec **recs = NULL;
+    size_t n = 0;
+    int rc = uk_journal_list(o->r->journal, true, &recs, &n);
+    if (rc != UK_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(recs[i]->token_id, o->token_id) != 0 || recs[i]->state == UK_RENEWAL_PREPARED)
+            continue;
+        if (!not_due(o, recs[i]))
+            o->recover_needed = true;
+    }
+    uk_renewal_recs_free(recs, n);
+    return UK_OK;
+}
+
+static void recover_check_done(void *arg, int err)
+{
+    op *o = arg;
+    uk_renewal *r = o->r;
+    if (err == UK_OK && o->next_due != 0)
+        arm_timer(r, o->next_due);
+    if (err != UK_OK || !o->recover_needed || r->freeing) {
+        op_report(o, err);
+        return;
+    }
+    o->next_due = 0;
+    int rc = run_card(r, o, recover_job);
+    if (rc != UK_OK)
+        op_report(o, rc);
+}
+
 int uk_renewal_recover(uk_renewal *r, const char *token_id, uk_renewal_cb cb, void *arg)
 {
     if (r == NULL || token_id == NULL)
@@ -983,7 +1059,7 @@ int uk_renewal_recover(uk_renewal *r, const char *token_id, uk_renewal_cb cb, vo
         op_free(o);
         return UK_E_NO_MEMORY;
     }
-    int rc = run_card(r, o, recover_job);
+    int rc = uk_worker_submit(r->worker, recover_check_job, recover_check_done, o);
     if (rc != UK_OK)
         op_free(o);
     return rc;
@@ -1061,6 +1137,44 @@ int uk_renewal_list(uk_renewal *r, uk_renewal_cb cb, void *arg)
     return rc;
 }
 
+/* Due: every present token gets a recovery, which activates what is due. */
+static void on_timer(uv_timer_t *h)
+{
+    uk_renewal *r = h->data;
+    uk_token_summary *list = NULL;
+    size_t n = 0;
+    if (r->freeing || uk_tokens_list(r->tokens, &list, &n) != UK_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (!list[i].present || list[i].id[0] == '\0')
+            continue;
+        int rc = uk_renewal_recover(r, list[i].id, NULL, NULL);
+        if (rc != UK_OK)
+            UK_LOG_WARN("renewal: activation on %s not started: %s", list[i].id, uk_err_name(rc));
+    }
+    free(list);
+}
+
+/* (Re)arms the timer for due (seconds since the epoch) unless it fires earlier already. A
+ * second late: a certificate is valid from not_before on, inclusive. */
+static void arm_timer(uk_renewal *r, time_t due)
+{
+    if (r->freeing)
+        return;
+    time_t now = time(NULL);
+    uint64_t ms = due > now ? (uint64_t)(due - now) * 1000u + 1000u : 1000u;
+    if (uv_is_active((uv_handle_t *)&r->timer) && uv_timer_get_due_in(&r->timer) <= ms)
+        return;
+    uv_timer_start(&r->timer, on_timer, ms, 0);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    uk_renewal *r = h->data;
+    r->timer_gone = true;
+    maybe_release(r);
+}
+
 int uk_renewal_new(uv_loop_t *loop, uk_tokens *tokens, const char *state_dir, uk_renewal **out)
 {
     if (loop == NULL || tokens == NULL || state_dir == NULL || out == NULL)
@@ -1078,6 +1192,8 @@ int uk_renewal_new(uv_loop_t *loop, uk_tokens *tokens, const char *state_dir, uk
         free(r);
         return rc;
     }
+    uv_timer_init(loop, &r->timer);
+    r->timer.data = r;
     *out = r;
     return UK_OK;
 }
@@ -1095,5 +1211,6 @@ void uk_renewal_free(uk_renewal *r)
     if (r == NULL)
         return;
     r->freeing = true;
+    uv_close((uv_handle_t *)&r->timer, timer_closed);
     uk_worker_close(r->worker, worker_closed, r);
 }

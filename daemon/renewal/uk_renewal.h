@@ -14,10 +14,13 @@
  * call that returns UK_OK calls it exactly once, later, from the loop. The result passed to the
  * callback is borrowed for the callback only.
  *
- * Not done yet (see docs/renewal.md, "Status of the implementation"): delayed activation of a
- * not-yet-valid certificate (commit refuses it with NOT_YET_VALID and changes nothing), the role
- * mapping for signing on cards without MOVE KEY (the mapping is recorded on the card, the token
- * layer does not use it yet).
+ * Delayed activation: a committed certificate whose not_before is in the future is written to the
+ * staging slot (state WRITTEN) and the old pair stays active; a timer (and every recovery) makes
+ * it active once it is valid, and the card job emits token.changed.
+ *
+ * Not done yet (see docs/renewal.md, "Status of the implementation"): the role mapping for signing
+ * on cards without MOVE KEY (the mapping is recorded on the card, the token layer does not use it
+ * yet).
  */
 #ifndef UK_RENEWAL_H
 #define UK_RENEWAL_H
@@ -75,8 +78,8 @@ void uk_renewal_free(uk_renewal *r);
 int uk_renewal_prepare(uk_renewal *r, const uk_renewal_prepare_req *req, uk_renewal_cb cb,
                        void *arg) __attribute__((warn_unused_result));
 /* der: the issued certificate (DER). Errors: RENEWAL_NOT_FOUND, RENEWAL_STATE, CERT_INVALID,
- * CERT_KEY_MISMATCH, CERT_EXPIRED, NOT_YET_VALID (nothing on the card changed for these), card
- * errors. */
+ * CERT_KEY_MISMATCH, CERT_EXPIRED (nothing on the card changed for these), card errors. A
+ * certificate not valid yet is written and waits: the record reported is WRITTEN. */
 int uk_renewal_commit(uk_renewal *r, const char *id, const uint8_t *der, size_t len,
                       uk_renewal_cb cb, void *arg) __attribute__((warn_unused_result));
 /* Errors: RENEWAL_NOT_FOUND, RENEWAL_STATE (not PREPARED), card errors. */

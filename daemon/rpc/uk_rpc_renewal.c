@@ -14,6 +14,7 @@
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Longest "certificate" parameter accepted, in characters (PEM of the largest DER). */
 #define CERT_PARAM_MAX (2u * UK_X509_DER_MAX + 1024u)
@@ -42,6 +43,14 @@ static cJSON *rec_json(const uk_renewal_rec *rec, bool with_csr)
         uk_jsonrpc_add_base64(o, "public_key", rec->staged_spki, rec->staged_spki_len) == UK_OK;
     if (ok && with_csr)
         ok = cJSON_AddStringToObject(o, "csr_pem", rec->csr_pem) != NULL;
+    /* A certificate written for later activation: when. */
+    uk_cert_info *c = NULL;
+    if (ok && rec->state == UK_RENEWAL_WRITTEN && rec->new_cert_der != NULL &&
+        uk_x509_parse(rec->new_cert_der, rec->new_cert_der_len, &c) == UK_OK &&
+        c->not_before > time(NULL))
+        ok = cJSON_AddStringToObject(o, "status", "not_yet_valid") &&
+             cJSON_AddStringToObject(o, "valid_from", c->not_before_iso);
+    uk_cert_info_free(c);
     if (ok && rec->old_cert_backup != NULL)
         ok = cJSON_AddStringToObject(o, "old_certificate_backup", rec->old_cert_backup) != NULL;
     cJSON *steps = ok ? cJSON_AddArrayToObject(o, "steps") : NULL;

@@ -4,7 +4,8 @@
 // OpenSSL 3.0 exits 0 on failure), issued by a test CA made here with the openssl CLI, committed
 // as PEM; a refused certificate changes nothing on the card (cert.list DER before and after); a
 // prepared renewal survives a daemon restart; after commit cert.list shows the new certificate, a
-// signature with the key verifies with it, and the old certificate is in state_dir/backup.
+// signature with the key verifies with it, and the old certificate is in state_dir/backup; a
+// certificate valid in a few seconds is activated by ukeyd's timer when due.
 // (The card-level cases - repair, abort, RENEWAL_IN_PROGRESS, SIGKILL at each step, a card
 // without MOVE KEY - are in tests/integration/test_renewal.sh.)
 
@@ -101,6 +102,41 @@ test('renewal: extend 9a and 9c through ukeyd, restart in between, refused certi
         assert.equal(backups.length, 1);
         assert.equal(fs.readFileSync(path.join(d.stateDir, 'backup', backups[0])).toString('base64'), oldDer);
     }
+    // A certificate valid only in a few seconds: written, the old pair stays active, and ukeyd's
+    // timer activates it when due (token.changed, status done, cert.list shows it).
+    const before = (await c.ok('cert.list', { token, der: true })).certificates.find((e) => e.key === '9a').der;
+    const p = await c.ok('renewal.prepare', { token, slot: '9a', mode: 'extend', pin: PIN });
+    const pubFile = path.join(dir, 'delayed.pub');
+    fs.writeFileSync(pubFile, crypto.createPublicKey({ key: Buffer.from(p.public_key, 'base64'), format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }));
+    const certFile = path.join(dir, 'delayed.pem');
+    await exec('python3', ['-c', `
+import sys, datetime
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import hashes, serialization
+pub = serialization.load_pem_public_key(open(sys.argv[1], "rb").read())
+key = serialization.load_pem_private_key(open(sys.argv[2], "rb").read(), None)
+ca = x509.load_pem_x509_certificate(open(sys.argv[3], "rb").read())
+now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+c = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "delayed")]))
+     .issuer_name(ca.subject).public_key(pub).serial_number(x509.random_serial_number())
+     .not_valid_before(now + datetime.timedelta(seconds=4)).not_valid_after(now + datetime.timedelta(days=30))
+     .sign(key, hashes.SHA256()))
+open(sys.argv[4], "wb").write(c.public_bytes(serialization.Encoding.PEM))
+`, pubFile, `${ca}.key`, `${ca}.pem`, certFile]);
+    const w = await c.ok('renewal.commit', { renewal_id: p.renewal_id, certificate: fs.readFileSync(certFile, 'utf8') });
+    assert.equal(w.state, 'written');
+    assert.equal(w.status, 'not_yet_valid');
+    assert.match(w.valid_from, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    assert.equal(w.certificate.status, 'not_yet_valid');
+    const mid = (await c.ok('cert.list', { token, der: true })).certificates.find((e) => e.key === '9a').der;
+    assert.equal(mid, before, 'the old certificate stays in 9a until the new one is valid');
+    await c.event((m) => m.method === 'token.changed' && m.params.token.id === token && Date.now() > Date.parse(w.valid_from), 15000, 'token.changed after valid_from');
+    const st = await c.ok('renewal.status', { renewal_id: p.renewal_id });
+    assert.equal(st.state, 'done');
+    const after = (await c.ok('cert.list', { token, der: true })).certificates.find((e) => e.key === '9a').der;
+    assert.equal(after, new crypto.X509Certificate(fs.readFileSync(certFile)).raw.toString('base64'));
+
     c.close();
     await d.stop();
 });

@@ -41,7 +41,8 @@ issue() {
         -outform DER -out "$2" 2>"$tmp/x509.err" || fail "openssl x509 -req: $(cat "$tmp/x509.err")"
 }
 
-# cert_dated PUB_SPKI_PEM OUT_DER NOT_BEFORE_DAYS NOT_AFTER_DAYS (relative to now, may be < 0)
+# cert_dated PUB_SPKI_PEM OUT_DER NOT_BEFORE NOT_AFTER: days relative to now (may be < 0), or
+# seconds with an "s" suffix ("5s").
 cert_dated() {
     python3 - "$1" "$2" "$3" "$4" "$tmp/ca.key" "$tmp/ca.pem" <<'PY'
 import sys, datetime
@@ -51,12 +52,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 pub = serialization.load_pem_public_key(open(sys.argv[1], "rb").read())
 cakey = serialization.load_pem_private_key(open(sys.argv[5], "rb").read(), None)
 ca = x509.load_pem_x509_certificate(open(sys.argv[6], "rb").read())
-now = datetime.datetime.now(datetime.timezone.utc)
+now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+def rel(v):
+    return datetime.timedelta(seconds=int(v[:-1])) if v.endswith("s") else datetime.timedelta(days=int(v))
 c = (x509.CertificateBuilder()
      .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "renewal test")]))
      .issuer_name(ca.subject).public_key(pub).serial_number(x509.random_serial_number())
-     .not_valid_before(now + datetime.timedelta(days=int(sys.argv[3])))
-     .not_valid_after(now + datetime.timedelta(days=int(sys.argv[4])))
+     .not_valid_before(now + rel(sys.argv[3]))
+     .not_valid_after(now + rel(sys.argv[4]))
      .sign(cakey, hashes.SHA256()))
 open(sys.argv[2], "wb").write(c.public_bytes(serialization.Encoding.DER))
 PY
@@ -106,9 +109,6 @@ renew() {
     cert_dated "$tmp/staged.pub" "$tmp/expired.der" -20 -2
     run "commit expired" R commit "$id" "$tmp/expired.der"
     expect_eq "commit expired" "$out" "commit CERT_EXPIRED -1"
-    cert_dated "$tmp/staged.pub" "$tmp/future.der" 3 30
-    run "commit not yet valid" R commit "$id" "$tmp/future.der"
-    expect_eq "commit not yet valid" "$out" "commit NOT_YET_VALID -1"
     expect_eq "card certificates after refused commits" "$(card_certs)" "$before"
 
     issue "$tmp/$slot.csr" "$tmp/new-$slot.der"
@@ -165,6 +165,32 @@ Y -a read-certificate -s 9c -K DER -o "$tmp/now.der" 2>/dev/null
 same_file "repaired 9c certificate" "$tmp/now.der" "$tmp/r.der"
 signs 9c ECCP256 "$tmp/r.der"
 ok "repair of an expired 9c certificate"
+
+# A certificate valid only in a few seconds: written to the staging slot, the old pair stays
+# active; the next recovery after its not_before (here: the next run) activates it.
+Y -a read-certificate -s 9a -K DER -o "$tmp/before-delay.der" 2>/dev/null
+run "prepare (delayed)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/d.csr"
+read -r _ _ did dstaged <<<"$out"
+openssl req -in "$tmp/d.csr" -pubkey -noout >"$tmp/d.pub"
+cert_dated "$tmp/d.pub" "$tmp/d.der" 4s 30
+run "commit (delayed)" R commit "$did" "$tmp/d.der"
+expect_eq "commit of a not yet valid certificate" "$out" "commit OK written 9a $dstaged"
+Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
+same_file "9a keeps the old certificate until the new one is valid" "$tmp/now.der" "$tmp/before-delay.der"
+signs 9a RSA2048 "$tmp/now.der"
+Y -a read-certificate -s "$dstaged" -K DER -o "$tmp/now.der" 2>/dev/null
+same_file "the new certificate waits in the staging slot" "$tmp/now.der" "$tmp/d.der"
+run "recover too early" R recover
+run "status (early)" R status "$did"
+expect_in "still waiting" "$out" "status OK written 9a"
+sleep 5
+run "recover when due" R recover
+run "status (due)" R status "$did"
+expect_in "activated when due" "$out" "status OK done 9a"
+Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
+same_file "9a holds the new certificate once it is valid" "$tmp/now.der" "$tmp/d.der"
+signs 9a RSA2048 "$tmp/d.der"
+ok "a not yet valid certificate waits in the staging slot, the old pair active, until it is valid"
 
 # SIGKILL after every step of a commit, then recovery (as on the next start or insert): the
 # renewal is finished or back to PREPARED (and then commits), and 9a's key signs with 9a's
