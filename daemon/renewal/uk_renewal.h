@@ -18,9 +18,10 @@
  * staging slot (state WRITTEN) and the old pair stays active; a timer (and every recovery) makes
  * it active once it is valid, and the card job emits token.changed.
  *
- * Not done yet (see docs/renewal.md, "Status of the implementation"): the role mapping for signing
- * on cards without MOVE KEY (the mapping is recorded on the card, the token layer does not use it
- * yet).
+ * On a card without MOVE KEY the renewed key stays in the staging slot and the card record maps
+ * the role to it (UK_RECORD_TAG_ROLE); the token layer signs with it for the role. Not done yet
+ * (docs/renewal.md, "Status of the implementation"): cert.list and a second renewal of such a role
+ * still look at the old pair in the role's slot.
  */
 #ifndef UK_RENEWAL_H
 #define UK_RENEWAL_H
@@ -30,16 +31,16 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "uk_driver.h"
 #include "uk_journal.h"
 #include "uk_secret.h"
 #include "uk_token.h"
 
 typedef struct uk_renewal uk_renewal;
 
-/* Card record TLV tags the service defines (besides UK_RECORD_TAG_KEY_ID, uk_driver.h). */
-/* "<role slot> <active slot>", e.g. "9a 82": the active key of a role on a card that cannot
- * move keys. */
-#define UK_RENEWAL_RECORD_TAG_ROLE 0xC1u
+/* The card record TLV the service writes for the active key of a role on a card that cannot move
+ * keys: UK_RECORD_TAG_ROLE (uk_driver.h), "<role slot> <active slot>", e.g. "9a 82". */
+#define UK_RENEWAL_RECORD_TAG_ROLE UK_RECORD_TAG_ROLE
 
 typedef struct uk_renewal_prepare_req {
     const char *token_id;  /* "piv:12345678" */

@@ -46,6 +46,13 @@
  * a blob that is not such a sequence.
  */
 #define UK_RECORD_TAG_KEY_ID 0xC0u
+/*
+ * A TLV tagged UK_RECORD_TAG_ROLE holds "<role key id> <active key id>" ("9a 82", no NUL): on a
+ * token that cannot move keys, the renewal service leaves a renewed key where it was generated
+ * and records here that it is now the key of the role. The token layer signs with the active key
+ * when asked for the role (sign, key "9a"). Drivers need not understand it.
+ */
+#define UK_RECORD_TAG_ROLE 0xC1u
 
 /* What get_caps reports: bits of an unsigned. */
 enum {

@@ -373,6 +373,40 @@ static void note_pin(struct op *op, int rc, int retries)
     }
 }
 
+/*
+ * The active key of role key_id from the card record (UK_RECORD_TAG_ROLE, uk_driver.h): a renewed
+ * key that a card without MOVE KEY keeps where it was generated. key_id is replaced when the
+ * record maps it; a card without a record (or one that cannot be read) keeps the key asked for.
+ */
+static void map_role(const uk_driver *d, void *state, uk_card *card, char key_id[UK_KEY_ID_MAX])
+{
+    if (d->read_record == NULL)
+        return;
+    uint8_t rec[UK_DRIVER_RECORD_MAX];
+    size_t len = 0;
+    if (d->read_record(state, card, rec, sizeof(rec), &len) != UK_OK)
+        return;
+    size_t klen = strlen(key_id);
+    /* The service writes one-byte tags and short lengths; anything else ends the search. */
+    for (size_t p = 0; p + 2 <= len;) {
+        unsigned tag = rec[p];
+        size_t vl = rec[p + 1];
+        if ((tag & 0x1fu) == 0x1fu || (vl & 0x80u) || vl > len - p - 2)
+            return;
+        const uint8_t *v = rec + p + 2;
+        if (tag == UK_RECORD_TAG_ROLE && vl > klen + 1 && vl - klen - 1 < UK_KEY_ID_MAX &&
+            memcmp(v, key_id, klen) == 0 && v[klen] == ' ') {
+            char active[UK_KEY_ID_MAX];
+            memcpy(active, v + klen + 1, vl - klen - 1);
+            active[vl - klen - 1] = '\0';
+            UK_LOG_DEBUG("key %s is now the renewed key in %s", key_id, active);
+            memcpy(key_id, active, sizeof(active));
+            return;
+        }
+        p += 2 + vl;
+    }
+}
+
 /* The operation itself, inside the transaction. */
 static int op_body(struct op *op, uk_card *card)
 {
@@ -406,6 +440,7 @@ static int op_body(struct op *op, uk_card *card)
         if (d->verify_pin == NULL || d->sign == NULL)
             return UK_E_NOT_SUPPORTED;
         int retries = -1;
+        map_role(d, state, card, op->req.key_id);
         /* A request that cannot work must not cost a PIN try. */
         int rc = d->check_sign ? d->check_sign(state, card, &op->req) : UK_OK;
         if (rc != UK_OK)

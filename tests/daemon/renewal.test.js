@@ -140,3 +140,35 @@ open(sys.argv[4], "wb").write(c.public_bytes(serialization.Encoding.PEM))
     c.close();
     await d.stop();
 });
+
+test('renewal: a card without MOVE KEY keeps the new key in the staging slot, and sign with 9a uses it', { skip, timeout: 120000 }, async (t) => {
+    const dir = tempDir(t, 'ukg-');
+    const rig = await new Rig(t, { profile: 'generic' }).up();
+    const ca = path.join(dir, 'ca');
+    await openssl([
+        'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${ca}.key`,
+        '-out', `${ca}.pem`, '-subj', '/CN=renewal test CA', '-days', '30',
+    ]);
+    const d = await startUkeyd(t, rig, { config: { piv_allow_default_management_key: true } });
+    const c = await KeysClient.unix(d);
+    const token = (await waitToken(c, rig.reader)).id;
+    const p = await c.ok('renewal.prepare', { token, slot: '9a', mode: 'extend', pin: PIN });
+    const csr = path.join(dir, 'g.csr');
+    fs.writeFileSync(csr, p.csr_pem);
+    const issued = path.join(dir, 'g.pem');
+    await openssl(['x509', '-req', '-in', csr, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-days', '20', '-out', issued]);
+    const done = await c.ok('renewal.commit', { renewal_id: p.renewal_id, certificate: fs.readFileSync(issued, 'utf8') });
+    assert.equal(done.state, 'done');
+    const { certificates } = await c.ok('cert.list', { token, der: true });
+    const raw = new crypto.X509Certificate(fs.readFileSync(issued)).raw.toString('base64');
+    assert.equal(certificates.find((e) => e.key === p.staged_slot).der, raw, 'the new certificate is in the staging slot');
+    assert.notEqual(certificates.find((e) => e.key === '9a').der, raw, '9A keeps the old pair');
+    const data = crypto.randomBytes(64);
+    const s = await c.ok('sign', { token, key: '9a', algorithm: 'RSA-PKCS1-SHA256', data: data.toString('base64'), pin: PIN });
+    assert.ok(
+        crypto.verify('sha256', data, crypto.createPublicKey(fs.readFileSync(issued)), Buffer.from(s.signature, 'base64')),
+        'sign with the role 9a uses the renewed key',
+    );
+    c.close();
+    await d.stop();
+});
