@@ -10,7 +10,11 @@
 #     certificate objects unchanged;
 #   - two prepares on one slot -> RENEWAL_IN_PROGRESS; abort frees the staging slot;
 #   - repair of an expired certificate;
-#   - a card without MOVE KEY (--profile generic): the new key stays in the staging slot.
+#   - a certificate valid only in a few seconds: written to the staging slot, the old pair active,
+#     activated by the first recovery after its not_before;
+#   - SIGKILL after every step of a commit, then recovery: finished or rolled back, 9a signs;
+#   - a card without MOVE KEY (--profile generic): the new key stays in the staging slot;
+#   - no free staging slot: NO_STAGING_SLOT, nothing changed.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -28,7 +32,7 @@ make_test_ca "$tmp"
 # card_certs: every certificate object as yubico-piv-tool reads them (hash of the DER per slot).
 card_certs() {
     local s
-    for s in 9a 9c 9d 9e 82 83 84 85; do
+    for s in 9a 9c 9d 9e $(seq -f %.0f $((0x82)) $((0x95)) | xargs printf '%x '); do
         if Y -a read-certificate -s "$s" -K DER -o "$tmp/cc.der" 2>/dev/null; then
             echo "$s $(sha256sum <"$tmp/cc.der" | cut -c1-16)"
         fi
@@ -233,3 +237,19 @@ Y -a read-certificate -s "$gstaged" -K DER -o "$tmp/now.der" 2>/dev/null
 same_file "new certificate in the staging slot" "$tmp/now.der" "$tmp/g.der"
 signs "$gstaged" RSA2048 "$tmp/g.der"
 ok "card without MOVE KEY: new key and certificate stay in $gstaged"
+
+# No free staging slot: every retired slot taken (a certificate in each) -> NO_STAGING_SLOT and
+# nothing on the card changes.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/filler.key" \
+    -out "$tmp/filler.pem" -subj "/CN=filler" -days 5 2>/dev/null
+for n in $(seq $((0x82)) $((0x95))); do
+    s=$(printf '%02x' "$n")
+    if ! Y -a read-certificate -s "$s" -K DER -o "$tmp/cc.der" 2>/dev/null; then
+        run "fill $s" Y -a import-certificate -s "$s" -i "$tmp/filler.pem"
+    fi
+done
+before=$(card_certs)
+run "prepare without a free slot" R prepare - 9c extend "$DEFAULT_PIN" "$tmp/n.csr"
+expect_eq "prepare without a free staging slot" "$out" "prepare NO_STAGING_SLOT -1"
+expect_eq "card certificates after NO_STAGING_SLOT" "$(card_certs)" "$before"
+ok "no free staging slot: NO_STAGING_SLOT, nothing changed"
