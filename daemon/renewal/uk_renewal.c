@@ -773,7 +773,8 @@ static int commit_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     if (rc != UK_OK)
         goto out;
 
-    if (rec->old_cert_der != NULL) {
+    /* A commit tried before (and rolled back) made the backup already; it never changes. */
+    if (rec->old_cert_der != NULL && rec->old_cert_backup == NULL) {
         char *path = NULL;
         rc = uk_journal_backup_cert(j, rec->token_serial, rec->slot, rec->old_cert_der,
                                     rec->old_cert_der_len, &path);

@@ -210,6 +210,7 @@ for step in cert_accepted committing written old_key_moved old_cert_moved new_ke
     expect_eq "recovery after $step" "$out" "recover OK"
     run "status ($step)" R status "$kid"
     if [[ $out == "status OK prepared "* ]]; then
+        sleep 1 # a later second: the backup made by the first try is kept, not made again
         run "commit again ($step)" R commit "$kid" "$tmp/k.der"
         expect_in "commit after rollback" "$out" "commit OK done 9a"
         note "killed after $step: rolled back to prepared, committed again"
