@@ -12,6 +12,7 @@
 drive=${UK_RENEWAL_DRIVE:-$repo/build/dev/tests/integration/uk-renewal-drive}
 [[ -x $drive ]] || fail "uk-renewal-drive not built: $drive"
 step=${UK_FAULT_STEP:-20}
+pstep=$(((step + 1) / 2))
 make_test_ca "$tmp"
 
 R() { "$drive" "$st" "$@" 2>>"$tmp/drive.log"; }
@@ -76,3 +77,37 @@ done
 note "fault injection: N = $n, $passed of $tried k passed"
 ((passed == tried)) || fail "fault injection: only $passed of $tried"
 ok "card removed at APDU k of a commit (k = 1..$n step $step): recovered, 9a signs every time"
+
+# The same during prepare: the working pair is never touched, and a renewal can start again.
+rig_down "$tmp/rig"
+rig_up "$tmp/rig" --fresh
+st="$tmp/state-p0"
+mkdir -m 0700 "$st"
+run "counters-reset" ctl counters-reset
+run "prepare (count)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p.csr"
+np=$(counter apdus_in)
+note "N = $np APDUs in a prepare run (step $pstep)"
+passed=0 tried=0
+for ((k = 1; k <= np; k += pstep)); do
+    tried=$((tried + 1))
+    rig_down "$tmp/rig"
+    rig_up "$tmp/rig" --fresh
+    st="$tmp/state-p$k"
+    mkdir -m 0700 "$st"
+    Y -a read-certificate -s 9a -K DER -o "$tmp/before.der" 2>/dev/null
+    run "drop-after $k" ctl drop-after "$k"
+    out=$(R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p.csr" || true)
+    "$UK_PCSC" wait "$UK_RIG_READER" absent 3000 >/dev/null 2>&1 || true
+    run "insert" ctl insert
+    wait_card present
+    Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
+    same_file "9a untouched by an interrupted prepare (fault at $k)" "$tmp/now.der" "$tmp/before.der"
+    signs_9a "prepare fault at $k"
+    run "prepare again ($k)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p.csr"
+    [[ $out == "prepare OK "* || $out == "prepare RENEWAL_IN_PROGRESS -1" ]] ||
+        fail "prepare after a fault at $k: $out"
+    passed=$((passed + 1))
+done
+note "fault injection (prepare): N = $np, $passed of $tried k passed"
+((passed == tried)) || fail "fault injection (prepare): only $passed of $tried"
+ok "card removed at APDU k of a prepare (k = 1..$np step $pstep): 9a untouched and signs, prepare works again"
