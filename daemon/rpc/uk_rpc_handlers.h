@@ -19,4 +19,12 @@ void uk__rpc_renewal_abort(uk_rpc_call *call);
 /* One certificate as cert.list shows it (uk_rpc_keys.c); NULL when out of memory. */
 cJSON *uk__rpc_cert_json(const uk_token_cert *tc, unsigned expiring_days, bool with_der);
 
+/*
+ * The PIN of a request, by the one rule that holds until the PIN dialog exists: only the local
+ * user's own tools (the Unix socket) pass a PIN. From any other endpoint a `pin` is wiped at once
+ * and UK_E_PIN_FROM_PAGE_DISABLED returned. UK_OK with *pin NULL when there is none;
+ * UK_E_INVALID_PARAMS with *pe filled for a malformed one. The caller answers the call.
+ */
+int uk__rpc_take_pin(uk_rpc_call *call, uk_secret **pin, uk_jsonrpc_param_error *pe);
+
 #endif

@@ -284,6 +284,22 @@ static void sign_done(void *arg, int err, int retries_left, const uint8_t *sig, 
     free(req);
 }
 
+int uk__rpc_take_pin(uk_rpc_call *call, uk_secret **pin, uk_jsonrpc_param_error *pe)
+{
+    cJSON *params = uk_rpc_call_params(call);
+    *pin = NULL;
+    /* Until the PIN dialog exists, only the local user's own tools may pass a
+     * PIN; a web page never can (docs/security.md). */
+    if (uk_rpc_call_peer(call)->endpoint != UK_ENDPOINT_UNIX) {
+        cJSON *item = cJSON_GetObjectItemCaseSensitive(params, "pin");
+        if (item == NULL)
+            return UK_OK;
+        uk_jsonrpc_wipe_tree(item);
+        return UK_E_PIN_FROM_PAGE_DISABLED;
+    }
+    return uk_jsonrpc_param_get1_secret(params, "pin", false, UK_LIMIT_PIN_LENGTH, pin, pe);
+}
+
 void uk__rpc_sign(uk_rpc_call *call)
 {
     const uk_rpc_options *opt = uk_rpc_get0_options(uk_rpc_call_rpc(call));
@@ -294,16 +310,11 @@ void uk__rpc_sign(uk_rpc_call *call)
     uk_secret *pin = NULL;
     uk_jsonrpc_param_error pe;
     int rc;
-    /* Until the PIN dialog exists, only the local user's own tools may pass a
-     * PIN; a web page never can (docs/security.md). */
-    bool local = uk_rpc_call_peer(call)->endpoint == UK_ENDPOINT_UNIX;
-    if (!local && cJSON_GetObjectItemCaseSensitive(params, "pin") != NULL) {
-        uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(params, "pin"));
-        uk_rpc_call_error(call, UK_E_PIN_FROM_PAGE_DISABLED, NULL, NULL);
+    if ((rc = uk__rpc_take_pin(call, &pin, &pe)) == UK_E_PIN_FROM_PAGE_DISABLED) {
+        uk_rpc_call_error(call, rc, NULL, NULL);
         return;
     }
-    if (uk_jsonrpc_param_get1_secret(params, "pin", false, UK_LIMIT_PIN_LENGTH, &pin, &pe) !=
-            UK_OK ||
+    if (rc != UK_OK ||
         uk_jsonrpc_param_get0_string(params, "token", true, 95, &token, &pe) != UK_OK ||
         uk_jsonrpc_param_get0_string(params, "key", true, UK_KEY_ID_MAX - 1, &key, &pe) != UK_OK ||
         uk_jsonrpc_param_get0_string(params, "algorithm", true, 31, &alg_name, &pe) != UK_OK ||

@@ -154,15 +154,11 @@ void uk__rpc_renewal_prepare(uk_rpc_call *call)
     uk_secret *pin = NULL;
     uk_jsonrpc_param_error pe;
     int rc;
-    /* As sign: until the PIN dialog exists, only the local user's own tools pass a PIN. */
-    bool local = uk_rpc_call_peer(call)->endpoint == UK_ENDPOINT_UNIX;
-    if (!local && cJSON_GetObjectItemCaseSensitive(params, "pin") != NULL) {
-        uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(params, "pin"));
-        uk_rpc_call_error(call, UK_E_PIN_FROM_PAGE_DISABLED, NULL, NULL);
+    if ((rc = uk__rpc_take_pin(call, &pin, &pe)) == UK_E_PIN_FROM_PAGE_DISABLED) {
+        uk_rpc_call_error(call, rc, NULL, NULL);
         return;
     }
-    if (uk_jsonrpc_param_get1_secret(params, "pin", false, UK_LIMIT_PIN_LENGTH, &pin, &pe) !=
-            UK_OK ||
+    if (rc != UK_OK ||
         uk_jsonrpc_param_get0_string(params, "token", true, 95, &token, &pe) != UK_OK ||
         uk_jsonrpc_param_get0_string(params, "slot", true, UK_KEY_ID_MAX - 1, &slot, &pe) !=
             UK_OK ||

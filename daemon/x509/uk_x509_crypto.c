@@ -20,13 +20,6 @@
 /* What verify_message and verify_digest return when the set-up, not the signature, failed. */
 #define SETUP_FAILED (-1000)
 
-typedef enum scheme {
-    SCHEME_RSA_PKCS1,
-    SCHEME_RSA_PSS,
-    SCHEME_ECDSA,
-    SCHEME_SM2,
-} scheme;
-
 const EVP_MD *uk__x509_md(uk_x509_digest_alg alg)
 {
     switch (alg) {
@@ -100,25 +93,25 @@ bool uk_x509_sig_alg_digest(uk_x509_sig_alg alg, uk_x509_digest_alg *out)
     return true;
 }
 
-static scheme scheme_of(uk_x509_sig_alg alg)
+uk__x509_scheme uk__x509_scheme_of(uk_x509_sig_alg alg)
 {
     switch (alg) {
     case UK_X509_SIG_RSA_PKCS1_SHA256:
     case UK_X509_SIG_RSA_PKCS1_SHA384:
     case UK_X509_SIG_RSA_PKCS1_SHA512:
-        return SCHEME_RSA_PKCS1;
+        return UK__X509_SCHEME_RSA_PKCS1;
     case UK_X509_SIG_RSA_PSS_SHA256:
     case UK_X509_SIG_RSA_PSS_SHA384:
     case UK_X509_SIG_RSA_PSS_SHA512:
-        return SCHEME_RSA_PSS;
+        return UK__X509_SCHEME_RSA_PSS;
     case UK_X509_SIG_ECDSA_SHA256:
     case UK_X509_SIG_ECDSA_SHA384:
     case UK_X509_SIG_ECDSA_SHA512:
-        return SCHEME_ECDSA;
+        return UK__X509_SCHEME_ECDSA;
     case UK_X509_SIG_SM2_SM3:
         break;
     }
-    return SCHEME_SM2;
+    return UK__X509_SCHEME_SM2;
 }
 
 int uk__x509_is_sm2(const EVP_PKEY *pk)
@@ -175,28 +168,28 @@ int uk_x509_spki_match(const uk_cert_info *c, const uint8_t *spki, size_t n)
     return err;
 }
 
-/* Whether the key can make signatures of scheme s. */
-static bool key_fits(const EVP_PKEY *pk, scheme s)
+/* Whether the key can make signatures of uk__x509_scheme s. */
+static bool key_fits(const EVP_PKEY *pk, uk__x509_scheme s)
 {
     switch (s) {
-    case SCHEME_RSA_PKCS1:
+    case UK__X509_SCHEME_RSA_PKCS1:
         return EVP_PKEY_is_a(pk, "RSA");
-    case SCHEME_RSA_PSS:
+    case UK__X509_SCHEME_RSA_PSS:
         return EVP_PKEY_is_a(pk, "RSA") || EVP_PKEY_is_a(pk, "RSA-PSS");
-    case SCHEME_ECDSA:
+    case UK__X509_SCHEME_ECDSA:
         return EVP_PKEY_is_a(pk, "EC") && !uk__x509_is_sm2(pk);
-    case SCHEME_SM2:
+    case UK__X509_SCHEME_SM2:
         return uk__x509_is_sm2(pk);
     }
     return false;
 }
 
 /* RSA padding, PSS salt and MGF1 on an initialised verify context. */
-static int rsa_params(EVP_PKEY_CTX *pc, scheme s, const EVP_MD *md)
+static int rsa_params(EVP_PKEY_CTX *pc, uk__x509_scheme s, const EVP_MD *md)
 {
-    if (s == SCHEME_RSA_PKCS1)
+    if (s == UK__X509_SCHEME_RSA_PKCS1)
         return EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PADDING) > 0;
-    if (s == SCHEME_RSA_PSS)
+    if (s == UK__X509_SCHEME_RSA_PSS)
         return EVP_PKEY_CTX_set_rsa_padding(pc, RSA_PKCS1_PSS_PADDING) > 0 &&
                EVP_PKEY_CTX_set_rsa_mgf1_md(pc, md) > 0 &&
                EVP_PKEY_CTX_set_rsa_pss_saltlen(pc, RSA_PSS_SALTLEN_AUTO) > 0;
@@ -204,8 +197,8 @@ static int rsa_params(EVP_PKEY_CTX *pc, scheme s, const EVP_MD *md)
 }
 
 /* EVP_DigestVerify over the message. Returns OpenSSL's answer, or SETUP_FAILED. */
-static int verify_message(EVP_PKEY *pk, scheme s, const EVP_MD *md, const uint8_t *data, size_t n,
-                          const uint8_t *sig, size_t siglen)
+static int verify_message(EVP_PKEY *pk, uk__x509_scheme s, const EVP_MD *md, const uint8_t *data,
+                          size_t n, const uint8_t *sig, size_t siglen)
 {
     int r = SETUP_FAILED;
     EVP_MD_CTX *mc = EVP_MD_CTX_new();
@@ -213,7 +206,7 @@ static int verify_message(EVP_PKEY *pk, scheme s, const EVP_MD *md, const uint8_
     EVP_PKEY_CTX *pc = NULL;
     if (mc == NULL)
         goto out;
-    if (s == SCHEME_SM2) {
+    if (s == UK__X509_SCHEME_SM2) {
         /* The ID goes on a context of our own, handed to the digest context before init. */
         sm2 = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
         if (sm2 == NULL ||
@@ -234,14 +227,14 @@ out:
 }
 
 /* EVP_PKEY_verify over a digest. Returns OpenSSL's answer, or SETUP_FAILED. */
-static int verify_digest(EVP_PKEY *pk, scheme s, const EVP_MD *md, const uint8_t *dg, size_t dn,
-                         const uint8_t *sig, size_t siglen)
+static int verify_digest(EVP_PKEY *pk, uk__x509_scheme s, const EVP_MD *md, const uint8_t *dg,
+                         size_t dn, const uint8_t *sig, size_t siglen)
 {
     int r = SETUP_FAILED;
     EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
     if (pc == NULL || EVP_PKEY_verify_init(pc) != 1 || !rsa_params(pc, s, md))
         goto out;
-    if (s != SCHEME_SM2 && EVP_PKEY_CTX_set_signature_md(pc, md) <= 0)
+    if (s != UK__X509_SCHEME_SM2 && EVP_PKEY_CTX_set_signature_md(pc, md) <= 0)
         goto out;
     r = EVP_PKEY_verify(pc, sig, siglen, dg, dn);
 out:
@@ -263,7 +256,7 @@ static int verify(const uk_cert_info *c, const uint8_t *data, size_t n, bool is_
     if (sig == NULL)
         sig = (const uint8_t *)"";
 
-    scheme s = scheme_of(alg);
+    uk__x509_scheme s = uk__x509_scheme_of(alg);
     const EVP_MD *md = uk__x509_md(dalg);
     EVP_PKEY *pk = NULL;
     int err = uk__x509_get1_key(c, &pk);

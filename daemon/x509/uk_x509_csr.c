@@ -39,44 +39,16 @@ struct uk_x509_csr {
     size_t tbs_len;
 };
 
-typedef enum scheme {
-    SCHEME_RSA_PKCS1,
-    SCHEME_RSA_PSS,
-    SCHEME_ECDSA,
-    SCHEME_SM2,
-} scheme;
-
-static scheme scheme_of(uk_x509_sig_alg alg)
-{
-    switch (alg) {
-    case UK_X509_SIG_RSA_PKCS1_SHA256:
-    case UK_X509_SIG_RSA_PKCS1_SHA384:
-    case UK_X509_SIG_RSA_PKCS1_SHA512:
-        return SCHEME_RSA_PKCS1;
-    case UK_X509_SIG_RSA_PSS_SHA256:
-    case UK_X509_SIG_RSA_PSS_SHA384:
-    case UK_X509_SIG_RSA_PSS_SHA512:
-        return SCHEME_RSA_PSS;
-    case UK_X509_SIG_ECDSA_SHA256:
-    case UK_X509_SIG_ECDSA_SHA384:
-    case UK_X509_SIG_ECDSA_SHA512:
-        return SCHEME_ECDSA;
-    case UK_X509_SIG_SM2_SM3:
-        break;
-    }
-    return SCHEME_SM2;
-}
-
-/* Whether pk (decoded from the new key's SPKI) can make signatures of scheme s. */
-static bool key_fits(const EVP_PKEY *pk, scheme s)
+/* Whether pk (decoded from the new key's SPKI) can make signatures of uk__x509_scheme s. */
+static bool key_fits(const EVP_PKEY *pk, uk__x509_scheme s)
 {
     switch (s) {
-    case SCHEME_RSA_PKCS1:
-    case SCHEME_RSA_PSS:
+    case UK__X509_SCHEME_RSA_PKCS1:
+    case UK__X509_SCHEME_RSA_PSS:
         return EVP_PKEY_is_a(pk, "RSA");
-    case SCHEME_ECDSA:
+    case UK__X509_SCHEME_ECDSA:
         return EVP_PKEY_is_a(pk, "EC") && !uk__x509_is_sm2(pk);
-    case SCHEME_SM2:
+    case UK__X509_SCHEME_SM2:
         return uk__x509_is_sm2(pk);
     }
     return false;
@@ -153,8 +125,8 @@ static int sig_algor_new(uk_x509_sig_alg alg, X509_ALGOR **out)
     if (a == NULL)
         return UK__X509_FAIL(UK_E_NO_MEMORY, "X509_ALGOR_new");
     int ok;
-    scheme s = scheme_of(alg);
-    if (s == SCHEME_RSA_PSS) {
+    uk__x509_scheme s = uk__x509_scheme_of(alg);
+    if (s == UK__X509_SCHEME_RSA_PSS) {
         uk_x509_digest_alg d = UK_X509_DIGEST_SHA256;
         (void)uk_x509_sig_alg_digest(alg, &d);
         ASN1_STRING *params = NULL;
@@ -169,7 +141,7 @@ static int sig_algor_new(uk_x509_sig_alg alg, X509_ALGOR **out)
     } else {
         /* RFC 4055: NULL parameters for PKCS#1; RFC 5758 / GM/T 0015: absent for ECDSA, SM2. */
         ok = X509_ALGOR_set0(a, OBJ_nid2obj(sig_nid(alg)),
-                             s == SCHEME_RSA_PKCS1 ? V_ASN1_NULL : V_ASN1_UNDEF, NULL);
+                             s == UK__X509_SCHEME_RSA_PKCS1 ? V_ASN1_NULL : V_ASN1_UNDEF, NULL);
     }
     if (!ok) {
         X509_ALGOR_free(a);
@@ -275,7 +247,7 @@ static int set_key(const uk_x509_csr_req *r, X509_REQ *req, EVP_PKEY **key)
     if (p != r->spki + r->spki_len) {
         UK_LOG_DEBUG("%zu bytes after the new key's SPKI", (size_t)(r->spki + r->spki_len - p));
         err = UK_E_KEY_REJECTED;
-    } else if (!key_fits(pk, scheme_of(r->sig_alg))) {
+    } else if (!key_fits(pk, uk__x509_scheme_of(r->sig_alg))) {
         UK_LOG_DEBUG("a %s key cannot sign with algorithm %d", EVP_PKEY_get0_type_name(pk),
                      (int)r->sig_alg);
         err = UK_E_NOT_SUPPORTED;
@@ -332,7 +304,7 @@ int uk_x509_csr_tbs(const uk_x509_csr_req *r, uint8_t **tbs, size_t *tbs_len, uk
     }
     if ((err = set_key(r, st->req, &st->key)) != UK_OK || (err = set_subject(r, st->req)) != UK_OK)
         goto out;
-    if (scheme_of(r->sig_alg) == SCHEME_SM2) {
+    if (uk__x509_scheme_of(r->sig_alg) == UK__X509_SCHEME_SM2) {
         /* X509_REQ_verify computes Z with this ID; OpenSSL's default would be the empty one. */
         ASN1_OCTET_STRING *id = ASN1_OCTET_STRING_new();
         if (id == NULL || !ASN1_OCTET_STRING_set(id, (const unsigned char *)UK__X509_SM2_ID,
@@ -469,7 +441,7 @@ int uk_x509_csr_digest(const uk_x509_csr *st, uint8_t *out, size_t *out_len)
     if (st == NULL || out == NULL || out_len == NULL || !uk_x509_sig_alg_digest(st->alg, &d) ||
         *out_len < uk_x509_digest_len(d))
         return UK_E_INVALID_PARAMS;
-    if (scheme_of(st->alg) != SCHEME_SM2)
+    if (uk__x509_scheme_of(st->alg) != UK__X509_SCHEME_SM2)
         return uk_x509_digest(d, st->tbs, st->tbs_len, out, out_len);
     int err = sm2_e(st->key, st->tbs, st->tbs_len, out, out_len);
     ERR_clear_error();

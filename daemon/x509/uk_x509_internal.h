@@ -37,4 +37,14 @@ int uk__x509_is_sm2(const EVP_PKEY *pk);
 /* The OpenSSL digest of alg, or NULL for a value outside the enum. */
 const EVP_MD *uk__x509_md(uk_x509_digest_alg alg);
 
+/* The signature scheme of an algorithm of uk_x509.h (verification and CSRs). */
+typedef enum uk__x509_scheme {
+    UK__X509_SCHEME_RSA_PKCS1,
+    UK__X509_SCHEME_RSA_PSS,
+    UK__X509_SCHEME_ECDSA,
+    UK__X509_SCHEME_SM2,
+} uk__x509_scheme;
+
+uk__x509_scheme uk__x509_scheme_of(uk_x509_sig_alg alg);
+
 #endif
