@@ -22,8 +22,9 @@ endif()
 
 # uk_target_defaults(TARGET): warnings, hardening, sanitizers and defines.
 function(uk_target_defaults target)
+  # Source paths in debug info and __FILE__ relative to the tree: a package carries no build path.
   target_compile_options(${target} PRIVATE ${UK_WARNINGS} ${UK_HARDENING_COMPILE}
-    ${UK_SAN_FLAGS})
+    ${UK_SAN_FLAGS} -ffile-prefix-map=${CMAKE_SOURCE_DIR}/=)
   if(UK_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()

@@ -17,6 +17,7 @@ struct uk_jsonrpc_msg {
     cJSON *root;
     uk_jsonrpc_kind kind;
     const char *method;
+    const char *origin;
     const cJSON *id;
     cJSON *params;
     const cJSON *result;
@@ -139,7 +140,7 @@ static int refuse(struct fault *f, int err, const char *detail)
 }
 
 /* Fill msg from a parsed object, or describe the problem in f. */
-static int classify(cJSON *root, uk_jsonrpc_msg *msg, struct fault *f)
+static int classify(cJSON *root, bool allow_origin, uk_jsonrpc_msg *msg, struct fault *f)
 {
     if (cJSON_IsArray(root))
         return refuse(f, UK_E_INVALID_REQUEST, "batches are not supported");
@@ -147,7 +148,7 @@ static int classify(cJSON *root, uk_jsonrpc_msg *msg, struct fault *f)
         return refuse(f, UK_E_INVALID_REQUEST, "a message must be a JSON object");
 
     cJSON *jsonrpc = NULL, *method = NULL, *params = NULL, *id = NULL, *result = NULL,
-          *error = NULL;
+          *error = NULL, *origin = NULL;
     size_t id_count = 0;
     const char *unknown = NULL;
     for (cJSON *c = root->child; c != NULL; c = c->next) {
@@ -164,6 +165,8 @@ static int classify(cJSON *root, uk_jsonrpc_msg *msg, struct fault *f)
             result = c;
         else if (strcmp(c->string, "error") == 0)
             error = c;
+        else if (allow_origin && strcmp(c->string, "origin") == 0)
+            origin = c;
         else if (unknown == NULL)
             unknown = c->string;
     }
@@ -198,12 +201,15 @@ static int classify(cJSON *root, uk_jsonrpc_msg *msg, struct fault *f)
             return refuse(f, UK_E_INVALID_REQUEST, "a request must not have result or error");
         if (params != NULL && !cJSON_IsObject(params) && !cJSON_IsArray(params))
             return refuse(f, UK_E_INVALID_REQUEST, "params must be an object or an array");
+        if (origin != NULL && !cJSON_IsString(origin))
+            return refuse(f, UK_E_INVALID_REQUEST, "origin must be a string");
         if (id != NULL && !id_is_valid(id))
             return refuse(f, UK_E_INVALID_REQUEST,
                           "id must be a string of at most 128 bytes or an integer within "
                           "+-(2^53 - 1)");
         msg->kind = id != NULL ? UK_JSONRPC_REQUEST : UK_JSONRPC_NOTIFICATION;
         msg->method = method->valuestring;
+        msg->origin = origin != NULL ? origin->valuestring : NULL;
         msg->id = id;
         msg->params = params;
         return UK_OK;
@@ -215,6 +221,8 @@ static int classify(cJSON *root, uk_jsonrpc_msg *msg, struct fault *f)
         return refuse(f, UK_E_INVALID_REQUEST, "a response has result or error, not both");
     if (params != NULL)
         return refuse(f, UK_E_INVALID_REQUEST, "a response must not have params");
+    if (origin != NULL)
+        return refuse(f, UK_E_INVALID_REQUEST, "a response must not have origin");
     if (id == NULL)
         return refuse(f, UK_E_INVALID_REQUEST, "a response must have an id");
     if (!id_is_valid(id) && !(error != NULL && cJSON_IsNull(id)))
@@ -310,7 +318,7 @@ int uk_jsonrpc_parse(const char *buf, size_t len, const uk_jsonrpc_limits *limit
         f.err = UK_E_NO_MEMORY;
         goto out;
     }
-    rc = classify(root, msg, &f);
+    rc = classify(root, limits != NULL && limits->allow_origin, msg, &f);
     if (rc != UK_OK)
         goto out;
     msg->root = root;
@@ -346,6 +354,11 @@ uk_jsonrpc_kind uk_jsonrpc_msg_kind(const uk_jsonrpc_msg *msg)
 const char *uk_jsonrpc_msg_get0_method(const uk_jsonrpc_msg *msg)
 {
     return msg->method;
+}
+
+const char *uk_jsonrpc_msg_get0_origin(const uk_jsonrpc_msg *msg)
+{
+    return msg->origin;
 }
 
 const cJSON *uk_jsonrpc_msg_get0_id(const uk_jsonrpc_msg *msg)

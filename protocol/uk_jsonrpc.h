@@ -48,6 +48,10 @@ typedef enum uk_jsonrpc_kind {
 typedef struct uk_jsonrpc_limits {
     size_t max_message; /* bytes; 0 means the default */
     size_t max_depth;   /* open arrays + objects; 0 means the default; capped at 256 */
+    /* Accept a top-level string member "origin" on requests and notifications: only the ukeyd
+     * extension's session may name the page a request is for (docs/protocol.md, "Transports").
+     * Everywhere else "origin" is an unknown member like any other. */
+    bool allow_origin;
 } uk_jsonrpc_limits;
 
 /*
@@ -78,6 +82,10 @@ const char *uk_jsonrpc_msg_get0_method(const uk_jsonrpc_msg *msg);
  * a cJSON null for error responses to unreadable requests, NULL for notifications.
  */
 const cJSON *uk_jsonrpc_msg_get0_id(const uk_jsonrpc_msg *msg);
+
+/* The "origin" member of a request or notification (only with limits.allow_origin), NULL when
+ * absent. Not checked beyond being a string: the dispatcher parses it as an origin. */
+const char *uk_jsonrpc_msg_get0_origin(const uk_jsonrpc_msg *msg);
 
 /* params (object or array) of a request or notification, NULL when absent. Mutable for wiping. */
 cJSON *uk_jsonrpc_msg_get0_params(uk_jsonrpc_msg *msg);

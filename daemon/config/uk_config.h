@@ -25,7 +25,33 @@
  *   limits                {message_size, json_depth,
  *                          pending_per_connection,
  *                          connections,
- *                          requests_per_second_per_origin}    uk_limits.h defaults
+ *                          requests_per_second_per_origin,
+ *                          pin_attempts_per_minute}           uk_limits.h defaults
+ *   origin_policies       {origin: {methods, pin_from_page,
+ *                          consent}} per-origin rules         {} (see below)
+ *   pairing               origins not in "origins" may ask
+ *                         the user to approve them            true
+ *   pinentry              absolute path of the pinentry
+ *                         program; null: chosen at run time   null
+ *   prompt_timeout        seconds a prompt waits (5-600)      120
+ *   audit_max_bytes       audit.log rotation size
+ *                         (4096-1073741824)                   1048576
+ *   audit_keep            rotated audit files kept (1-20)     5
+ *   user_origins          system file only: false ignores the
+ *                         user's origins and origin_policies  true
+ *
+ * origin_policies entry: "methods" (array of method names, at most
+ * UK_CONFIG_METHOD_MAX bytes each; absent: every method the daemon offers to
+ * web origins - the daemon checks the names against its method table),
+ * "pin_from_page" (bool, false) and "consent" ("request" | "session",
+ * "request"). Unknown members are errors.
+ *
+ * Layering (uk_config_load_layered): the administrator's system file
+ * (UK_CONFIG_SYSTEM_PATH) is merged with the user's file and wins; see the
+ * function. The system file must be owned by root (or by the current euid,
+ * so tests and unprivileged installs can use one) and must not be writable by
+ * group or others: a file another user can edit cannot speak for the
+ * administrator.
  *
  * Ownership: uk_config_load returns a config the caller frees with
  * uk_config_free (NULL-safe); its strings belong to it.
@@ -42,6 +68,17 @@
 
 #define UK_CONFIG_DEFAULT_WSS_PORT 28473
 #define UK_CONFIG_MAX_PORTS        8
+#define UK_CONFIG_SYSTEM_PATH      "/etc/ukeyd/config.json"
+/* Longest method name accepted in origin_policies[*].methods, in bytes. */
+#define UK_CONFIG_METHOD_MAX 64u
+
+#define UK_CONFIG_DEFAULT_PROMPT_TIMEOUT_S 120u
+#define UK_CONFIG_DEFAULT_AUDIT_MAX_BYTES  (1024u * 1024u)
+#define UK_CONFIG_DEFAULT_AUDIT_KEEP       5u
+
+/* Values of uk_config_origin_policy.consent; equal to uk_policy.h's uk_consent_mode. */
+#define UK_CONFIG_CONSENT_REQUEST 1
+#define UK_CONFIG_CONSENT_SESSION 2
 
 typedef struct uk_config_limits {
     size_t message_size;
@@ -49,20 +86,45 @@ typedef struct uk_config_limits {
     size_t pending_per_connection;
     size_t connections;
     size_t requests_per_second_per_origin;
+    size_t pin_attempts_per_minute; /* per key; enforced by the rpc layer */
 } uk_config_limits;
+
+/* One origin_policies entry. */
+typedef struct uk_config_origin_policy {
+    char *origin;   /* as written; the policy module parses it strictly */
+    char **methods; /* methods_set: the allowed names (n_methods may be 0: none) */
+    size_t n_methods;
+    bool methods_set; /* false: "methods" absent, methods NULL - every web method */
+    bool pin_from_page;
+    int consent;      /* UK_CONFIG_CONSENT_REQUEST or UK_CONFIG_CONSENT_SESSION */
+    bool from_system; /* the entry came from the system file */
+} uk_config_origin_policy;
 
 typedef struct uk_config {
     char **origins; /* as written; the policy module parses them strictly */
     size_t n_origins;
+    bool
+        *origins_system; /* n_origins flags (NULL when n_origins is 0): listed by the system file */
     char **extension_ids;
     size_t n_extension_ids;
+    bool extension_ids_system; /* extension_ids came from the system file */
+    uk_config_origin_policy *origin_policies;
+    size_t n_origin_policies;
+    bool pairing;
+    char *pinentry; /* absolute path, or NULL: chosen at run time */
+    unsigned prompt_timeout_s;
+    size_t audit_max_bytes;
+    unsigned audit_keep;
     uint16_t wss_ports[UK_CONFIG_MAX_PORTS]; /* wss_port first, then the fallbacks */
     size_t n_wss_ports;                      /* 0: WSS disabled */
     char *socket_path;
     char *state_dir;
     char *runtime_dir;
-    char *path;    /* the file this came from, NULL when defaults only */
-    int log_level; /* a uk_log_level */
+    /* PEM file of trusted CAs for renewal.commit (renewal_ca_bundle); NULL: none. */
+    char *renewal_ca_bundle;
+    char *path;        /* the (user) file this came from, NULL when none */
+    char *system_path; /* the system file merged in, NULL when none */
+    int log_level;     /* a uk_log_level */
     unsigned expiring_days;
     uint8_t piv_mgm_key[32];
     size_t piv_mgm_key_len; /* 0: none configured */
@@ -82,6 +144,30 @@ __attribute__((warn_unused_result)) int uk_config_parse(const char *text, size_t
                                                         const char *source, uk_config **out);
 
 void uk_config_free(uk_config *cfg);
+
+/*
+ * Loads the system config (system_path; NULL: UK_CONFIG_SYSTEM_PATH; a missing file means none)
+ * and the user config (user_path as uk_config_load), and merges them: every key the system file
+ * sets wins over the user's (each member of "limits" counts as its own key); "origins" is the
+ * union (system first) unless the system file sets "user_origins": false (a system-only key), in
+ * which case the user's origins and origin_policies are ignored with a log line;
+ * "origin_policies" entries from the system file override the user's for the same origin, and
+ * an origin the system file lists (in either key) is governed by the system file alone: a user
+ * entry for it is ignored with a log line, so the user cannot loosen the defaults either;
+ * "pairing": false in the system file cannot be turned on by the user (nor true off: the system
+ * file wins). The result records which origins, policies and extension IDs came from the system
+ * file (origins_system, origin_policies[i].from_system, extension_ids_system), and both paths.
+ *
+ * Errors as uk_config_load; a system file with the wrong owner or mode is refused with
+ * UK_E_CONFIG_INVALID (logged), an unreadable one with UK_E_IO. Either file's errors are logged
+ * naming that file.
+ */
+__attribute__((warn_unused_result)) int
+uk_config_load_layered(const char *system_path, const char *user_path, uk_config **out);
+
+/* The origin_policies entry for origin (byte equality), or NULL. */
+const uk_config_origin_policy *uk_config_get0_origin_policy(const uk_config *cfg,
+                                                            const char *origin);
 
 /* The default config file path, written into buf; UK_E_CONFIG_INVALID if
  * neither XDG_CONFIG_HOME nor HOME is set or the path does not fit. */

@@ -1,8 +1,10 @@
 /* ukeyd: the daemon. Start-up in order, shutdown in reverse, one libuv loop. */
+#include "uk_audit.h"
 #include "uk_config.h"
 #include "uk_err.h"
 #include "uk_log.h"
 #include "uk_policy.h"
+#include "uk_prompt.h"
 #include "uk_renewal.h"
 #include "uk_rpc.h"
 #include "uk_rpc_keys.h"
@@ -38,6 +40,8 @@ typedef struct daemon_state {
     uk_rpc *rpc;
     uk_tokens *tokens;
     uk_renewal *renewal;
+    uk_prompt *prompt;
+    uk_audit *audit;
     uk_unix *unix_ep;
     uk_wss *wss;
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -52,16 +56,27 @@ typedef struct daemon_state {
     int ready_fd; /* write end of the pipe the parent waits on; -1 */
 } daemon_state;
 
+/* --system-config: the administrator's file (tests point it elsewhere); NULL: /etc/ukeyd. */
+static const char *system_config_path;
+
+/* The administrator's file first, then the user's: the system's settings win. */
+static int load_config(const char *path, uk_config **out)
+{
+    return uk_config_load_layered(system_config_path, path, out);
+}
+
 static void usage(FILE *f)
 {
-    fputs("usage: ukeyd [--config FILE] [--foreground]\n"
+    fputs("usage: ukeyd [--config FILE] [--system-config FILE] [--foreground]\n"
           "       ukeyd tls-setup [--config FILE]\n"
           "       ukeyd tls-remove [--config FILE]\n"
           "       ukeyd --version | --help\n"
           "\n"
           "ukeyd lets web portals use the certificate on a USB key without plug-ins.\n"
           "Without --foreground it returns once it is ready and keeps running in the\n"
-          "background; under systemd use --foreground.\n",
+          "background; under systemd use --foreground.\n"
+          "The administrator's settings in " UK_CONFIG_SYSTEM_PATH " (or --system-config)\n"
+          "override the user's.\n",
           f);
 }
 
@@ -204,6 +219,12 @@ static void stop_endpoints(daemon_state *d)
         uk_renewal_free(d->renewal);
         d->renewal = NULL;
     }
+    if (d->prompt != NULL) {
+        /* A dialog on screen is closed; its request answers CANCELLED into a closed socket. */
+        uk_prompt_free(d->prompt, NULL, NULL);
+        d->prompt = NULL;
+        uk_rpc_set_prompt(d->rpc, NULL);
+    }
     if (d->tokens != NULL) {
         /* Its threads are joined and its handles closed before the loop
          * empties; nothing needs to happen when that is done. */
@@ -233,7 +254,7 @@ static void on_hup(uv_signal_t *h, int signum)
     daemon_state *d = h->data;
     (void)signum;
     uk_config *cfg = NULL;
-    if (uk_config_load(d->config_path, &cfg) != UK_OK) {
+    if (load_config(d->config_path, &cfg) != UK_OK) {
         UK_LOG_ERR("SIGHUP: the configuration has errors; keeping the current one");
         return;
     }
@@ -295,9 +316,25 @@ static int start(daemon_state *d)
         .pending_per_connection = cfg->limits.pending_per_connection,
         .connections = cfg->limits.connections,
         .expiring_days = cfg->expiring_days,
+        .pin_attempts_per_minute = (unsigned)cfg->limits.pin_attempts_per_minute,
     };
     if ((rc = uk_rpc_new(&ro, &d->rpc)) != UK_OK)
         return rc;
+    /* The audit log is kept next to the renewal journal; without it ukeyd still serves (the
+     * failure is logged), since refusing to sign would hurt the user more than a gap. */
+    char audit_path[PATH_MAX];
+    if (snprintf(audit_path, sizeof(audit_path), "%s/audit.log", cfg->state_dir) <
+            (int)sizeof(audit_path) &&
+        uk_audit_open(audit_path, cfg->audit_max_bytes, cfg->audit_keep, &d->audit) != UK_OK)
+        UK_LOG_WARN("audit log %s could not be opened; continuing without it", audit_path);
+    uk_rpc_set_audit(d->rpc, d->audit);
+    uk_prompt_options po = {
+        .loop = &d->loop, .program = cfg->pinentry, .timeout_s = cfg->prompt_timeout_s};
+    if ((rc = uk_prompt_new(&po, &d->prompt)) != UK_OK)
+        return rc;
+    uk_rpc_set_prompt(d->rpc, d->prompt);
+    UK_LOG_INFO("dialogs: %s", uk_prompt_program(d->prompt) ? uk_prompt_program(d->prompt)
+                                                            : "no pinentry program found");
     /* Keys are watched from the start; pcscd not running is not an error
      * (the token layer waits for it and says so in the log). */
     if ((rc = start_tokens(d)) != UK_OK)
@@ -315,6 +352,9 @@ static int start(daemon_state *d)
     if ((rc = uk_renewal_new(&d->loop, d->tokens, cfg->state_dir, &d->renewal)) != UK_OK)
         return rc;
     uk_rpc_set_renewal(d->rpc, d->renewal);
+    uk_renewal_set_on_changed(d->renewal, uk_rpc_renewal_changed, d->rpc);
+    if ((rc = uk_renewal_set_ca_bundle(d->renewal, cfg->renewal_ca_bundle)) != UK_OK)
+        return rc;
     if (cfg->n_wss_ports > 0) {
         uk_tls_options to = tls_options(cfg);
         uk_tls_paths paths;
@@ -390,7 +430,7 @@ static void tell_parent(daemon_state *d, int rc)
 static int run_daemon(const char *config_path, bool foreground)
 {
     daemon_state d = {.config_path = config_path, .ready_fd = -1};
-    int rc = uk_config_load(config_path, &d.cfg);
+    int rc = load_config(config_path, &d.cfg);
     if (rc != UK_OK)
         return 2;
     uk_log_set_level((uk_log_level)d.cfg->log_level);
@@ -421,6 +461,7 @@ static int run_daemon(const char *config_path, bool foreground)
     /* Let every closing handle finish, then the loop must be empty. */
     uv_run(&d.loop, UV_RUN_DEFAULT);
     uk_rpc_free(d.rpc);
+    uk_audit_close(d.audit);
     uk_policy_free(d.policy);
     int close_rc = uv_loop_close(&d.loop);
     if (close_rc != 0)
@@ -434,7 +475,7 @@ static int run_daemon(const char *config_path, bool foreground)
 static int run_tls(const char *config_path, bool remove)
 {
     uk_config *cfg = NULL;
-    if (uk_config_load(config_path, &cfg) != UK_OK)
+    if (load_config(config_path, &cfg) != UK_OK)
         return 2;
     int rc = mkdirs(cfg->state_dir);
     uk_tls_options to = tls_options(cfg);
@@ -461,6 +502,7 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"config", required_argument, NULL, 'c'},
         {"foreground", no_argument, NULL, 'f'},
+        {"system-config", required_argument, NULL, 's'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -473,13 +515,16 @@ int main(int argc, char **argv)
         argc--;
     }
     int c;
-    while ((c = getopt_long(argc, argv, "c:fVh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:s:fVh", opts, NULL)) != -1) {
         switch (c) {
         case 'c':
             config_path = optarg;
             break;
         case 'f':
             foreground = true;
+            break;
+        case 's':
+            system_config_path = optarg;
             break;
         case 'V':
             printf("ukeyd %s\n", UKEYD_VERSION);

@@ -215,7 +215,9 @@ int main(int argc, char **argv)
     uk_config *cfg = NULL;
     uk_policy *policy = NULL;
     int rc = 1, sock = -1;
-    if (uk_config_load(config_path, &cfg) != UK_OK || uk_policy_new(cfg, &policy) != UK_OK) {
+    /* The administrator's file first, as ukeyd reads it: extension_ids set there count here too. */
+    if (uk_config_load_layered(NULL, config_path, &cfg) != UK_OK ||
+        uk_policy_new(cfg, &policy) != UK_OK) {
         send_error(UK_E_CONFIG_INVALID, "ukeyd configuration invalid");
         goto out;
     }

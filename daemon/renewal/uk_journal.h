@@ -19,10 +19,12 @@
  * UK_E_RENEWAL_STATE and leaves the file untouched):
  *
  *   PREPARED ──► COMMITTING ──► WRITTEN ──► ACTIVATED ──► DONE
- *      │  ▲          │             │
- *      │  └──────────┤             │
- *      ▼             ▼             │
- *   ABORTED     ROLLED_BACK ◄──────┘
+ *      │  ▲          │             │ │
+ *      │  └──────────┤             │ │
+ *      ▼             ▼             │ │
+ *   ABORTED     ROLLED_BACK ◄──────┘ │
+ *      ▲                             │
+ *      └─────────────────────────────┘ (a WRITTEN certificate not valid yet, given up)
  *
  *   PREPARED     staged key generated in staged_slot, CSR signed and returned; waiting for the CA.
  *                The working key and certificate are untouched.
@@ -32,7 +34,9 @@
  *   ACTIVATED    the new key is the active one for its role (moved into slot, or the mapping
  *                recorded on the card); the old key may still be there.
  *   DONE         finished; the old key is retired.
- *   ABORTED      given up before any commit (renewal.abort); the staged key is to be deleted.
+ *   ABORTED      given up (renewal.abort) before the new key became active: from PREPARED, or
+ *                from WRITTEN while the new certificate waits to become valid; the staged key
+ *                (and its certificate) are to be deleted, the old pair stays active.
  *   ROLLED_BACK  a commit was undone: the card holds the old certificate and key again, and this
  *                renewal is over.
  *   COMMITTING -> PREPARED: a commit that changed nothing on the card (or whose change was
@@ -41,7 +45,8 @@
  *   is final. DONE, ABORTED and ROLLED_BACK are final: the record is kept, never changed again.
  *
  * Required fields by state: every record has id, token_id, token_serial, driver, slot,
- * staged_slot, mode, algorithm, created, updated, csr_pem and staged_spki. mode EXTEND also has
+ * staged_slot, mode, algorithm, created, updated, csr_pem and staged_spki (origin is optional:
+ * NULL for the local user). mode EXTEND also has
  * the old certificate (there was a valid one). Every state from COMMITTING on, including
  * ROLLED_BACK, has new_cert_der. Fields fixed when the record is created never change; the new
  * certificate may be set or replaced only while the stored record is PREPARED (so the one being
@@ -115,6 +120,10 @@ typedef struct uk_renewal_rec {
     char *staged_slot;          /* where the new key was generated: "82" */
     uk_renewal_mode mode;
     char *algorithm; /* as the service names it: "rsa2048", "p256", "sm2" */
+    /* The web origin that prepared the renewal ("https://portal.example.cn"), which alone may see
+     * and continue it over the web; NULL for the local user (and in records written before this
+     * field existed). Fixed at create. */
+    char *origin;
     uk_renewal_state state;
     char created[UK_JOURNAL_TIME_LEN]; /* set by uk_journal_create */
     char updated[UK_JOURNAL_TIME_LEN]; /* set by every write */

@@ -88,7 +88,8 @@ bool uk_renewal_transition_ok(uk_renewal_state from, uk_renewal_state to)
         return to == UK_RENEWAL_WRITTEN || to == UK_RENEWAL_PREPARED ||
                to == UK_RENEWAL_ROLLED_BACK;
     case UK_RENEWAL_WRITTEN:
-        return to == UK_RENEWAL_ACTIVATED || to == UK_RENEWAL_ROLLED_BACK;
+        return to == UK_RENEWAL_ACTIVATED || to == UK_RENEWAL_ROLLED_BACK ||
+               to == UK_RENEWAL_ABORTED;
     case UK_RENEWAL_ACTIVATED:
         return to == UK_RENEWAL_DONE;
     default:
@@ -260,6 +261,7 @@ void uk_renewal_rec_free(uk_renewal_rec *rec)
     free(rec->slot);
     free(rec->staged_slot);
     free(rec->algorithm);
+    free(rec->origin);
     free(rec->csr_pem);
     free(rec->staged_spki);
     free(rec->old_cert_der);
@@ -296,6 +298,7 @@ int uk__journal_rec_dup(const uk_renewal_rec *in, uk_renewal_rec **out)
         (rc = dup_str(in->slot, &r->slot)) != UK_OK ||
         (rc = dup_str(in->staged_slot, &r->staged_slot)) != UK_OK ||
         (rc = dup_str(in->algorithm, &r->algorithm)) != UK_OK ||
+        (rc = dup_str(in->origin, &r->origin)) != UK_OK ||
         (rc = dup_str(in->csr_pem, &r->csr_pem)) != UK_OK ||
         (rc = dup_str(in->old_cert_backup, &r->old_cert_backup)) != UK_OK ||
         (rc = dup_bytes(in->staged_spki, in->staged_spki_len, &r->staged_spki)) != UK_OK ||
@@ -404,6 +407,8 @@ int uk__journal_check_fields(const uk_renewal_rec *r, const char *what)
         bad = "mode";
     else if (!text_ok(r->algorithm))
         bad = "algorithm";
+    else if (r->origin != NULL && !text_ok(r->origin))
+        bad = "origin";
     else if (uk_renewal_state_name(r->state) == NULL)
         bad = "state";
     else if (!text_ok(r->csr_pem) ||
@@ -464,6 +469,7 @@ int uk__journal_serialize(const uk_renewal_rec *r, char **out, size_t *out_len)
         cJSON_AddStringToObject(o, "staged_slot", r->staged_slot) == NULL ||
         cJSON_AddStringToObject(o, "mode", uk_renewal_mode_name(r->mode)) == NULL ||
         cJSON_AddStringToObject(o, "algorithm", r->algorithm) == NULL ||
+        (r->origin != NULL && cJSON_AddStringToObject(o, "origin", r->origin) == NULL) ||
         cJSON_AddStringToObject(o, "state", uk_renewal_state_name(r->state)) == NULL ||
         cJSON_AddStringToObject(o, "created", r->created) == NULL ||
         cJSON_AddStringToObject(o, "updated", r->updated) == NULL ||
@@ -620,6 +626,8 @@ static bool parse_key(const cJSON *item, uk_renewal_rec *r, bool *have_version, 
                uk_renewal_mode_from_name(item->valuestring, &r->mode);
     if (strcmp(k, "algorithm") == 0)
         return get_text(item, &r->algorithm);
+    if (strcmp(k, "origin") == 0) /* optional: absent in records of the local user */
+        return get_text(item, &r->origin);
     if (strcmp(k, "state") == 0)
         return cJSON_IsString(item) && r->state == 0 &&
                uk_renewal_state_from_name(item->valuestring, &r->state);
@@ -774,6 +782,8 @@ int uk__journal_check_update(const uk_renewal_rec *stored, const uk_renewal_rec 
         changed = "a key location";
     else if (stored->mode != rec->mode || !str_eq(stored->algorithm, rec->algorithm))
         changed = "mode or algorithm";
+    else if (!str_eq(stored->origin, rec->origin))
+        changed = "the origin";
     else if (strcmp(stored->created, rec->created) != 0)
         changed = "created";
     else if (!str_eq(stored->csr_pem, rec->csr_pem) ||

@@ -27,12 +27,16 @@ struct uk_renewal {
     bool freeing, worker_gone, timer_gone;
     /* Fires when the earliest certificate written for later activation becomes valid. */
     uv_timer_t timer;
+    uk_renewal_changed_fn on_changed;
+    void *on_changed_ctx;
+    char *ca_bundle; /* renewal_ca_bundle, or NULL */
 };
 
 static void maybe_release(uk_renewal *r)
 {
     if (r->freeing && r->worker_gone && r->timer_gone && r->card_jobs == 0) {
         uk_journal_close(r->journal);
+        free(r->ca_bundle);
         free(r);
     }
 }
@@ -70,6 +74,13 @@ typedef struct op {
     uk_secret *pin;
     uint8_t *cert_der;
     size_t cert_der_len;
+    char *origin;                     /* prepare */
+    uk_renewal_subject_attr *subject; /* prepare: own copies of type and value */
+    size_t n_subject;
+    uint8_t *chain[UK_RENEWAL_CHAIN_MAX]; /* commit */
+    size_t chain_len[UK_RENEWAL_CHAIN_MAX];
+    size_t n_chain;
+    char *ca_bundle; /* commit: the service's, copied */
     /* outputs */
     uk_renewal_rec *rec;
     uk_renewal_rec **recs;
@@ -79,6 +90,9 @@ typedef struct op {
     time_t next_due;
     /* recover: whether the journal has something for the card to do. */
     bool recover_needed;
+    /* recover: the records it changed, for the service's on_changed. */
+    uk_renewal_rec **changed;
+    size_t n_changed;
 } op;
 
 static void op_free(op *o)
@@ -88,6 +102,16 @@ static void op_free(op *o)
     free(o->token_id);
     uk_secret_free(o->pin);
     free(o->cert_der);
+    free(o->origin);
+    for (size_t i = 0; i < o->n_subject; i++) {
+        free((char *)(uintptr_t)o->subject[i].type);
+        free((char *)(uintptr_t)o->subject[i].value);
+    }
+    free(o->subject);
+    for (size_t i = 0; i < o->n_chain; i++)
+        free(o->chain[i]);
+    free(o->ca_bundle);
+    uk_renewal_recs_free(o->changed, o->n_changed);
     uk_renewal_rec_free(o->rec);
     uk_renewal_recs_free(o->recs, o->n_recs);
     free(o);
@@ -248,6 +272,81 @@ static int rec_edit(const uk_driver *d, void *st, uk_card *card, bool add, unsig
     return d->write_record(st, card, rb.b, rb.len);
 }
 
+/* The active slot of role (UK_RECORD_TAG_ROLE "<role> <active>"), or role itself. */
+static void rec_role(const rec_buf *rb, const char *role, char active[UK_KEY_ID_MAX])
+{
+    size_t pos = 0, rl = strlen(role);
+    snprintf(active, UK_KEY_ID_MAX, "%s", role);
+    while (pos < rb->len) {
+        size_t vs, vl;
+        unsigned t;
+        if (tlv_next(rb, &pos, &t, &vs, &vl) != UK_OK)
+            return;
+        const uint8_t *v = rb->b + vs;
+        if (t == UK_RENEWAL_RECORD_TAG_ROLE && vl > rl + 1 && vl - rl - 1 < UK_KEY_ID_MAX &&
+            memcmp(v, role, rl) == 0 && v[rl] == ' ') {
+            memcpy(active, v + rl + 1, vl - rl - 1);
+            active[vl - rl - 1] = '\0';
+            return;
+        }
+    }
+}
+
+/* Removes every TLV with tag whose value starts with prefix. */
+static int rec_remove_prefix(rec_buf *rb, unsigned tag, const char *prefix)
+{
+    size_t pos = 0, pl = strlen(prefix);
+    while (pos < rb->len) {
+        size_t start = pos, vs, vl;
+        unsigned t;
+        int rc = tlv_next(rb, &pos, &t, &vs, &vl);
+        if (rc != UK_OK)
+            return rc;
+        if (t == tag && vl >= pl && memcmp(rb->b + vs, prefix, pl) == 0) {
+            memmove(rb->b + start, rb->b + pos, rb->len - pos);
+            rb->len -= pos - start;
+            pos = start;
+        }
+    }
+    return UK_OK;
+}
+
+/* The staging slot given up (abort, or the staged key moved into the working slot): its
+ * UK_RECORD_TAG_KEY_ID entry and its UK_RENEWAL_RECORD_TAG_STAGED mark, in one write. */
+static int rec_free_staged(const uk_driver *d, void *st, uk_card *card, const char *staged)
+{
+    rec_buf rb;
+    char mark[UK_KEY_ID_MAX + 1];
+    snprintf(mark, sizeof(mark), "%s ", staged);
+    int rc = rec_read(d, st, card, &rb);
+    if (rc == UK_OK)
+        rc = rec_remove(&rb, UK_RECORD_TAG_KEY_ID, staged);
+    if (rc == UK_OK)
+        rc = rec_remove_prefix(&rb, UK_RENEWAL_RECORD_TAG_STAGED, mark);
+    return rc == UK_OK ? d->write_record(st, card, rb.b, rb.len) : rc;
+}
+
+/* The staged key becomes the role's key on a card that cannot move keys: the role maps to it
+ * (replacing an earlier mapping) and its staging mark goes; its UK_RECORD_TAG_KEY_ID entry stays
+ * (the slot is in use). One write. */
+static int rec_map_role(const uk_driver *d, void *st, uk_card *card, const char *role,
+                        const char *staged)
+{
+    rec_buf rb;
+    char prefix[UK_KEY_ID_MAX + 1], mark[UK_KEY_ID_MAX + 1], map[2 * UK_KEY_ID_MAX + 2];
+    snprintf(prefix, sizeof(prefix), "%s ", role);
+    snprintf(mark, sizeof(mark), "%s ", staged);
+    snprintf(map, sizeof(map), "%s %s", role, staged);
+    int rc = rec_read(d, st, card, &rb);
+    if (rc == UK_OK)
+        rc = rec_remove_prefix(&rb, UK_RENEWAL_RECORD_TAG_ROLE, prefix);
+    if (rc == UK_OK)
+        rc = rec_remove_prefix(&rb, UK_RENEWAL_RECORD_TAG_STAGED, mark);
+    if (rc == UK_OK)
+        rc = rec_add(&rb, UK_RENEWAL_RECORD_TAG_ROLE, map);
+    return rc == UK_OK ? d->write_record(st, card, rb.b, rb.len) : rc;
+}
+
 /* ---- helpers on the card's worker --------------------------------------- */
 
 /* The certificate in key_id (*der NULL when the slot has none or a broken one). */
@@ -293,6 +392,13 @@ static int update_history(const uk_driver *d, void *st, uk_card *card)
     return d->update_key_history(st, card, on_card, 0, NULL);
 }
 
+/* A step with no record to log it in (prepare before its record exists): the test hook only. */
+static void hook(const char *step)
+{
+    if (step_hook != NULL)
+        step_hook(step_hook_ctx, step);
+}
+
 static void now_step(uk_renewal_rec *rec, const char *step, int rc)
 {
     /* A step that does not fit the log is only a missing line; the state is what counts. */
@@ -332,6 +438,9 @@ static bool not_due(op *o, const uk_renewal_rec *rec)
 }
 
 /* ---- prepare ------------------------------------------------------------ */
+
+static int clean_staging(const uk_driver *d, void *st, uk_card *card, uk_renewal_rec *const *recs,
+                         size_t n, const char *token_id);
 
 static bool alg_from_name(const char *name, uk_key_alg *alg, uk_x509_key_kind *kind)
 {
@@ -382,15 +491,28 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     rc = uk_journal_list(j, true, &unf, &n_unf);
     if (rc != UK_OK)
         return rc;
-    for (size_t i = 0; i < n_unf; i++)
-        if (strcmp(unf[i]->token_id, o->token_id) == 0 && strcmp(unf[i]->slot, o->slot) == 0)
+    bool at_rest = true;
+    for (size_t i = 0; i < n_unf; i++) {
+        if (strcmp(unf[i]->token_id, o->token_id) != 0)
+            continue;
+        if (strcmp(unf[i]->slot, o->slot) == 0)
             rc = UK_E_RENEWAL_IN_PROGRESS;
-    uk_renewal_recs_free(unf, n_unf);
+        if (unf[i]->state != UK_RENEWAL_PREPARED && !not_due(o, unf[i]))
+            at_rest = false;
+    }
     if (rc != UK_OK)
-        return rc;
+        goto out;
 
-    /* The current certificate decides whether extend or repair applies. */
-    rc = card_cert(d, st, card, o->slot, &old_der, &old_len);
+    /* The current pair is the role's active key (on a card that cannot move keys the record may
+     * map the role to a renewed key in a retired slot); its certificate decides whether extend or
+     * repair applies, and gives the subject. */
+    rec_buf rb;
+    char active[UK_KEY_ID_MAX];
+    rc = rec_read(d, st, card, &rb);
+    if (rc != UK_OK)
+        goto out;
+    rec_role(&rb, o->slot, active);
+    rc = card_cert(d, st, card, active, &old_der, &old_len);
     if (rc != UK_OK)
         goto out;
     if (old_der != NULL && uk_x509_parse(old_der, old_len, &cur) != UK_OK) {
@@ -410,8 +532,8 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
         rc = UK_E_RENEWAL_STATE;
         goto out;
     }
-    if (cur == NULL) {
-        /* Without a certificate there is no subject to take (an explicit subject: later). */
+    if (cur == NULL && o->n_subject == 0) {
+        /* Without a certificate there is no subject to take: an explicit one is needed. */
         rc = UK_E_CERT_NOT_FOUND;
         goto out;
     }
@@ -419,9 +541,9 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     /* The algorithm: asked for, or the current key's kind. */
     if (o->algorithm[0] == '\0') {
         const char *name = "rsa2048";
-        if (strcmp(cur->key_alg, "EC") == 0 && strcmp(cur->curve, "P-256") == 0)
+        if (cur != NULL && strcmp(cur->key_alg, "EC") == 0 && strcmp(cur->curve, "P-256") == 0)
             name = "p256";
-        else if (strcmp(cur->key_alg, "EC") == 0 && strcmp(cur->curve, "P-384") == 0)
+        else if (cur != NULL && strcmp(cur->key_alg, "EC") == 0 && strcmp(cur->curve, "P-384") == 0)
             name = "p384";
         snprintf(o->algorithm, sizeof(o->algorithm), "%s", name);
     }
@@ -437,6 +559,13 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
         goto out;
     pin_ok = true;
 
+    /* What an interrupted prepare left is cleaned at recovery; this card job may run before the
+     * recovery of an insert (that first reads the journal elsewhere): clean here too. */
+    if (at_rest) {
+        int rc2 = clean_staging(d, st, card, unf, n_unf, o->token_id);
+        if (rc2 != UK_OK)
+            UK_LOG_WARN("renewal: staging slots not cleaned: %s", uk_err_name(rc2));
+    }
     rc = d->find_staging_slot(st, card, staged);
     if (rc != UK_OK)
         goto out;
@@ -445,11 +574,13 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     if (rc != UK_OK)
         goto out;
     recorded = true;
+    hook("staging_recorded");
 
     rc = d->generate_key(st, card, staged, alg, &spki, &spki_len);
     if (rc != UK_OK)
         goto out;
     generated = true;
+    hook("key_generated");
 
     uk_x509_key_policy pol;
     uk_x509_key_policy_init(&pol);
@@ -462,7 +593,13 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     }
 
     uk_x509_csr_req cr = {0};
+    uk_x509_subject_attr subj[UK_RENEWAL_SUBJECT_MAX];
+    for (size_t i = 0; i < o->n_subject; i++)
+        subj[i] = (uk_x509_subject_attr){
+            .type = o->subject[i].type, .value = o->subject[i].value, .rdn = i};
     cr.current = cur;
+    cr.subject = o->n_subject > 0 ? subj : NULL;
+    cr.n_subject = o->n_subject;
     cr.spki = spki;
     cr.spki_len = spki_len;
     uk_sign_req sr = {0};
@@ -501,6 +638,7 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     rc = uk_x509_csr_finish(csr, sig, sig_len, &pem, NULL, NULL);
     if (rc != UK_OK)
         goto out;
+    hook("csr_signed");
 
     uk_renewal_rec in = {0};
     in.token_id = o->token_id;
@@ -510,6 +648,7 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     in.staged_slot = staged;
     in.mode = o->mode;
     in.algorithm = o->algorithm;
+    in.origin = o->origin;
     in.state = UK_RENEWAL_PREPARED;
     in.csr_pem = pem;
     in.staged_spki = spki;
@@ -517,6 +656,20 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     in.old_cert_der = old_der;
     in.old_cert_der_len = old_len;
     rc = uk_journal_create(j, &in, &o->rec);
+    if (rc == UK_OK) {
+        hook("prepared");
+        /* The card itself says the staged key belongs to a recorded renewal, so that recovery
+         * with another journal (another computer) leaves it alone. Without the mark only this
+         * journal explains the key: the renewal still works here. */
+        char mark[UK_KEY_ID_MAX + UK_JOURNAL_ID_LEN + 1];
+        snprintf(mark, sizeof(mark), "%s %s", staged, o->rec->id);
+        int rc2 = rec_edit(d, st, card, true, UK_RENEWAL_RECORD_TAG_STAGED, mark);
+        if (rc2 != UK_OK)
+            UK_LOG_WARN("renewal %s: staged key not marked on the card: %s", o->rec->id,
+                        uk_err_name(rc2));
+        else
+            hook("staged_marked");
+    }
 
 out:
     if (pin_ok && d->logout != NULL)
@@ -535,6 +688,7 @@ out:
     uk_cert_info_free(cur);
     free(old_der);
     free(spki);
+    uk_renewal_recs_free(unf, n_unf);
     return rc;
 }
 
@@ -570,8 +724,8 @@ static int put_cert_checked(const uk_driver *d, void *st, uk_card *card, const c
 }
 
 /* The checks that precede any change: parse, key, validity. */
-static int commit_checks(const uk_driver *d, void *st, uk_card *card, const uk_renewal_rec *rec,
-                         const uint8_t *der, size_t len)
+static int commit_checks(const op *o, const uk_driver *d, void *st, uk_card *card,
+                         const uk_renewal_rec *rec, const uint8_t *der, size_t len)
 {
     uk_cert_info *c = NULL;
     int rc = uk_x509_parse(der, len, &c);
@@ -596,7 +750,11 @@ static int commit_checks(const uk_driver *d, void *st, uk_card *card, const uk_r
     if (rc == UK_OK && now > c->not_after)
         rc = UK_E_CERT_EXPIRED;
     /* A not_before in the future is fine: the certificate is written now and activated when
-     * it becomes valid (the old pair stays active until then). */
+     * it becomes valid (the old pair stays active until then); the chain must hold then. */
+    if (rc == UK_OK)
+        rc = uk_x509_verify_chain(der, len, (const uint8_t *const *)o->chain, o->chain_len,
+                                  o->n_chain, o->ca_bundle,
+                                  c->not_before > now ? c->not_before : now);
     uk_cert_info_free(c);
     return rc;
 }
@@ -710,7 +868,7 @@ static int activate_move(const uk_driver *d, void *st, uk_card *card, uk_renewal
         return rc;
     rc = d->delete_cert(st, card, rec->staged_slot);
     if (rc == UK_OK)
-        rc = rec_edit(d, st, card, false, UK_RECORD_TAG_KEY_ID, rec->staged_slot);
+        rc = rec_free_staged(d, st, card, rec->staged_slot);
     now_step(rec, "staging_freed", rc);
     return rc;
 }
@@ -735,10 +893,9 @@ static int activate(op *o, const uk_driver *d, void *st, uk_card *card, uk_renew
             d->move_key != NULL && d->delete_cert != NULL && d->get_public_key != NULL) {
             rc = activate_move(d, st, card, rec);
         } else {
-            /* The new key stays in the staging slot; the record says it is the role's key. */
-            char map[2 * UK_KEY_ID_MAX + 2];
-            snprintf(map, sizeof(map), "%s %s", rec->slot, rec->staged_slot);
-            rc = rec_edit(d, st, card, true, UK_RENEWAL_RECORD_TAG_ROLE, map);
+            /* The new key stays in the staging slot; the record says it is the role's key
+             * (replacing the mapping of an earlier renewal, whose key stays where it is). */
+            rc = rec_map_role(d, st, card, rec->slot, rec->staged_slot);
             now_step(rec, "role_mapped", rc);
         }
         if (rc != UK_OK)
@@ -769,7 +926,7 @@ static int commit_job(void *arg, const uk_driver *d, void *st, uk_card *card)
         rc = UK_E_RENEWAL_STATE;
         goto out;
     }
-    rc = commit_checks(d, st, card, rec, o->cert_der, o->cert_der_len);
+    rc = commit_checks(o, d, st, card, rec, o->cert_der, o->cert_der_len);
     if (rc != UK_OK)
         goto out;
 
@@ -822,6 +979,32 @@ out:
 
 /* ---- abort -------------------------------------------------------------- */
 
+/* Whether a WRITTEN renewal's activation has not touched the card: the role is not mapped to the
+ * staged slot and the working slot's key is not the new one. */
+static int written_untouched(const uk_driver *d, void *st, uk_card *card, const uk_renewal_rec *rec,
+                             bool *untouched)
+{
+    rec_buf rb;
+    char active[UK_KEY_ID_MAX];
+    *untouched = false;
+    int rc = rec_read(d, st, card, &rb);
+    if (rc != UK_OK)
+        return rc;
+    rec_role(&rb, rec->slot, active);
+    if (strcmp(active, rec->staged_slot) == 0)
+        return UK_OK;
+    bool moved = false;
+    if (d->get_public_key != NULL) {
+        rc = key_is(d, st, card, rec->slot, rec->new_cert_der, rec->new_cert_der_len, &moved);
+        if (rc == UK_E_NOT_SUPPORTED)
+            rc = UK_OK;
+        if (rc != UK_OK)
+            return rc;
+    }
+    *untouched = !moved;
+    return UK_OK;
+}
+
 static int abort_job(void *arg, const uk_driver *d, void *st, uk_card *card)
 {
     op *o = arg;
@@ -832,19 +1015,42 @@ static int abort_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     int rc = uk_journal_get(j, o->id, &rec);
     if (rc != UK_OK)
         return rc;
-    if (rec->state != UK_RENEWAL_PREPARED) {
+    if (rec->state == UK_RENEWAL_WRITTEN) {
+        /* Only while the new certificate waits to become valid: activation has not begun. */
+        bool untouched = not_due(o, rec);
+        o->next_due = 0;
+        rc = untouched ? written_untouched(d, st, card, rec, &untouched) : UK_OK;
+        if (rc != UK_OK)
+            goto out;
+        if (!untouched) {
+            rc = UK_E_RENEWAL_STATE;
+            goto out;
+        }
+    } else if (rec->state != UK_RENEWAL_PREPARED) {
         rc = UK_E_RENEWAL_STATE;
         goto out;
     }
     rc = d->delete_key(st, card, rec->staged_slot);
     if (rc == UK_E_KEY_NOT_FOUND)
         rc = UK_OK;
+    if (rc == UK_E_NOT_SUPPORTED) {
+        /* A card that cannot delete keys: the key stays in the slot, unused; with its
+         * certificate and record entry gone the slot is free and the next key overwrites it. */
+        UK_LOG_INFO("renewal %s: the card cannot delete the staged key in %s; the slot is freed",
+                    rec->id, rec->staged_slot);
+        rc = UK_OK;
+    }
+    if (rc == UK_OK)
+        hook("staged_key_deleted");
     if (rc == UK_OK && d->delete_cert != NULL)
         rc = d->delete_cert(st, card, rec->staged_slot);
     if (rc == UK_OK)
-        rc = rec_edit(d, st, card, false, UK_RECORD_TAG_KEY_ID, rec->staged_slot);
+        rc = rec_free_staged(d, st, card, rec->staged_slot);
     if (rc != UK_OK)
         goto out;
+    hook("staging_freed");
+    if (rec->state == UK_RENEWAL_WRITTEN && update_history(d, st, card) != UK_OK)
+        UK_LOG_WARN("renewal %s: Key History not updated", rec->id);
     rc = uk_journal_finish(j, rec->id, UK_RENEWAL_ABORTED);
     if (rc != UK_OK)
         goto out;
@@ -887,11 +1093,124 @@ static int recover_one(op *o, const uk_driver *d, void *st, uk_card *card, uk_re
     return UK_OK;
 }
 
+/* Whether the card record or this journal explains the key location slot that the record keeps
+ * (UK_RECORD_TAG_KEY_ID): an unfinished renewal of this journal stages there, a role maps to it,
+ * or a renewal of another journal marked it (UK_RENEWAL_RECORD_TAG_STAGED). */
+static bool slot_explained(const rec_buf *rb, const char *slot, uk_renewal_rec *const *recs,
+                           size_t n, const char *token_id)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(recs[i]->token_id, token_id) == 0 && strcmp(recs[i]->staged_slot, slot) == 0)
+            return true;
+    size_t pos = 0, sl = strlen(slot);
+    while (pos < rb->len) {
+        size_t vs, vl;
+        unsigned t;
+        if (tlv_next(rb, &pos, &t, &vs, &vl) != UK_OK)
+            return true; /* a record we cannot read: touch nothing */
+        const uint8_t *v = rb->b + vs;
+        if (t == UK_RENEWAL_RECORD_TAG_ROLE && vl > sl && v[vl - sl - 1] == ' ' &&
+            memcmp(v + vl - sl, slot, sl) == 0)
+            return true;
+        if (t == UK_RENEWAL_RECORD_TAG_STAGED && vl > sl && v[sl] == ' ' &&
+            memcmp(v, slot, sl) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Whether slot holds a certificate (whole or broken), or a key that is the key of a certificate
+ * on the card (a retired old key). */
+static int slot_in_use(const uk_driver *d, void *st, uk_card *card, const char *slot,
+                       const uk_token_cert *certs, size_t n_certs, bool *used)
+{
+    *used = false;
+    for (size_t i = 0; i < n_certs; i++)
+        if (strcmp(certs[i].key_id, slot) == 0)
+            *used = true;
+    if (*used || d->get_public_key == NULL)
+        return UK_OK;
+    uint8_t *spki = NULL;
+    size_t spki_len = 0;
+    int rc = d->get_public_key(st, card, slot, &spki, &spki_len);
+    if (rc == UK_E_KEY_NOT_FOUND || rc == UK_E_NOT_SUPPORTED)
+        return UK_OK; /* no key, or none the card can tell without a certificate */
+    if (rc != UK_OK)
+        return rc;
+    for (size_t i = 0; i < n_certs && !*used; i++) {
+        uk_cert_info *c = NULL;
+        if (certs[i].error == UK_OK && uk_x509_parse(certs[i].der, certs[i].der_len, &c) == UK_OK)
+            *used = uk_x509_spki_match(c, spki, spki_len) == UK_OK;
+        uk_cert_info_free(c);
+    }
+    free(spki);
+    return UK_OK;
+}
+
+/*
+ * What a prepare that died before its journal record was written left on the card: a staging
+ * slot kept by the record (UK_RECORD_TAG_KEY_ID) that nothing explains (slot_explained,
+ * slot_in_use) - its key is deleted and the entry removed, in one record write. recs: this
+ * journal's unfinished renewals.
+ */
+static int clean_staging(const uk_driver *d, void *st, uk_card *card, uk_renewal_rec *const *recs,
+                         size_t n, const char *token_id)
+{
+    rec_buf rb, keep;
+    uk_token_cert *certs = NULL;
+    size_t n_certs = 0, pos = 0, removed = 0;
+    bool listed = false;
+    int rc = rec_read(d, st, card, &rb);
+    if (rc != UK_OK)
+        return rc;
+    keep = rb;
+    while (rc == UK_OK && pos < rb.len) {
+        size_t vs, vl;
+        unsigned t;
+        if (tlv_next(&rb, &pos, &t, &vs, &vl) != UK_OK)
+            break; /* a record we cannot read: touch nothing */
+        if (t != UK_RECORD_TAG_KEY_ID || vl == 0 || vl >= UK_KEY_ID_MAX)
+            continue;
+        char slot[UK_KEY_ID_MAX];
+        memcpy(slot, rb.b + vs, vl);
+        slot[vl] = '\0';
+        if (slot_explained(&rb, slot, recs, n, token_id))
+            continue;
+        if (!listed) {
+            rc = d->list_certs(st, card, &certs, &n_certs);
+            if (rc != UK_OK)
+                break;
+            listed = true;
+        }
+        bool used = false;
+        rc = slot_in_use(d, st, card, slot, certs, n_certs, &used);
+        if (rc != UK_OK || used)
+            continue;
+        UK_LOG_NOTICE("staging slot %s: left by an interrupted renewal.prepare; cleaned", slot);
+        int rc2 = d->delete_key != NULL ? d->delete_key(st, card, slot) : UK_E_NOT_SUPPORTED;
+        if (rc2 != UK_OK && rc2 != UK_E_KEY_NOT_FOUND && rc2 != UK_E_NOT_SUPPORTED) {
+            rc = rc2;
+            break;
+        }
+        hook("orphan_key_deleted");
+        rc = rec_remove(&keep, UK_RECORD_TAG_KEY_ID, slot);
+        removed++;
+    }
+    uk_token_certs_free(certs, n_certs);
+    if (rc == UK_OK && removed > 0) {
+        rc = d->write_record(st, card, keep.b, keep.len);
+        if (rc == UK_OK)
+            hook("orphans_cleaned");
+    }
+    return rc;
+}
+
 static int recover_job(void *arg, const uk_driver *d, void *st, uk_card *card)
 {
     op *o = arg;
     uk_renewal_rec **recs = NULL;
     size_t n = 0;
+    bool stable = true;
     if (d->get_caps == NULL || d->put_cert == NULL || d->list_certs == NULL ||
         d->read_record == NULL || d->write_record == NULL || d->find_staging_slot == NULL)
         return UK_OK; /* a token that cannot renew has nothing to recover */
@@ -902,13 +1221,38 @@ static int recover_job(void *arg, const uk_driver *d, void *st, uk_card *card)
         if (strcmp(recs[i]->token_id, o->token_id) != 0 || recs[i]->state == UK_RENEWAL_PREPARED ||
             not_due(o, recs[i]))
             continue;
+        if (!o->recover_needed) {
+            stable = false; /* became unfinished after the check: the next recovery does it */
+            continue;
+        }
         UK_LOG_INFO("renewal %s: recovering from state %s", recs[i]->id,
                     uk_renewal_state_name(recs[i]->state));
+        uint64_t revision = recs[i]->revision;
         int rc2 = recover_one(o, d, st, card, recs[i]);
         if (rc2 != UK_OK) {
             UK_LOG_ERR("renewal %s: recovery stopped: %s", recs[i]->id, uk_err_name(rc2));
             rc = rc2;
         }
+        /* What it is now, for renewal.changed. */
+        uk_renewal_rec *now = NULL, **grown = NULL;
+        if (uk_journal_get(o->r->journal, recs[i]->id, &now) == UK_OK &&
+            now->revision != revision &&
+            (grown = realloc(o->changed, (o->n_changed + 1) * sizeof(*grown))) != NULL) {
+            o->changed = grown;
+            o->changed[o->n_changed++] = now;
+            now = NULL;
+        }
+        stable = stable && rc2 == UK_OK;
+        uk_renewal_rec_free(now);
+    }
+    /* Only when every renewal of the card is at rest (prepared, done, or waiting to become
+     * valid): an interrupted activation may hold an old key in a slot without its certificate
+     * for a moment. */
+    if (rc == UK_OK && stable) {
+        int rc2 = clean_staging(d, st, card, recs, n, o->token_id);
+        if (rc2 != UK_OK)
+            UK_LOG_WARN("renewal: staging slots of %s not cleaned: %s", o->token_id,
+                        uk_err_name(rc2));
     }
     uk_renewal_recs_free(recs, n);
     return rc;
@@ -924,20 +1268,27 @@ static void card_done(void *arg, int err)
     uk_renewal *r = o->r;
     if (o->next_due != 0)
         arm_timer(r, o->next_due);
+    for (size_t i = 0; r->on_changed != NULL && !r->freeing && i < o->n_changed; i++)
+        r->on_changed(r->on_changed_ctx, o->changed[i]);
     op_report(o, err);
     r->card_jobs--;
     maybe_release(r);
 }
 
 /* uk__tokens_run for the service: counts the job. */
-static int run_card(uk_renewal *r, op *o, uk__token_op_fn fn)
+static int run_card_flags(uk_renewal *r, op *o, uk__token_op_fn fn, unsigned flags)
 {
     if (r->freeing)
         return UK_E_CANCELLED;
-    int rc = uk__tokens_run(r->tokens, o->token_id, UK__OP_CHANGES_CARD, fn, card_done, o);
+    int rc = uk__tokens_run(r->tokens, o->token_id, flags, fn, card_done, o);
     if (rc == UK_OK)
         r->card_jobs++;
     return rc;
+}
+
+static int run_card(uk_renewal *r, op *o, uk__token_op_fn fn)
+{
+    return run_card_flags(r, o, fn, UK__OP_CHANGES_CARD);
 }
 
 static void worker_done(void *arg, int err)
@@ -993,6 +1344,14 @@ int uk_renewal_prepare(uk_renewal *r, const uk_renewal_prepare_req *req, uk_rene
     uk_x509_key_kind kind;
     if (req->algorithm != NULL && !alg_from_name(req->algorithm, &alg, &kind))
         return UK_E_INVALID_PARAMS;
+    if (req->n_subject > UK_RENEWAL_SUBJECT_MAX || (req->n_subject > 0 && req->subject == NULL))
+        return UK_E_INVALID_PARAMS;
+    for (size_t i = 0; i < req->n_subject; i++)
+        if (req->subject[i].type == NULL || req->subject[i].value == NULL ||
+            req->subject[i].type[0] == '\0' || req->subject[i].value[0] == '\0')
+            return UK_E_INVALID_PARAMS;
+    if (req->origin != NULL && req->origin[0] == '\0')
+        return UK_E_INVALID_PARAMS;
     op *o = op_new(r, OP_PREPARE, cb, arg);
     if (o == NULL)
         return UK_E_NO_MEMORY;
@@ -1006,14 +1365,29 @@ int uk_renewal_prepare(uk_renewal *r, const uk_renewal_prepare_req *req, uk_rene
     o->mode = req->mode;
     if (req->algorithm != NULL)
         snprintf(o->algorithm, sizeof(o->algorithm), "%s", req->algorithm);
-    int rc = run_card(r, o, prepare_job);
+    int rc = UK_OK;
+    if (req->origin != NULL && (o->origin = strdup(req->origin)) == NULL)
+        rc = UK_E_NO_MEMORY;
+    if (rc == UK_OK && req->n_subject > 0 &&
+        (o->subject = calloc(req->n_subject, sizeof(*o->subject))) == NULL)
+        rc = UK_E_NO_MEMORY;
+    for (size_t i = 0; rc == UK_OK && i < req->n_subject; i++) {
+        char *t = strdup(req->subject[i].type), *v = strdup(req->subject[i].value);
+        o->subject[i] = (uk_renewal_subject_attr){.type = t, .value = v};
+        o->n_subject = i + 1;
+        if (t == NULL || v == NULL)
+            rc = UK_E_NO_MEMORY;
+    }
+    if (rc == UK_OK)
+        rc = run_card(r, o, prepare_job);
     if (rc != UK_OK)
         op_free(o);
     return rc;
 }
 
 /* recover, first step: is there anything for the card (so that an insert with nothing to
- * recover costs no card job and no token.changed)? Also notes the next due activation. */
+ * recover costs only a read of the card record, and no token.changed)? Also notes the next due
+ * activation. */
 static int recover_check_job(void *arg)
 {
     op *o = arg;
@@ -1038,12 +1412,14 @@ static void recover_check_done(void *arg, int err)
     uk_renewal *r = o->r;
     if (err == UK_OK && o->next_due != 0)
         arm_timer(r, o->next_due);
-    if (err != UK_OK || !o->recover_needed || r->freeing) {
+    if (err != UK_OK || r->freeing) {
         op_report(o, err);
         return;
     }
     o->next_due = 0;
-    int rc = run_card(r, o, recover_job);
+    /* Always a card job: the card record may keep staging slots an interrupted prepare left
+     * (one GET DATA when it keeps none); token.changed only when a renewal needs the card. */
+    int rc = run_card_flags(r, o, recover_job, o->recover_needed ? UK__OP_CHANGES_CARD : 0);
     if (rc != UK_OK)
         op_report(o, rc);
 }
@@ -1079,22 +1455,40 @@ static int submit_by_id(uk_renewal *r, op_kind kind, const char *id, uk_renewal_
     return UK_OK;
 }
 
-int uk_renewal_commit(uk_renewal *r, const char *id, const uint8_t *der, size_t len,
-                      uk_renewal_cb cb, void *arg)
+/* A malloc'ed copy of p[0..n) in *out (n > 0). */
+static int dup_der(const uint8_t *p, size_t n, uint8_t **out)
 {
-    if (der == NULL || len == 0)
+    if (p == NULL || n == 0)
+        return UK_E_INVALID_PARAMS;
+    if ((*out = malloc(n)) == NULL)
+        return UK_E_NO_MEMORY;
+    memcpy(*out, p, n);
+    return UK_OK;
+}
+
+int uk_renewal_commit(uk_renewal *r, const uk_renewal_commit_req *req, uk_renewal_cb cb, void *arg)
+{
+    if (req == NULL || req->cert_der == NULL || req->cert_der_len == 0 ||
+        req->n_chain > UK_RENEWAL_CHAIN_MAX ||
+        (req->n_chain > 0 && (req->chain == NULL || req->chain_len == NULL)))
         return UK_E_INVALID_PARAMS;
     op *o = NULL;
-    int rc = submit_by_id(r, OP_COMMIT, id, cb, arg, &o);
+    int rc = submit_by_id(r, OP_COMMIT, req->id, cb, arg, &o);
     if (rc != UK_OK)
         return rc;
-    o->cert_der = malloc(len);
-    if (o->cert_der == NULL) {
-        op_free(o);
-        return UK_E_NO_MEMORY;
+    rc = dup_der(req->cert_der, req->cert_der_len, &o->cert_der);
+    o->cert_der_len = req->cert_der_len;
+    for (size_t i = 0; rc == UK_OK && i < req->n_chain; i++) {
+        rc = dup_der(req->chain[i], req->chain_len[i], &o->chain[i]);
+        o->chain_len[i] = req->chain_len[i];
+        o->n_chain = rc == UK_OK ? i + 1 : i;
     }
-    memcpy(o->cert_der, der, len);
-    o->cert_der_len = len;
+    if (rc == UK_OK && r->ca_bundle != NULL && (o->ca_bundle = strdup(r->ca_bundle)) == NULL)
+        rc = UK_E_NO_MEMORY;
+    if (rc != UK_OK) {
+        op_free(o);
+        return rc;
+    }
     rc = uk_worker_submit(r->worker, lookup_job, lookup_done, o);
     if (rc != UK_OK)
         op_free(o);
@@ -1205,6 +1599,26 @@ static void worker_closed(uk_worker *w, void *ctx)
     uk_renewal *r = ctx;
     r->worker_gone = true;
     maybe_release(r);
+}
+
+void uk_renewal_set_on_changed(uk_renewal *r, uk_renewal_changed_fn fn, void *ctx)
+{
+    if (r == NULL)
+        return;
+    r->on_changed = fn;
+    r->on_changed_ctx = ctx;
+}
+
+int uk_renewal_set_ca_bundle(uk_renewal *r, const char *path)
+{
+    if (r == NULL)
+        return UK_E_INVALID_PARAMS;
+    char *copy = NULL;
+    if (path != NULL && path[0] != '\0' && (copy = strdup(path)) == NULL)
+        return UK_E_NO_MEMORY;
+    free(r->ca_bundle);
+    r->ca_bundle = copy;
+    return UK_OK;
 }
 
 void uk_renewal_free(uk_renewal *r)

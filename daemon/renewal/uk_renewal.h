@@ -19,9 +19,12 @@
  * it active once it is valid, and the card job emits token.changed.
  *
  * On a card without MOVE KEY the renewed key stays in the staging slot and the card record maps
- * the role to it (UK_RECORD_TAG_ROLE); the token layer signs with it for the role. Not done yet
- * (docs/renewal.md, "Status of the implementation"): cert.list and a second renewal of such a role
- * still look at the old pair in the role's slot.
+ * the role to it (UK_RECORD_TAG_ROLE); the token layer signs with it and lists its certificate for
+ * the role, and a second renewal of the role starts from it.
+ *
+ * Origin: each renewal belongs to the web origin that prepared it (NULL: the local user); the
+ * record keeps it (uk_renewal_rec.origin). The service does not enforce who may see a record: the
+ * rpc layer does (docs/protocol.md).
  */
 #ifndef UK_RENEWAL_H
 #define UK_RENEWAL_H
@@ -39,8 +42,28 @@
 typedef struct uk_renewal uk_renewal;
 
 /* The card record TLV the service writes for the active key of a role on a card that cannot move
- * keys: UK_RECORD_TAG_ROLE (uk_driver.h), "<role slot> <active slot>", e.g. "9a 82". */
+ * keys: UK_RECORD_TAG_ROLE (uk_driver.h), "<role slot> <active slot>", e.g. "9a 82". One per
+ * role: a second renewal replaces it. */
 #define UK_RENEWAL_RECORD_TAG_ROLE UK_RECORD_TAG_ROLE
+/* The card record TLV that marks a staged key as belonging to a renewal that a journal recorded:
+ * "<staged slot> <renewal id>", written once the journal holds the record, removed with the
+ * staging slot's UK_RECORD_TAG_KEY_ID entry (or when the staged key becomes the role's key).
+ * Recovery removes the staged keys and UK_RECORD_TAG_KEY_ID entries that a prepare left behind
+ * when it died before its record was written: an entry is kept when a record of this journal
+ * names the slot, when this TLV marks it (a renewal prepared with another journal: another
+ * computer), when a role maps to it, or when the slot holds a certificate or the key of one. */
+#define UK_RENEWAL_RECORD_TAG_STAGED 0xC2u
+
+/* Most attributes of an explicit subject (renewal.prepare's subject). */
+#define UK_RENEWAL_SUBJECT_MAX 16u
+/* Most certificates in a commit's chain. */
+#define UK_RENEWAL_CHAIN_MAX 8u
+
+/* One attribute of an explicit subject, each its own RDN, in certificate order (C first). */
+typedef struct uk_renewal_subject_attr {
+    const char *type;  /* "CN", "O", "OU", "C", "ST", "L", "emailAddress", ... or a dotted OID */
+    const char *value; /* UTF-8 */
+} uk_renewal_subject_attr;
 
 typedef struct uk_renewal_prepare_req {
     const char *token_id;  /* "piv:12345678" */
@@ -48,7 +71,27 @@ typedef struct uk_renewal_prepare_req {
     uk_renewal_mode mode;  /* EXTEND or REPAIR */
     const char *algorithm; /* "rsa2048", "p256", "p384", or NULL: the current key's kind */
     const uk_secret *pin;  /* borrowed for the call: copied */
+    /* The web origin asking ("https://..."), kept in the record; NULL for the local user. */
+    const char *origin;
+    /* An explicit subject for the request (n_subject 0: the current certificate's, which a slot
+     * without certificate does not have: CERT_NOT_FOUND then). Copied. */
+    const uk_renewal_subject_attr *subject;
+    size_t n_subject;
 } uk_renewal_prepare_req;
+
+typedef struct uk_renewal_commit_req {
+    const char *id;
+    const uint8_t *cert_der; /* the issued certificate, DER */
+    size_t cert_der_len;
+    /* Certificates (DER) that chain the issued one up (issuer first), n_chain may be 0. Copied. */
+    const uint8_t *const *chain;
+    const size_t *chain_len;
+    size_t n_chain;
+} uk_renewal_commit_req;
+
+/* Called on the loop thread with a record that recovery or the activation timer changed (not for
+ * prepare, commit and abort: their callers report those). rec is borrowed for the call. */
+typedef void (*uk_renewal_changed_fn)(void *ctx, const uk_renewal_rec *rec);
 
 /* What a call reports. rec: the journal record after the operation (NULL on error, and for list);
  * recs/n_recs: list only; cert: commit only, the new certificate. */
@@ -67,28 +110,43 @@ typedef void (*uk_renewal_cb)(void *arg, int err, const uk_renewal_result *res);
  * Errors: those of uk_journal_open and uk_worker_new. */
 int uk_renewal_new(uv_loop_t *loop, uk_tokens *tokens, const char *state_dir, uk_renewal **out)
     __attribute__((warn_unused_result));
+/* fn NULL: none. Loop thread, before or after operations start. */
+void uk_renewal_set_on_changed(uk_renewal *r, uk_renewal_changed_fn fn, void *ctx);
+/* A PEM file of trusted CA certificates (renewal_ca_bundle): every commit's certificate must then
+ * verify against it (through the commit's chain). NULL: none; a chain given to commit is then only
+ * checked to chain up (signatures, validity). Copied. Errors: UK_E_NO_MEMORY. */
+int uk_renewal_set_ca_bundle(uk_renewal *r, const char *path) __attribute__((warn_unused_result));
 /* Closes the worker, then the journal once every card job has reported (the token layer
  * cancels queued ones when it stops: call this before uk_tokens_stop). Calls made after it fail
  * with UK_E_CANCELLED. NULL-safe. */
 void uk_renewal_free(uk_renewal *r);
 
-/* Errors (sync or in cb): INVALID_PARAMS, NO_TOKEN, RENEWAL_STATE (extend without a valid
- * certificate, repair with one), RENEWAL_IN_PROGRESS, NO_STAGING_SLOT, NOT_SUPPORTED (the card
- * cannot stage keys), CERT_NOT_FOUND (repair of a slot without certificate: no subject yet),
- * PIN_*, KEY_REJECTED, SIGNATURE_INVALID, card errors. */
+/* Errors (sync or in cb): INVALID_PARAMS (also a subject that does not encode), NO_TOKEN,
+ * RENEWAL_STATE (extend without a valid certificate, repair with one), RENEWAL_IN_PROGRESS,
+ * NO_STAGING_SLOT, NOT_SUPPORTED (the card cannot stage keys), CERT_NOT_FOUND (repair of a slot
+ * without certificate and without an explicit subject), PIN_*, KEY_REJECTED, SIGNATURE_INVALID,
+ * card errors. The current pair is the role's active one (the card record's mapping, on a card
+ * that cannot move keys). */
 int uk_renewal_prepare(uk_renewal *r, const uk_renewal_prepare_req *req, uk_renewal_cb cb,
                        void *arg) __attribute__((warn_unused_result));
-/* der: the issued certificate (DER). Errors: RENEWAL_NOT_FOUND, RENEWAL_STATE, CERT_INVALID,
- * CERT_KEY_MISMATCH, CERT_EXPIRED (nothing on the card changed for these), card errors. A
- * certificate not valid yet is written and waits: the record reported is WRITTEN. */
-int uk_renewal_commit(uk_renewal *r, const char *id, const uint8_t *der, size_t len,
-                      uk_renewal_cb cb, void *arg) __attribute__((warn_unused_result));
-/* Errors: RENEWAL_NOT_FOUND, RENEWAL_STATE (not PREPARED), card errors. */
+/* Errors: RENEWAL_NOT_FOUND, RENEWAL_STATE, CERT_INVALID (also a chain element),
+ * CERT_KEY_MISMATCH, CERT_EXPIRED, CHAIN_INVALID (the chain or the CA bundle does not verify
+ * it), CONFIG_INVALID (the CA bundle cannot be read) - nothing on the card changed for these -,
+ * card errors. A certificate not valid yet is written and waits: the record reported is WRITTEN. */
+int uk_renewal_commit(uk_renewal *r, const uk_renewal_commit_req *req, uk_renewal_cb cb, void *arg)
+    __attribute__((warn_unused_result));
+/* Deletes the staged key (and its certificate) of a PREPARED renewal, or of a WRITTEN one whose
+ * certificate is not valid yet (the old pair stays active); the record ends ABORTED.
+ * Errors: RENEWAL_NOT_FOUND, RENEWAL_STATE (another state, or a WRITTEN one already being
+ * activated), card errors. */
 int uk_renewal_abort(uk_renewal *r, const char *id, uk_renewal_cb cb, void *arg)
     __attribute__((warn_unused_result));
 /* Finishes or rolls back the unfinished renewals of token_id (journal state COMMITTING, WRITTEN,
- * ACTIVATED), from what the card holds: call it when the token is inserted (which includes the
- * tokens present at start). Runs as one card job queued before anything submitted after it.
+ * ACTIVATED), from what the card holds, then removes what an interrupted prepare left on the card
+ * (see UK_RENEWAL_RECORD_TAG_STAGED): call it when the token is inserted (which includes the
+ * tokens present at start). Reads the journal on the service's worker, then runs one card job (it
+ * reads the card record; token.changed only when a renewal needed the card). A prepare queued
+ * meanwhile cleans the same way before it stages.
  * cb may be NULL (errors are then only logged). Errors: INVALID_PARAMS, NO_TOKEN, card and
  * journal errors (in cb: the last record that could not be recovered). */
 int uk_renewal_recover(uk_renewal *r, const char *token_id, uk_renewal_cb cb, void *arg)

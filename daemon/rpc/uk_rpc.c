@@ -1,6 +1,7 @@
 /* The dispatcher: sessions, limits, calls and events. */
 #include "uk_rpc.h"
 
+#include "uk_audit.h"
 #include "uk_err.h"
 #include "uk_jsonrpc.h"
 #include "uk_log.h"
@@ -19,8 +20,21 @@ static const char *const event_names[] = {
 };
 #define N_EVENTS (sizeof(event_names) / sizeof(event_names[0]))
 
+/* Names remembered per strike table, and strikes per name (more is never needed: the limits
+ * configured are per minute and at most 60). */
+#define STRIKE_NAMES 64
+#define STRIKE_TIMES 64
+
+struct strike {
+    char name[UK_ORIGIN_MAX + 1];
+    uint64_t times[STRIKE_TIMES]; /* ring, uv_now() ms */
+    size_t n, next;
+    uint64_t last;
+};
+
 struct uk_rpc {
     uk_rpc_options opt;
+    struct strike strikes[UK_STRIKES_TABLES][STRIKE_NAMES];
     char *version;
     uint16_t wss_port;
     uk_rpc_session *sessions;
@@ -36,14 +50,24 @@ struct uk_rpc_session {
     uk_rpc_call *calls;
     size_t pending;
     uint32_t events;
+    /* Origins the user approved for the whole session (policy "consent": "session"). An
+     * extension's session carries many page origins, so this is a list, not a flag. */
+    char **consented;
+    size_t n_consented;
     uk_rpc_session *prev, *next;
 };
+
+/* Page origins one extension session may carry consent for. */
+#define SESSION_CONSENT_MAX 32
 
 struct uk_rpc_call {
     uk_rpc *rpc;
     uk_rpc_session *session; /* NULL once the client has gone */
     uk_rpc_peer peer;        /* a copy that outlives the session */
     char *origin;
+    char *via;
+    const uk_rpc_method *method;
+    char *audit_token, *audit_serial, *audit_detail;
     uk_jsonrpc_msg *msg;
     cJSON *id; /* NULL for a notification: nothing is sent back */
     uk_rpc_call *prev, *next;
@@ -85,6 +109,16 @@ void uk_rpc_set_renewal(uk_rpc *rpc, uk_renewal *renewal)
     rpc->opt.renewal = renewal;
 }
 
+void uk_rpc_set_prompt(uk_rpc *rpc, uk_prompt *prompt)
+{
+    rpc->opt.prompt = prompt;
+}
+
+void uk_rpc_set_audit(uk_rpc *rpc, uk_audit *audit)
+{
+    rpc->opt.audit = audit;
+}
+
 void uk_rpc_set_wss_port(uk_rpc *rpc, uint16_t port)
 {
     rpc->wss_port = port;
@@ -103,6 +137,42 @@ uint16_t uk_rpc_wss_port(const uk_rpc *rpc)
 const uk_rpc_options *uk_rpc_get0_options(const uk_rpc *rpc)
 {
     return &rpc->opt;
+}
+
+size_t uk_rpc_strikes(uk_rpc *rpc, int table, const char *name, uint64_t window_ms, bool add)
+{
+    if (table < 0 || table >= UK_STRIKES_TABLES || name == NULL)
+        return 0;
+    uint64_t now = uv_now(rpc->opt.loop);
+    struct strike *t = rpc->strikes[table], *hit = NULL, *victim = &t[0];
+    for (size_t i = 0; i < STRIKE_NAMES; i++) {
+        if (t[i].n > 0 && strcmp(t[i].name, name) == 0) {
+            hit = &t[i];
+            break;
+        }
+        /* An empty entry, else the one struck longest ago. */
+        if (victim->n > 0 && (t[i].n == 0 || t[i].last < victim->last))
+            victim = &t[i];
+    }
+    if (hit == NULL) {
+        if (!add)
+            return 0;
+        hit = victim;
+        memset(hit, 0, sizeof(*hit));
+        snprintf(hit->name, sizeof(hit->name), "%s", name);
+    }
+    if (add) {
+        hit->times[hit->next] = now;
+        hit->next = (hit->next + 1) % STRIKE_TIMES;
+        if (hit->n < STRIKE_TIMES)
+            hit->n++;
+        hit->last = now;
+    }
+    size_t count = 0;
+    for (size_t i = 0; i < hit->n; i++)
+        if (now - hit->times[i] < window_ms)
+            count++;
+    return count;
 }
 
 size_t uk_rpc_session_count(const uk_rpc *rpc)
@@ -197,8 +267,35 @@ void uk_rpc_session_free(uk_rpc_session *s)
     if (s->next)
         s->next->prev = s->prev;
     s->rpc->n_sessions--;
+    for (size_t i = 0; i < s->n_consented; i++)
+        free(s->consented[i]);
+    free(s->consented);
     free(s->origin);
     free(s);
+}
+
+bool uk_rpc_session_consented(const uk_rpc_session *s, const char *origin)
+{
+    for (size_t i = 0; s != NULL && origin != NULL && i < s->n_consented; i++)
+        if (strcmp(s->consented[i], origin) == 0)
+            return true;
+    return false;
+}
+
+int uk_rpc_session_consent(uk_rpc_session *s, const char *origin)
+{
+    if (s == NULL || origin == NULL || uk_rpc_session_consented(s, origin))
+        return UK_OK;
+    if (s->n_consented >= SESSION_CONSENT_MAX)
+        return UK_E_LIMIT_EXCEEDED;
+    char **grown = realloc(s->consented, (s->n_consented + 1) * sizeof(*grown));
+    if (grown == NULL)
+        return UK_E_NO_MEMORY;
+    s->consented = grown;
+    if ((grown[s->n_consented] = strdup(origin)) == NULL)
+        return UK_E_NO_MEMORY;
+    s->n_consented++;
+    return UK_OK;
 }
 
 /* Serialises and sends msg (consumed) to the session. */
@@ -260,14 +357,123 @@ static void call_free(uk_rpc_call *c)
     uk_jsonrpc_msg_free(c->msg);
     cJSON_Delete(c->id);
     free(c->origin);
+    free(c->via);
+    free(c->audit_token);
+    free(c->audit_serial);
+    free(c->audit_detail);
     free(c);
+}
+
+static const char *endpoint_audit_name(uk_endpoint e)
+{
+    return e == UK_ENDPOINT_WSS ? "wss" : e == UK_ENDPOINT_NM ? "native-messaging" : "unix";
+}
+
+/* One audit line for a call that ends with err (UK_OK: success). The public handshake methods
+ * (hello, subscribe) are not recorded: they touch no key and a page may send them often. */
+static void audit(uk_rpc *rpc, const uk_rpc_peer *peer, const char *method, unsigned flags,
+                  const char *token, const char *serial, const char *detail, int err)
+{
+    if (rpc->opt.audit == NULL || (flags & (UK_METHOD_PUBLIC | UK_METHOD_QUIET)))
+        return;
+    char via[UK_ORIGIN_MAX + 16];
+    if (detail == NULL && peer->via != NULL) {
+        snprintf(via, sizeof(via), "via %s", peer->via);
+        detail = via;
+    }
+    uk_audit_entry e = {.endpoint = endpoint_audit_name(peer->endpoint),
+                        .origin = peer->origin,
+                        .method = method,
+                        .token = token,
+                        .cert_serial = serial,
+                        .result = err == UK_OK ? "OK" : uk_err_name(err),
+                        .detail = detail};
+    /* A failed write is logged by the audit module; the request itself goes on. */
+    if (uk_audit_write(rpc->opt.audit, &e) != UK_OK)
+        return;
+}
+
+static void call_audit(uk_rpc_call *c, int err)
+{
+    audit(c->rpc, &c->peer, c->method->name, c->method->flags, c->audit_token, c->audit_serial,
+          c->audit_detail, err);
+}
+
+static int replace_str(char **dst, const char *src)
+{
+    if (src == NULL)
+        return UK_OK;
+    char *copy = strdup(src);
+    if (copy == NULL)
+        return UK_E_NO_MEMORY;
+    free(*dst);
+    *dst = copy;
+    return UK_OK;
+}
+
+void uk_rpc_call_set_audit(uk_rpc_call *call, const char *token, const char *cert_serial,
+                           const char *detail)
+{
+    /* Out of memory only thins the audit line; the call goes on. */
+    (void)replace_str(&call->audit_token, token);
+    (void)replace_str(&call->audit_serial, cert_serial);
+    (void)replace_str(&call->audit_detail, detail);
+}
+
+const uk_rpc_method *uk_rpc_call_method(const uk_rpc_call *call)
+{
+    return call->method;
+}
+
+bool uk_rpc_call_is_local(const uk_rpc_call *call)
+{
+    return call->peer.endpoint == UK_ENDPOINT_UNIX;
+}
+
+/*
+ * Who may call m: the local user anything; a web origin (or the extension on its own behalf)
+ * what its access level and the per-origin policy allow. The origin is decided here, per
+ * request, so a SIGHUP or a revoked pairing takes effect on open connections at once.
+ */
+static int admit(uk_rpc *rpc, const uk_rpc_peer *peer, const uk_rpc_method *m)
+{
+    if (peer->endpoint == UK_ENDPOINT_UNIX)
+        return UK_OK;
+    uk_origin_access access = uk_policy_origin_access(rpc->opt.policy, peer->origin);
+    if (access == UK_ACCESS_REFUSED)
+        return UK_E_ORIGIN_NOT_ALLOWED;
+    /* The extension on its own behalf (no page origin) only reads what its popup shows and
+     * where to inject its content script. */
+    if (peer->endpoint == UK_ENDPOINT_NM && peer->via == NULL)
+        return (m->flags & (UK_METHOD_PUBLIC | UK_METHOD_EXTENSION)) ? UK_OK
+                                                                     : UK_E_METHOD_NOT_ALLOWED;
+    if (m->flags & UK_METHOD_LOCAL_ONLY)
+        return UK_E_METHOD_NOT_ALLOWED;
+    if (m->flags & (UK_METHOD_PUBLIC | UK_METHOD_PAIRING))
+        return UK_OK;
+    if (access == UK_ACCESS_PAIRABLE)
+        return UK_E_NOT_PAIRED;
+    return uk_policy_method_allowed(rpc->opt.policy, peer->origin, m->name)
+               ? UK_OK
+               : UK_E_METHOD_NOT_ALLOWED;
+}
+
+/* The page origin an extension named for one request: strictly parsed, or refused. */
+static int relayed_origin(const char *text, const char **why)
+{
+    uk_origin o;
+    return uk_origin_parse(text, strlen(text), &o, why) == UK_OK &&
+                   o.scheme != UK_ORIGIN_CHROME_EXTENSION
+               ? UK_OK
+               : UK_E_ORIGIN_NOT_ALLOWED;
 }
 
 void uk_rpc_session_input(uk_rpc_session *s, const char *text, size_t len)
 {
     uk_rpc *rpc = s->rpc;
     uk_jsonrpc_limits limits = {.max_message = rpc->opt.message_size,
-                                .max_depth = rpc->opt.json_depth};
+                                .max_depth = rpc->opt.json_depth,
+                                .allow_origin = s->peer.endpoint == UK_ENDPOINT_NM};
     uk_jsonrpc_msg *msg = NULL;
     cJSON *reply = NULL;
     int rc = uk_jsonrpc_parse(text, len, &limits, &msg, &reply);
@@ -290,22 +496,44 @@ void uk_rpc_session_input(uk_rpc_session *s, const char *text, size_t len)
     const cJSON *id = kind == UK_JSONRPC_REQUEST ? uk_jsonrpc_msg_get0_id(msg) : NULL;
     const char *name = uk_jsonrpc_msg_get0_method(msg);
     const uk_rpc_method *m = find_method(name);
+    /* Whose request this is: the session's client, or the page an extension relays for. */
+    uk_rpc_peer peer = s->peer;
+    const char *relayed = uk_jsonrpc_msg_get0_origin(msg);
+    const char *why = NULL;
     int err = UK_OK;
     uk_jsonrpc_param_error pe = {0};
-    if (!uk_policy_rate_take(rpc->opt.policy, s->peer.origin, uv_now(rpc->opt.loop)))
-        err = UK_E_RATE_LIMITED;
-    else if (m == NULL)
+    if (relayed != NULL) {
+        peer.via = s->peer.origin;
+        peer.origin = relayed;
+        err = relayed_origin(relayed, &why);
+    }
+    /* A refused origin has no rate bucket, so it is told why rather than RATE_LIMITED; any
+     * other refusal is rate-limited first, so a page cannot flood the audit log with them. */
+    int denied = UK_OK;
+    if (err == UK_OK && m == NULL)
         err = UK_E_METHOD_NOT_FOUND;
-    else if ((m->flags & UK_METHOD_LOCAL_ONLY) && s->peer.endpoint != UK_ENDPOINT_UNIX)
-        err = UK_E_METHOD_NOT_ALLOWED;
-    else if (s->pending >= rpc->opt.pending_per_connection)
+    else if (err == UK_OK && (denied = admit(rpc, &peer, m)) == UK_E_ORIGIN_NOT_ALLOWED)
+        err = denied;
+    else if (err == UK_OK &&
+             !uk_policy_rate_take(rpc->opt.policy, peer.origin, uv_now(rpc->opt.loop)))
+        err = UK_E_RATE_LIMITED;
+    else if (err == UK_OK && denied != UK_OK) {
+        err = denied;
+        audit(rpc, &peer, m->name, 0, NULL, NULL, "refused before the method ran", err);
+    } else if (err == UK_OK && s->pending >= rpc->opt.pending_per_connection)
         err = UK_E_LIMIT_EXCEEDED;
-    else
+    else if (err == UK_OK)
         err = uk_jsonrpc_params_check_known(uk_jsonrpc_msg_get0_params(msg), m->params, m->n_params,
                                             &pe);
     if (err != UK_OK) {
         if (err == UK_E_RATE_LIMITED)
-            UK_LOG_NOTICE("rpc: %s is over its request rate", s->peer.origin);
+            UK_LOG_NOTICE("rpc: %s is over its request rate", peer.origin);
+        else if (err == UK_E_ORIGIN_NOT_ALLOWED || err == UK_E_NOT_PAIRED ||
+                 err == UK_E_METHOD_NOT_ALLOWED)
+            UK_LOG_NOTICE("refused: endpoint=%s origin=%s%s%s method=%s reason=%s%s%s",
+                          endpoint_audit_name(peer.endpoint), peer.origin ? peer.origin : "(local)",
+                          peer.via ? " via=" : "", peer.via ? peer.via : "", name, uk_err_name(err),
+                          why ? " why=" : "", why ? why : "");
         if (id != NULL) {
             cJSON *out = NULL;
             int brc = err == UK_E_INVALID_PARAMS ? uk_jsonrpc_param_error_new(&out, id, &pe)
@@ -320,9 +548,12 @@ void uk_rpc_session_input(uk_rpc_session *s, const char *text, size_t len)
     }
     uk_rpc_call *c = calloc(1, sizeof(*c));
     if (c == NULL || (id != NULL && (c->id = cJSON_Duplicate(id, true)) == NULL) ||
-        (s->origin && (c->origin = strdup(s->origin)) == NULL)) {
-        if (c)
+        (peer.origin && (c->origin = strdup(peer.origin)) == NULL) ||
+        (peer.via && (c->via = strdup(peer.via)) == NULL)) {
+        if (c) {
             cJSON_Delete(c->id);
+            free(c->origin);
+        }
         free(c);
         uk_jsonrpc_msg_free(msg);
         s->transport->close(s->ctx, UK_E_NO_MEMORY);
@@ -330,8 +561,10 @@ void uk_rpc_session_input(uk_rpc_session *s, const char *text, size_t len)
     }
     c->rpc = rpc;
     c->session = s;
-    c->peer.endpoint = s->peer.endpoint;
+    c->method = m;
+    c->peer.endpoint = peer.endpoint;
     c->peer.origin = c->origin;
+    c->peer.via = c->via;
     c->msg = msg;
     c->next = s->calls;
     if (s->calls)
@@ -363,6 +596,7 @@ uk_rpc_session *uk_rpc_call_session(const uk_rpc_call *call)
 
 void uk_rpc_call_result(uk_rpc_call *call, cJSON *result)
 {
+    call_audit(call, UK_OK);
     if (call->session != NULL && call->id != NULL) {
         cJSON *out = NULL;
         if (uk_jsonrpc_response_new(&out, call->id, result) == UK_OK)
@@ -377,6 +611,7 @@ void uk_rpc_call_result(uk_rpc_call *call, cJSON *result)
 
 void uk_rpc_call_error(uk_rpc_call *call, int err, const char *detail, cJSON *extra)
 {
+    call_audit(call, err);
     if (call->session != NULL && call->id != NULL) {
         cJSON *out = NULL;
         if (uk_jsonrpc_error_new(&out, call->id, err, detail, extra) == UK_OK)
@@ -391,6 +626,7 @@ void uk_rpc_call_error(uk_rpc_call *call, int err, const char *detail, cJSON *ex
 
 void uk_rpc_call_param_error(uk_rpc_call *call, const uk_jsonrpc_param_error *pe)
 {
+    call_audit(call, UK_E_INVALID_PARAMS);
     if (call->session != NULL && call->id != NULL) {
         cJSON *out = NULL;
         if (uk_jsonrpc_param_error_new(&out, call->id, pe) == UK_OK)
@@ -401,10 +637,14 @@ void uk_rpc_call_param_error(uk_rpc_call *call, const uk_jsonrpc_param_error *pe
     call_free(call);
 }
 
-void uk_rpc_notify(uk_rpc *rpc, const char *event, cJSON *params)
+static void notify(uk_rpc *rpc, const char *event, const char *owner, bool owned, cJSON *params)
 {
     for (uk_rpc_session *s = rpc->sessions; s != NULL; s = s->next) {
         if (!uk_rpc_session_subscribed(s, event))
+            continue;
+        if (owned && s->peer.endpoint != UK_ENDPOINT_UNIX &&
+            (owner == NULL || (s->peer.endpoint == UK_ENDPOINT_WSS &&
+                               (s->peer.origin == NULL || strcmp(s->peer.origin, owner) != 0))))
             continue;
         cJSON *copy = params ? cJSON_Duplicate(params, true) : NULL;
         cJSON *msg = NULL;
@@ -416,4 +656,14 @@ void uk_rpc_notify(uk_rpc *rpc, const char *event, cJSON *params)
         session_send(s, msg);
     }
     cJSON_Delete(params);
+}
+
+void uk_rpc_notify(uk_rpc *rpc, const char *event, cJSON *params)
+{
+    notify(rpc, event, NULL, false, params);
+}
+
+void uk_rpc_notify_owned(uk_rpc *rpc, const char *event, const char *origin, cJSON *params)
+{
+    notify(rpc, event, origin, true, params);
 }

@@ -39,16 +39,21 @@ typedef struct uk_rpc_session uk_rpc_session;
 
 typedef struct uk_policy uk_policy;
 typedef struct uk_tokens uk_tokens;
+typedef struct uk_prompt uk_prompt;
+typedef struct uk_audit uk_audit;
 
 /* The renewal service (uk_renewal.h). */
 typedef struct uk_renewal uk_renewal;
 
 typedef struct uk_rpc_options {
     uv_loop_t *loop;
-    uk_policy *policy;      /* borrowed: per-origin request rate (and later pairing) */
-    uk_tokens *tokens;      /* borrowed: keys; NULL answers NO_SERVICE */
-    uk_renewal *renewal;    /* borrowed: renewal.*; NULL answers NO_SERVICE */
-    unsigned expiring_days; /* certificate status "expiring" threshold; 0: 30 */
+    uk_policy *policy; /* borrowed: origins, pairing, per-origin rules and request rate */
+    uk_prompt *prompt; /* borrowed: PIN and consent dialogs; NULL: PROMPT_UNAVAILABLE */
+    uk_audit *audit;   /* borrowed: the audit log; NULL: none */
+    unsigned pin_attempts_per_minute; /* wrong PINs per key per minute; 0: 5 */
+    uk_tokens *tokens;                /* borrowed: keys; NULL answers NO_SERVICE */
+    uk_renewal *renewal;              /* borrowed: renewal.*; NULL answers NO_SERVICE */
+    unsigned expiring_days;           /* certificate status "expiring" threshold; 0: 30 */
     const char *daemon_version;
     size_t message_size;           /* largest message accepted */
     size_t json_depth;             /* deepest nesting accepted */
@@ -70,8 +75,10 @@ typedef struct uk_rpc_transport {
 typedef struct uk_rpc_peer {
     uk_endpoint endpoint;
     /* WSS: the Origin header as checked by the gate; NM: the extension's
-     * origin "chrome-extension://ID"; Unix: NULL. */
+     * origin "chrome-extension://ID", or for one request the page origin the
+     * extension relayed it for (then via is the extension's); Unix: NULL. */
     const char *origin;
+    const char *via; /* the extension that relayed a page's request, else NULL */
 } uk_rpc_peer;
 
 __attribute__((warn_unused_result)) int uk_rpc_new(const uk_rpc_options *opt, uk_rpc **out);
@@ -82,6 +89,14 @@ void uk_rpc_set_tokens(uk_rpc *rpc, uk_tokens *tokens);
 
 /* The renewal service, created after the token layer. NULL: renewal.* answer NO_SERVICE. */
 void uk_rpc_set_renewal(uk_rpc *rpc, uk_renewal *renewal);
+/* renewal.changed for a record that recovery or the activation timer changed, to its owner's
+ * sessions; rpc is the uk_rpc (void * to fit uk_renewal_set_on_changed). Loop thread. */
+struct uk_renewal_rec;
+void uk_rpc_renewal_changed(void *rpc, const struct uk_renewal_rec *rec);
+
+/* The dialogs and the audit log, created after the dispatcher; NULL: none. */
+void uk_rpc_set_prompt(uk_rpc *rpc, uk_prompt *prompt);
+void uk_rpc_set_audit(uk_rpc *rpc, uk_audit *audit);
 
 /* Published in system.hello; 0 when WSS is off. */
 void uk_rpc_set_wss_port(uk_rpc *rpc, uint16_t port);

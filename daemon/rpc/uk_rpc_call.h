@@ -30,6 +30,13 @@ enum {
     UK_METHOD_CONSENT = 1u << 2,
     /* Needs the PIN (asked by ukeyd, or from a trusted endpoint). */
     UK_METHOD_PIN = 1u << 3,
+    /* Reachable by an origin that is not paired yet (system.pair). */
+    UK_METHOD_PAIRING = 1u << 4,
+    /* The browser extension may call it on its own behalf (no page origin): the popup and the
+     * list of origins it injects its content script into. */
+    UK_METHOD_EXTENSION = 1u << 5,
+    /* Not written to the audit log: it touches no key (subscriptions). */
+    UK_METHOD_QUIET = 1u << 6,
 };
 
 typedef struct uk_rpc_method {
@@ -42,6 +49,31 @@ typedef struct uk_rpc_method {
 
 /* The method table, in one place. */
 const uk_rpc_method *uk_rpc_methods(size_t *count);
+
+/* The method being called. */
+const uk_rpc_method *uk_rpc_call_method(const uk_rpc_call *call);
+
+/* Whether the call comes from the local user's own tools (the Unix socket, not an extension). */
+bool uk_rpc_call_is_local(const uk_rpc_call *call);
+
+/* What the audit log records for the call besides endpoint, origin, method and result (copied;
+ * each may be NULL to leave it unchanged). */
+void uk_rpc_call_set_audit(uk_rpc_call *call, const char *token, const char *cert_serial,
+                           const char *detail);
+
+/* Per-session consent ("consent": "session"): whether origin was approved in this session. */
+bool uk_rpc_session_consented(const uk_rpc_session *s, const char *origin);
+/* Records it; UK_E_NO_MEMORY or UK_E_LIMIT_EXCEEDED (too many origins in one session). */
+int uk_rpc_session_consent(uk_rpc_session *s, const char *origin);
+
+/*
+ * Recent strikes against a key or an origin, for throttling what a user must not be flooded with:
+ * wrong PINs per key, declined pairing requests per origin. Counts the strikes for name in table
+ * within the last window_ms (after adding one now when add is true). Bounded: the least recently
+ * struck names are forgotten first.
+ */
+enum { UK_STRIKES_PIN = 0, UK_STRIKES_PAIRING = 1, UK_STRIKES_TABLES = 2 };
+size_t uk_rpc_strikes(uk_rpc *rpc, int table, const char *name, uint64_t window_ms, bool add);
 
 /* The request's params (NULL when absent), mutable so secrets can be wiped. */
 cJSON *uk_rpc_call_params(uk_rpc_call *call);
@@ -76,5 +108,11 @@ int uk_rpc_session_attach_extension(uk_rpc_session *s, const char *origin);
 /* Sends the event (params consumed, may be NULL) to every session that
  * subscribed to it. */
 void uk_rpc_notify(uk_rpc *rpc, const char *event, cJSON *params);
+
+/* As uk_rpc_notify, but about something one origin owns (its renewal): only the local user's
+ * sessions, WSS sessions of that origin, and extension sessions (which forward it to that origin's
+ * pages only: the event's params name the origin) get it. origin NULL: the local user's own, so
+ * local sessions only. */
+void uk_rpc_notify_owned(uk_rpc *rpc, const char *event, const char *origin, cJSON *params);
 
 #endif

@@ -19,12 +19,16 @@ void uk__rpc_renewal_abort(uk_rpc_call *call);
 /* One certificate as cert.list shows it (uk_rpc_keys.c); NULL when out of memory. */
 cJSON *uk__rpc_cert_json(const uk_token_cert *tc, unsigned expiring_days, bool with_der);
 
-/*
- * The PIN of a request, by the one rule that holds until the PIN dialog exists: only the local
- * user's own tools (the Unix socket) pass a PIN. From any other endpoint a `pin` is wiped at once
- * and UK_E_PIN_FROM_PAGE_DISABLED returned. UK_OK with *pin NULL when there is none;
- * UK_E_INVALID_PARAMS with *pe filled for a malformed one. The caller answers the call.
- */
-int uk__rpc_take_pin(uk_rpc_call *call, uk_secret **pin, uk_jsonrpc_param_error *pe);
+/* What an error about a key says besides its reason: the reader's name with CARD_BUSY (so the
+ * user knows which key another program holds). NULL when nothing. */
+cJSON *uk__rpc_error_extra(uk_rpc_call *call, int err, const char *token_id);
+
+/* system.pair (uk_rpc_guard.c). */
+void uk__rpc_system_pair(uk_rpc_call *call);
+
+/* origins.list, origins.revoke, audit.read (uk_rpc_admin.c). */
+void uk__rpc_origins_list(uk_rpc_call *call);
+void uk__rpc_origins_revoke(uk_rpc_call *call);
+void uk__rpc_audit_read(uk_rpc_call *call);
 
 #endif

@@ -4,11 +4,13 @@
 #include "uk_limits.h"
 #include "uk_log.h"
 #include "uk_rpc_call.h"
+#include "uk_rpc_guard.h"
 #include "uk_rpc_handlers.h"
 #include "uk_rpc_keys.h"
 #include "uk_token.h"
 #include "uk_x509.h"
 
+#include <openssl/crypto.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -149,7 +151,7 @@ cJSON *uk__rpc_cert_json(const uk_token_cert *tc, unsigned expiring_days, bool w
 
 /* Extra error data that helps the user act: which reader is held by another
  * program (CARD_BUSY: "quit the other vendor's tool"). NULL when none. */
-static cJSON *error_extra(uk_rpc_call *call, int err, const char *token_id)
+cJSON *uk__rpc_error_extra(uk_rpc_call *call, int err, const char *token_id)
 {
     uk_tokens *tokens = uk_rpc_get0_options(uk_rpc_call_rpc(call))->tokens;
     if (err != UK_E_CARD_BUSY || tokens == NULL)
@@ -184,7 +186,7 @@ static void certs_done(void *arg, int err, const uk_token_cert *certs, size_t n)
 {
     certs_req *req = arg;
     if (err != UK_OK) {
-        uk_rpc_call_error(req->call, err, NULL, error_extra(req->call, err, req->token));
+        uk_rpc_call_error(req->call, err, NULL, uk__rpc_error_extra(req->call, err, req->token));
         free(req);
         return;
     }
@@ -255,21 +257,26 @@ static const struct {
 
 typedef struct {
     uk_rpc_call *call;
+    uk__rpc_guard *guard;
     char algorithm[32];
     char key[UK_KEY_ID_MAX];
     char token[96];
+    uk_sign_req sreq; /* sreq.digest points at hash */
+    uint8_t hash[UK_X509_DIGEST_MAX];
 } sign_req;
 
 static void sign_done(void *arg, int err, int retries_left, const uint8_t *sig, size_t sig_len)
 {
     sign_req *req = arg;
+    if (uk__rpc_guard_done(req->guard, err, retries_left))
+        return; /* a wrong PIN from the dialog: asked again */
     if (err == UK_E_PIN_INCORRECT) {
         cJSON *extra = cJSON_CreateObject();
         if (extra != NULL)
             cJSON_AddNumberToObject(extra, "retries_left", retries_left);
         uk_rpc_call_error(req->call, err, NULL, extra);
     } else if (err != UK_OK) {
-        uk_rpc_call_error(req->call, err, NULL, error_extra(req->call, err, req->token));
+        uk_rpc_call_error(req->call, err, NULL, uk__rpc_error_extra(req->call, err, req->token));
     } else {
         cJSON *r = cJSON_CreateObject();
         if (r == NULL || uk_jsonrpc_add_base64(r, "signature", sig, sig_len) != UK_OK ||
@@ -284,116 +291,95 @@ static void sign_done(void *arg, int err, int retries_left, const uint8_t *sig, 
     free(req);
 }
 
-int uk__rpc_take_pin(uk_rpc_call *call, uk_secret **pin, uk_jsonrpc_param_error *pe)
+static int sign_run(uk__rpc_guard *g, void *arg, uk_secret *pin)
 {
-    cJSON *params = uk_rpc_call_params(call);
-    *pin = NULL;
-    /* Until the PIN dialog exists, only the local user's own tools may pass a
-     * PIN; a web page never can (docs/security.md). */
-    if (uk_rpc_call_peer(call)->endpoint != UK_ENDPOINT_UNIX) {
-        cJSON *item = cJSON_GetObjectItemCaseSensitive(params, "pin");
-        if (item == NULL)
-            return UK_OK;
-        uk_jsonrpc_wipe_tree(item);
-        return UK_E_PIN_FROM_PAGE_DISABLED;
-    }
-    return uk_jsonrpc_param_get1_secret(params, "pin", false, UK_LIMIT_PIN_LENGTH, pin, pe);
+    sign_req *req = arg;
+    req->guard = g;
+    const uk_rpc_options *opt = uk_rpc_get0_options(uk_rpc_call_rpc(req->call));
+    /* The token layer copies the request; the PIN is consumed either way. */
+    return uk_tokens_sign(opt->tokens, req->token, &req->sreq, pin, sign_done, req);
 }
 
 void uk__rpc_sign(uk_rpc_call *call)
 {
-    const uk_rpc_options *opt = uk_rpc_get0_options(uk_rpc_call_rpc(call));
     cJSON *params = uk_rpc_call_params(call);
     const char *token = NULL, *key = NULL, *alg_name = NULL;
     uint8_t *data = NULL, *digest = NULL;
     size_t data_len = 0, digest_len = 0;
-    uk_secret *pin = NULL;
     uk_jsonrpc_param_error pe;
     int rc;
-    if ((rc = uk__rpc_take_pin(call, &pin, &pe)) == UK_E_PIN_FROM_PAGE_DISABLED) {
-        uk_rpc_call_error(call, rc, NULL, NULL);
+    if (uk__rpc_guard_refuse_pin(call))
         return;
-    }
-    if (rc != UK_OK ||
-        uk_jsonrpc_param_get0_string(params, "token", true, 95, &token, &pe) != UK_OK ||
+    if (uk_jsonrpc_param_get0_string(params, "token", true, 95, &token, &pe) != UK_OK ||
         uk_jsonrpc_param_get0_string(params, "key", true, UK_KEY_ID_MAX - 1, &key, &pe) != UK_OK ||
         uk_jsonrpc_param_get0_string(params, "algorithm", true, 31, &alg_name, &pe) != UK_OK ||
         uk_jsonrpc_param_get1_base64(params, "data", false, SIGN_DATA_MAX, &data, &data_len, &pe) !=
             UK_OK ||
         uk_jsonrpc_param_get1_base64(params, "digest", false, UK_X509_DIGEST_MAX, &digest,
-                                     &digest_len, &pe) != UK_OK) {
-        rc = UK_E_INVALID_PARAMS;
+                                     &digest_len, &pe) != UK_OK)
         goto param_error;
-    }
     size_t a;
     for (a = 0; a < sizeof(sig_algs) / sizeof(sig_algs[0]); a++)
         if (strcmp(sig_algs[a].name, alg_name) == 0)
             break;
     if (a == sizeof(sig_algs) / sizeof(sig_algs[0])) {
         pe = (uk_jsonrpc_param_error){.field = "algorithm", .problem = "is not supported"};
-        rc = UK_E_INVALID_PARAMS;
         goto param_error;
     }
     if ((data == NULL) == (digest == NULL)) {
         pe =
             (uk_jsonrpc_param_error){.field = "data", .problem = "or digest is required, not both"};
-        rc = UK_E_INVALID_PARAMS;
         goto param_error;
     }
-    uk_sign_req sreq = {.scheme = sig_algs[a].scheme, .hash = sig_algs[a].hash};
-    uint8_t hash[UK_X509_DIGEST_MAX];
-    size_t hash_len = sizeof(hash);
-    if (digest != NULL) {
-        if (digest_len != uk_x509_digest_len(sig_algs[a].digest)) {
-            pe = (uk_jsonrpc_param_error){.field = "digest",
-                                          .problem = "has the wrong length for the algorithm"};
-            rc = UK_E_INVALID_PARAMS;
-            goto param_error;
-        }
-        memcpy(hash, digest, digest_len);
-        hash_len = digest_len;
-    } else if ((rc = uk_x509_digest(sig_algs[a].digest, data, data_len, hash, &hash_len)) !=
-               UK_OK) {
-        goto error;
+    if (digest != NULL && digest_len != uk_x509_digest_len(sig_algs[a].digest)) {
+        pe = (uk_jsonrpc_param_error){.field = "digest",
+                                      .problem = "has the wrong length for the algorithm"};
+        goto param_error;
     }
-    if (pin == NULL) {
-        rc = UK_E_PIN_REQUIRED;
-        goto error;
-    }
-    if (opt->tokens == NULL) {
-        rc = UK_E_NO_SERVICE;
-        goto error;
-    }
-    snprintf(sreq.key_id, sizeof(sreq.key_id), "%s", key);
-    sreq.digest = hash;
-    sreq.digest_len = hash_len;
     sign_req *req = calloc(1, sizeof(*req));
     if (req == NULL) {
         rc = UK_E_NO_MEMORY;
         goto error;
     }
     req->call = call;
-    snprintf(req->algorithm, sizeof(req->algorithm), "%s", alg_name);
-    snprintf(req->key, sizeof(req->key), "%s", key);
-    snprintf(req->token, sizeof(req->token), "%s", token);
-    /* The token layer copies the request; the PIN is consumed either way. */
-    rc = uk_tokens_sign(opt->tokens, token, &sreq, pin, sign_done, req);
-    pin = NULL;
-    if (rc != UK_OK) {
+    size_t hash_len = sizeof(req->hash);
+    if (digest != NULL) {
+        memcpy(req->hash, digest, digest_len);
+        hash_len = digest_len;
+    } else if ((rc = uk_x509_digest(sig_algs[a].digest, data, data_len, req->hash, &hash_len)) !=
+               UK_OK) {
         free(req);
         goto error;
     }
+    snprintf(req->algorithm, sizeof(req->algorithm), "%s", alg_name);
+    snprintf(req->key, sizeof(req->key), "%s", key);
+    snprintf(req->token, sizeof(req->token), "%s", token);
+    req->sreq = (uk_sign_req){.scheme = sig_algs[a].scheme,
+                              .hash = sig_algs[a].hash,
+                              .digest = req->hash,
+                              .digest_len = hash_len};
+    snprintf(req->sreq.key_id, sizeof(req->sreq.key_id), "%s", key);
+    /* The dialog shows the digest: what is signed, in a form the page cannot dress up. */
+    char hex[UK_X509_DIGEST_MAX * 2 + 1];
+    if (OPENSSL_buf2hexstr_ex(hex, sizeof(hex), NULL, req->hash, hash_len, '\0') != 1)
+        hex[0] = '\0';
     free(data);
     free(digest);
+    uk__rpc_guard_info info = {.action = UK__ACTION_SIGN,
+                               .token = req->token,
+                               .key = req->key,
+                               .what = hex,
+                               .need_pin = true};
+    uk__rpc_guard_start(call, &info, sign_run, free, req);
     return;
 param_error:
-    uk_secret_free(pin);
+    uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(params, "pin"));
     free(data);
     free(digest);
     uk_rpc_call_param_error(call, &pe);
     return;
 error:
-    uk_secret_free(pin);
+    uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(params, "pin"));
     free(data);
     free(digest);
     uk_rpc_call_error(call, rc, NULL, NULL);

@@ -38,8 +38,26 @@ static void system_hello(uk_rpc_call *call)
         goto oom;
     size_t n;
     const uk_rpc_method *m = uk_rpc_methods(&n);
+    uk_origin_access access = peer->endpoint == UK_ENDPOINT_UNIX
+                                  ? UK_ACCESS_ALLOWED
+                                  : uk_policy_origin_access(opt->policy, peer->origin);
+    bool own = peer->endpoint == UK_ENDPOINT_NM && peer->via == NULL;
     for (size_t i = 0; i < n; i++) {
-        if ((m[i].flags & UK_METHOD_LOCAL_ONLY) && peer->endpoint != UK_ENDPOINT_UNIX)
+        /* The methods this caller may call now (pairing changes the list). */
+        bool may;
+        if (peer->endpoint == UK_ENDPOINT_UNIX)
+            may = !(m[i].flags & UK_METHOD_PAIRING);
+        else if (own)
+            may = (m[i].flags & (UK_METHOD_PUBLIC | UK_METHOD_EXTENSION)) != 0;
+        else if (m[i].flags & UK_METHOD_LOCAL_ONLY)
+            may = false;
+        else if (access == UK_ACCESS_PAIRABLE)
+            may = (m[i].flags & (UK_METHOD_PUBLIC | UK_METHOD_PAIRING)) != 0;
+        else
+            may = (m[i].flags & UK_METHOD_PUBLIC) ||
+                  (!(m[i].flags & UK_METHOD_PAIRING) &&
+                   uk_policy_method_allowed(opt->policy, peer->origin, m[i].name));
+        if (!may)
             continue;
         if (!cJSON_AddItemToArray(caps, cJSON_CreateString(m[i].name)))
             goto oom;
@@ -54,6 +72,11 @@ static void system_hello(uk_rpc_call *call)
         !cJSON_AddStringToObject(r, "endpoint", endpoint_name(peer->endpoint)) ||
         !(peer->origin ? cJSON_AddStringToObject(r, "origin", peer->origin)
                        : cJSON_AddNullToObject(r, "origin")) ||
+        !cJSON_AddStringToObject(r, "access",
+                                 peer->endpoint == UK_ENDPOINT_UNIX ? "local"
+                                 : access == UK_ACCESS_PAIRED       ? "paired"
+                                 : access == UK_ACCESS_PAIRABLE     ? "pairable"
+                                                                    : "allowed") ||
         !(uk_rpc_wss_port(rpc) ? cJSON_AddNumberToObject(r, "wss_port", uk_rpc_wss_port(rpc))
                                : cJSON_AddNullToObject(r, "wss_port")) ||
         !cJSON_AddNumberToObject(limits, "message_size", (double)opt->message_size) ||
@@ -193,24 +216,34 @@ static const char *const attach_params[] = {"extension"};
 static const char *const cert_list_params[] = {"token", "der"};
 static const char *const sign_params[] = {"token", "key", "algorithm", "data", "digest", "pin"};
 static const char *const events_params[] = {"events"};
-static const char *const renewal_prepare_params[] = {"token", "slot", "mode", "algorithm", "pin"};
-static const char *const renewal_commit_params[] = {"renewal_id", "certificate"};
+static const char *const renewal_prepare_params[] = {"token",     "slot", "mode",
+                                                     "algorithm", "pin",  "subject"};
+static const char *const renewal_commit_params[] = {"renewal_id", "certificate", "chain"};
 static const char *const renewal_id_params[] = {"renewal_id"};
+static const char *const origin_params[] = {"origin"};
+static const char *const limit_params[] = {"limit"};
 
 static const uk_rpc_method methods[] = {
     {"system.hello", system_hello, NULL, 0, UK_METHOD_PUBLIC},
-    {"system.subscribe", system_subscribe, events_params, 1, UK_METHOD_PUBLIC},
-    {"system.unsubscribe", system_unsubscribe, events_params, 1, UK_METHOD_PUBLIC},
+    /* Not public: an origin the user has not approved learns nothing about keys coming and
+     * going. */
+    {"system.subscribe", system_subscribe, events_params, 1, UK_METHOD_EXTENSION | UK_METHOD_QUIET},
+    {"system.unsubscribe", system_unsubscribe, events_params, 1,
+     UK_METHOD_EXTENSION | UK_METHOD_QUIET},
     {"system.attach", system_attach, attach_params, 1, UK_METHOD_LOCAL_ONLY},
-    {"token.list", uk__rpc_token_list, NULL, 0, 0},
-    {"cert.list", uk__rpc_cert_list, cert_list_params, 2, 0},
+    {"system.pair", uk__rpc_system_pair, NULL, 0, UK_METHOD_PAIRING},
+    {"token.list", uk__rpc_token_list, NULL, 0, UK_METHOD_EXTENSION},
+    {"cert.list", uk__rpc_cert_list, cert_list_params, 2, UK_METHOD_EXTENSION},
     {"sign", uk__rpc_sign, sign_params, 6, UK_METHOD_CONSENT | UK_METHOD_PIN},
-    {"renewal.prepare", uk__rpc_renewal_prepare, renewal_prepare_params, 5,
+    {"renewal.prepare", uk__rpc_renewal_prepare, renewal_prepare_params, 6,
      UK_METHOD_CONSENT | UK_METHOD_PIN},
-    {"renewal.commit", uk__rpc_renewal_commit, renewal_commit_params, 2, UK_METHOD_CONSENT},
+    {"renewal.commit", uk__rpc_renewal_commit, renewal_commit_params, 3, UK_METHOD_CONSENT},
     {"renewal.status", uk__rpc_renewal_status, renewal_id_params, 1, 0},
     {"renewal.list", uk__rpc_renewal_list, NULL, 0, 0},
     {"renewal.abort", uk__rpc_renewal_abort, renewal_id_params, 1, UK_METHOD_CONSENT},
+    {"origins.list", uk__rpc_origins_list, NULL, 0, UK_METHOD_LOCAL_ONLY | UK_METHOD_EXTENSION},
+    {"origins.revoke", uk__rpc_origins_revoke, origin_params, 1, UK_METHOD_LOCAL_ONLY},
+    {"audit.read", uk__rpc_audit_read, limit_params, 1, UK_METHOD_LOCAL_ONLY},
 };
 
 const uk_rpc_method *uk_rpc_methods(size_t *count)

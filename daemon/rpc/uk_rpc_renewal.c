@@ -1,12 +1,18 @@
 /* Handlers for renewal: renewal.prepare, renewal.commit, renewal.status, renewal.list,
  * renewal.abort, and the renewal.changed event. They see the renewal service through
- * uk_renewal.h only. docs/protocol.md has the methods, docs/renewal.md the service. */
+ * uk_renewal.h only. docs/protocol.md has the methods, docs/renewal.md the service.
+ *
+ * The origin rule: a renewal belongs to the web origin that prepared it (the record's origin;
+ * NULL: the local user). A web caller sees and continues only its own: any other is
+ * RENEWAL_NOT_FOUND, exactly as if it did not exist, and is checked before any dialog; the local
+ * user sees all. renewal.changed goes to the owner's sessions (uk_rpc_notify_owned). */
 #include "uk_base64.h"
 #include "uk_err.h"
 #include "uk_limits.h"
 #include "uk_log.h"
 #include "uk_renewal.h"
 #include "uk_rpc_call.h"
+#include "uk_rpc_guard.h"
 #include "uk_rpc_handlers.h"
 #include "uk_token.h"
 #include "uk_x509.h"
@@ -18,12 +24,57 @@
 
 /* Longest "certificate" parameter accepted, in characters (PEM of the largest DER). */
 #define CERT_PARAM_MAX (2u * UK_X509_DER_MAX + 1024u)
+/* Longest subject attribute type ("emailAddress", a dotted OID) and value, in bytes. */
+#define SUBJECT_TYPE_MAX  64u
+#define SUBJECT_VALUE_MAX 256u
+/* Longest origin kept for a request (as the gate's limit on Origin). */
+#define ORIGIN_MAX 256u
 
 typedef struct renewal_req {
     uk_rpc_call *call;
     uk_rpc *rpc;
     const char *method;
+    uk__rpc_guard *guard; /* prepare and commit: the user's say */
+    /* prepare: the request, kept for asking the PIN again; commit: the certificate. */
+    char token[96];
+    char slot[UK_KEY_ID_MAX];
+    char algorithm[17];
+    uk_renewal_mode mode;
+    char id[UK_JOURNAL_ID_LEN];
+    uint8_t *der;
+    size_t der_len;
+    /* Who asks: the local user (all renewals), or a web origin (its own only). */
+    bool local;
+    char origin[ORIGIN_MAX + 1];
+    /* prepare: an explicit subject (copies). */
+    uk_renewal_subject_attr subject[UK_RENEWAL_SUBJECT_MAX];
+    size_t n_subject;
+    /* commit: the chain, DER. */
+    uint8_t *chain[UK_RENEWAL_CHAIN_MAX];
+    size_t chain_len[UK_RENEWAL_CHAIN_MAX];
+    size_t n_chain;
 } renewal_req;
+
+static void req_free(void *arg)
+{
+    renewal_req *req = arg;
+    if (req == NULL)
+        return;
+    free(req->der);
+    for (size_t i = 0; i < req->n_subject; i++) {
+        free((char *)(uintptr_t)req->subject[i].type);
+        free((char *)(uintptr_t)req->subject[i].value);
+    }
+    for (size_t i = 0; i < req->n_chain; i++)
+        free(req->chain[i]);
+    free(req);
+}
+
+/* Whether the caller may see rec (the origin rule above). */
+static bool visible(const renewal_req *req, const uk_renewal_rec *rec)
+{
+    return req->local || (rec->origin != NULL && strcmp(rec->origin, req->origin) == 0);
+}
 
 static cJSON *rec_json(const uk_renewal_rec *rec, bool with_csr)
 {
@@ -37,6 +88,8 @@ static cJSON *rec_json(const uk_renewal_rec *rec, bool with_csr)
         cJSON_AddStringToObject(o, "staged_slot", rec->staged_slot) &&
         cJSON_AddStringToObject(o, "mode", uk_renewal_mode_name(rec->mode)) &&
         cJSON_AddStringToObject(o, "algorithm", rec->algorithm) &&
+        (rec->origin != NULL ? cJSON_AddStringToObject(o, "origin", rec->origin) != NULL
+                             : cJSON_AddNullToObject(o, "origin") != NULL) &&
         cJSON_AddStringToObject(o, "state", uk_renewal_state_name(rec->state)) &&
         cJSON_AddStringToObject(o, "created", rec->created) &&
         cJSON_AddStringToObject(o, "updated", rec->updated) &&
@@ -69,6 +122,7 @@ static cJSON *rec_json(const uk_renewal_rec *rec, bool with_csr)
     return o;
 }
 
+/* renewal.changed to the record's owner: the local user's sessions, and its origin's. */
 static void notify_changed(uk_rpc *rpc, const uk_renewal_rec *rec)
 {
     cJSON *params = cJSON_CreateObject();
@@ -79,33 +133,45 @@ static void notify_changed(uk_rpc *rpc, const uk_renewal_rec *rec)
         UK_LOG_ERR("rpc: out of memory for a renewal.changed event");
         return;
     }
-    uk_rpc_notify(rpc, "renewal.changed", params);
+    uk_rpc_notify_owned(rpc, "renewal.changed", rec->origin, params);
+}
+
+void uk_rpc_renewal_changed(void *rpc, const struct uk_renewal_rec *rec)
+{
+    if (rpc != NULL && rec != NULL)
+        notify_changed(rpc, rec);
 }
 
 static void renewal_done(void *arg, int err, const uk_renewal_result *res)
 {
     renewal_req *req = arg;
+    if (req->guard != NULL &&
+        uk__rpc_guard_done(req->guard, err, err == UK_E_PIN_INCORRECT ? res->pin_retries : 0))
+        return; /* a wrong PIN from the dialog: asked again */
     if (err == UK_E_PIN_INCORRECT) {
         cJSON *extra = cJSON_CreateObject();
         if (extra != NULL)
             cJSON_AddNumberToObject(extra, "retries_left", res->pin_retries);
         uk_rpc_call_error(req->call, err, NULL, extra);
-        free(req);
+        req_free(req);
         return;
     }
+    if (err == UK_OK && res->rec != NULL && !visible(req, res->rec))
+        err = UK_E_RENEWAL_NOT_FOUND; /* status of another origin's renewal */
     if (err != UK_OK) {
         uk_rpc_call_error(req->call, err, NULL, NULL);
-        free(req);
+        req_free(req);
         return;
     }
     cJSON *r = NULL;
     bool ok;
-    if (res->rec == NULL) { /* list */
+    if (res->rec == NULL) { /* list: the caller's own */
         r = cJSON_CreateObject();
         cJSON *arr = r != NULL ? cJSON_AddArrayToObject(r, "renewals") : NULL;
         ok = arr != NULL;
         for (size_t i = 0; ok && i < res->n_recs; i++)
-            ok = cJSON_AddItemToArray(arr, rec_json(res->recs[i], false));
+            if (visible(req, res->recs[i]))
+                ok = cJSON_AddItemToArray(arr, rec_json(res->recs[i], false));
     } else {
         bool prepare = strcmp(req->method, "prepare") == 0;
         r = rec_json(res->rec, prepare || res->rec->state == UK_RENEWAL_PREPARED);
@@ -128,7 +194,7 @@ static void renewal_done(void *arg, int err, const uk_renewal_result *res)
     } else {
         uk_rpc_call_result(req->call, r);
     }
-    free(req);
+    req_free(req);
 }
 
 static renewal_req *req_new(uk_rpc_call *call, const char *method)
@@ -138,6 +204,15 @@ static renewal_req *req_new(uk_rpc_call *call, const char *method)
         req->call = call;
         req->rpc = uk_rpc_call_rpc(call);
         req->method = method;
+        req->local = uk_rpc_call_is_local(call);
+        const char *origin = uk_rpc_call_peer(call)->origin;
+        if (!req->local && (origin == NULL || strlen(origin) > ORIGIN_MAX)) {
+            /* A web caller always has an origin (the gate checked it); fail closed. */
+            free(req);
+            return NULL;
+        }
+        if (!req->local)
+            snprintf(req->origin, sizeof(req->origin), "%s", origin);
     }
     return req;
 }
@@ -147,64 +222,120 @@ static uk_renewal *service(uk_rpc_call *call)
     return uk_rpc_get0_options(uk_rpc_call_rpc(call))->renewal;
 }
 
+static int prepare_run(uk__rpc_guard *g, void *arg, uk_secret *pin)
+{
+    renewal_req *req = arg;
+    req->guard = g;
+    uk_renewal_prepare_req pr = {.token_id = req->token,
+                                 .slot = req->slot,
+                                 .mode = req->mode,
+                                 .algorithm = req->algorithm[0] ? req->algorithm : NULL,
+                                 .pin = pin,
+                                 .origin = req->local ? NULL : req->origin,
+                                 .subject = req->subject,
+                                 .n_subject = req->n_subject};
+    uk_renewal *svc = uk_rpc_get0_options(req->rpc)->renewal;
+    int rc = uk_renewal_prepare(svc, &pr, renewal_done, req);
+    uk_secret_free(pin);
+    return rc;
+}
+
+static bool subject_type_ok(const char *t)
+{
+    size_t n = strlen(t);
+    if (n == 0 || n > SUBJECT_TYPE_MAX)
+        return false;
+    for (const char *p = t; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.')
+            return false;
+    return true;
+}
+
+/* params.subject (optional): [{"type": "CN", "value": "..."}, ...] in certificate order, into
+ * req (copies). false with pe filled when it is malformed. */
+static bool take_subject(const cJSON *params, renewal_req *req, uk_jsonrpc_param_error *pe)
+{
+    const cJSON *subj = cJSON_GetObjectItemCaseSensitive(params, "subject");
+    *pe = (uk_jsonrpc_param_error){.field = "subject",
+                                   .problem = "must be an array of 1 to 16 {type, value}"};
+    if (subj == NULL)
+        return true;
+    int n = cJSON_IsArray(subj) ? cJSON_GetArraySize(subj) : -1;
+    if (n < 1 || (size_t)n > UK_RENEWAL_SUBJECT_MAX)
+        return false;
+    const cJSON *a;
+    cJSON_ArrayForEach(a, subj)
+    {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(a, "type");
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(a, "value");
+        if (!cJSON_IsObject(a) || cJSON_GetArraySize(a) != 2 || !cJSON_IsString(t) ||
+            !cJSON_IsString(v) || !subject_type_ok(t->valuestring) || v->valuestring[0] == '\0' ||
+            strlen(v->valuestring) > SUBJECT_VALUE_MAX)
+            return false;
+        char *tc = strdup(t->valuestring), *vc = strdup(v->valuestring);
+        req->subject[req->n_subject++] = (uk_renewal_subject_attr){.type = tc, .value = vc};
+        if (tc == NULL || vc == NULL) {
+            pe->problem = "out of memory";
+            return false;
+        }
+    }
+    return true;
+}
+
 void uk__rpc_renewal_prepare(uk_rpc_call *call)
 {
     cJSON *params = uk_rpc_call_params(call);
     const char *token = NULL, *slot = NULL, *mode_name = NULL, *alg = NULL;
-    uk_secret *pin = NULL;
     uk_jsonrpc_param_error pe;
-    int rc;
-    if ((rc = uk__rpc_take_pin(call, &pin, &pe)) == UK_E_PIN_FROM_PAGE_DISABLED) {
-        uk_rpc_call_error(call, rc, NULL, NULL);
+    uk_renewal_mode mode = UK_RENEWAL_EXTEND;
+    if (uk__rpc_guard_refuse_pin(call))
         return;
-    }
-    if (rc != UK_OK ||
-        uk_jsonrpc_param_get0_string(params, "token", true, 95, &token, &pe) != UK_OK ||
+    if (uk_jsonrpc_param_get0_string(params, "token", true, 95, &token, &pe) != UK_OK ||
         uk_jsonrpc_param_get0_string(params, "slot", true, UK_KEY_ID_MAX - 1, &slot, &pe) !=
             UK_OK ||
         uk_jsonrpc_param_get0_string(params, "mode", true, 16, &mode_name, &pe) != UK_OK ||
         uk_jsonrpc_param_get0_string(params, "algorithm", false, 16, &alg, &pe) != UK_OK) {
-        uk_secret_free(pin);
-        uk_rpc_call_param_error(call, &pe);
-        return;
-    }
-    uk_renewal_mode mode;
-    if (!uk_renewal_mode_from_name(mode_name, &mode)) {
-        uk_secret_free(pin);
+        /* pe is filled */
+    } else if (!uk_renewal_mode_from_name(mode_name, &mode)) {
         pe = (uk_jsonrpc_param_error){.field = "mode", .problem = "must be extend or repair"};
-        uk_rpc_call_param_error(call, &pe);
-        return;
-    }
-    if (strcmp(slot, "9a") != 0 && strcmp(slot, "9c") != 0) {
-        uk_secret_free(pin);
+    } else if (strcmp(slot, "9a") != 0 && strcmp(slot, "9c") != 0) {
         pe = (uk_jsonrpc_param_error){.field = "slot", .problem = "must be 9a or 9c"};
-        uk_rpc_call_param_error(call, &pe);
-        return;
-    }
-    if (alg != NULL && strcmp(alg, "rsa2048") != 0 && strcmp(alg, "p256") != 0 &&
-        strcmp(alg, "p384") != 0) {
-        uk_secret_free(pin);
+    } else if (alg != NULL && strcmp(alg, "rsa2048") != 0 && strcmp(alg, "p256") != 0 &&
+               strcmp(alg, "p384") != 0) {
         pe = (uk_jsonrpc_param_error){.field = "algorithm", .problem = "is not supported"};
+    } else {
+        pe.field = NULL;
+    }
+    if (pe.field != NULL) {
+        uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(params, "pin"));
         uk_rpc_call_param_error(call, &pe);
         return;
     }
     renewal_req *req = NULL;
-    if (pin == NULL)
-        rc = UK_E_PIN_REQUIRED;
-    else if (service(call) == NULL)
-        rc = UK_E_NO_SERVICE;
-    else if ((req = req_new(call, "prepare")) == NULL)
-        rc = UK_E_NO_MEMORY;
-    else {
-        uk_renewal_prepare_req pr = {
-            .token_id = token, .slot = slot, .mode = mode, .algorithm = alg, .pin = pin};
-        rc = uk_renewal_prepare(service(call), &pr, renewal_done, req);
-    }
-    uk_secret_free(pin);
+    int rc = service(call) == NULL                      ? UK_E_NO_SERVICE
+             : (req = req_new(call, "prepare")) == NULL ? UK_E_NO_MEMORY
+                                                        : UK_OK;
     if (rc != UK_OK) {
-        free(req);
+        uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(params, "pin"));
         uk_rpc_call_error(call, rc, NULL, NULL);
+        return;
     }
+    if (!take_subject(params, req, &pe)) {
+        uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(params, "pin"));
+        req_free(req);
+        uk_rpc_call_param_error(call, &pe);
+        return;
+    }
+    snprintf(req->token, sizeof(req->token), "%s", token);
+    snprintf(req->slot, sizeof(req->slot), "%s", slot);
+    snprintf(req->algorithm, sizeof(req->algorithm), "%s", alg ? alg : "");
+    req->mode = mode;
+    uk__rpc_guard_info info = {.action = UK__ACTION_GENERATE,
+                               .token = req->token,
+                               .key = req->slot,
+                               .what = NULL,
+                               .need_pin = true};
+    uk__rpc_guard_start(call, &info, prepare_run, req_free, req);
 }
 
 /* The certificate as PEM ("-----BEGIN CERTIFICATE-----") or base64 DER. CERT_INVALID otherwise. */
@@ -242,6 +373,69 @@ static int cert_param(const char *s, uint8_t **der, size_t *len)
     return rc == UK_OK && *len > 0 ? UK_OK : UK_E_CERT_INVALID;
 }
 
+/* params.chain (optional): an array of 1 to UK_RENEWAL_CHAIN_MAX certificates, each as
+ * "certificate" is given, issuer first. INVALID_PARAMS (pe filled) when it is not such an array,
+ * CERT_INVALID when an element is not a certificate. */
+static int chain_param(const cJSON *params, renewal_req *req, uk_jsonrpc_param_error *pe)
+{
+    const cJSON *chain = cJSON_GetObjectItemCaseSensitive(params, "chain");
+    *pe = (uk_jsonrpc_param_error){.field = "chain",
+                                   .problem = "must be an array of 1 to 8 certificates"};
+    if (chain == NULL)
+        return UK_OK;
+    int n = cJSON_IsArray(chain) ? cJSON_GetArraySize(chain) : -1;
+    if (n < 1 || (size_t)n > UK_RENEWAL_CHAIN_MAX)
+        return UK_E_INVALID_PARAMS;
+    const cJSON *c;
+    cJSON_ArrayForEach(c, chain)
+    {
+        if (!cJSON_IsString(c) || strlen(c->valuestring) > CERT_PARAM_MAX)
+            return UK_E_INVALID_PARAMS;
+        int rc =
+            cert_param(c->valuestring, &req->chain[req->n_chain], &req->chain_len[req->n_chain]);
+        if (rc != UK_OK)
+            return rc;
+        req->n_chain++;
+    }
+    return UK_OK;
+}
+
+static int commit_run(uk__rpc_guard *g, void *arg, uk_secret *pin)
+{
+    renewal_req *req = arg;
+    req->guard = g;
+    uk_secret_free(pin); /* none: writing a certificate takes the management key */
+    uk_renewal_commit_req cr = {.id = req->id,
+                                .cert_der = req->der,
+                                .cert_der_len = req->der_len,
+                                .chain = (const uint8_t *const *)req->chain,
+                                .chain_len = req->chain_len,
+                                .n_chain = req->n_chain};
+    return uk_renewal_commit(uk_rpc_get0_options(req->rpc)->renewal, &cr, renewal_done, req);
+}
+
+/* The record tells which key the certificate goes to, for the consent dialog; another origin's
+ * renewal is not found, before any dialog. */
+static void commit_found(void *arg, int err, const uk_renewal_result *res)
+{
+    renewal_req *req = arg;
+    if (err == UK_OK && !visible(req, res->rec))
+        err = UK_E_RENEWAL_NOT_FOUND;
+    if (err != UK_OK) {
+        uk_rpc_call_error(req->call, err, NULL, NULL);
+        req_free(req);
+        return;
+    }
+    snprintf(req->token, sizeof(req->token), "%s", res->rec->token_id);
+    snprintf(req->slot, sizeof(req->slot), "%s", res->rec->slot);
+    uk__rpc_guard_info info = {.action = UK__ACTION_WRITE,
+                               .token = req->token,
+                               .key = req->slot,
+                               .what = NULL,
+                               .need_pin = false};
+    uk__rpc_guard_start(req->call, &info, commit_run, req_free, req);
+}
+
 void uk__rpc_renewal_commit(uk_rpc_call *call)
 {
     cJSON *params = uk_rpc_call_params(call);
@@ -254,19 +448,25 @@ void uk__rpc_renewal_commit(uk_rpc_call *call)
         uk_rpc_call_param_error(call, &pe);
         return;
     }
-    uint8_t *der = NULL;
-    size_t len = 0;
     renewal_req *req = NULL;
-    int rc = cert_param(cert, &der, &len);
-    if (rc == UK_OK && service(call) == NULL)
-        rc = UK_E_NO_SERVICE;
-    if (rc == UK_OK && (req = req_new(call, "commit")) == NULL)
-        rc = UK_E_NO_MEMORY;
+    int rc = service(call) == NULL                     ? UK_E_NO_SERVICE
+             : (req = req_new(call, "commit")) == NULL ? UK_E_NO_MEMORY
+                                                       : UK_OK;
     if (rc == UK_OK)
-        rc = uk_renewal_commit(service(call), id, der, len, renewal_done, req);
-    free(der);
+        rc = cert_param(cert, &req->der, &req->der_len);
+    if (rc == UK_OK)
+        rc = chain_param(params, req, &pe);
+    if (rc == UK_E_INVALID_PARAMS) {
+        req_free(req);
+        uk_rpc_call_param_error(call, &pe);
+        return;
+    }
+    if (rc == UK_OK) {
+        snprintf(req->id, sizeof(req->id), "%s", id);
+        rc = uk_renewal_status(service(call), req->id, commit_found, req);
+    }
     if (rc != UK_OK) {
-        free(req);
+        req_free(req);
         uk_rpc_call_error(call, rc, NULL, NULL);
     }
 }
@@ -300,9 +500,31 @@ void uk__rpc_renewal_status(uk_rpc_call *call)
     by_id(call, "status", uk_renewal_status);
 }
 
+/* abort: the record is looked up first, so that another origin's renewal is not found. */
+static void abort_found(void *arg, int err, const uk_renewal_result *res)
+{
+    renewal_req *req = arg;
+    if (err == UK_OK && !visible(req, res->rec))
+        err = UK_E_RENEWAL_NOT_FOUND;
+    if (err == UK_OK)
+        err = uk_renewal_abort(service(req->call), req->id, renewal_done, req);
+    if (err != UK_OK) {
+        uk_rpc_call_error(req->call, err, NULL, NULL);
+        req_free(req);
+    }
+}
+
+static int abort_lookup(uk_renewal *svc, const char *id, uk_renewal_cb cb, void *arg)
+{
+    (void)cb;
+    renewal_req *req = arg;
+    snprintf(req->id, sizeof(req->id), "%s", id);
+    return uk_renewal_status(svc, req->id, abort_found, req);
+}
+
 void uk__rpc_renewal_abort(uk_rpc_call *call)
 {
-    by_id(call, "abort", uk_renewal_abort);
+    by_id(call, "abort", abort_lookup);
 }
 
 void uk__rpc_renewal_list(uk_rpc_call *call)

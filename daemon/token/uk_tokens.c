@@ -118,7 +118,10 @@ struct session {
     void *state;
     uk_token_identity id;
     int pin_retries_initial; /* as read at identification, -1 unknown */
-    atomic_bool dead;        /* the card left: jobs answer CARD_REMOVED */
+    /* The count a right PIN restores, once read after one (worker thread only): a card found
+     * with one try left says nothing about its maximum. -1 until then. */
+    int pin_retries_full;
+    atomic_bool dead; /* the card left: jobs answer CARD_REMOVED */
 };
 
 /* A certificate list shared by the cache and the callbacks reading it. */
@@ -322,6 +325,7 @@ static int probe_and_open(struct op *op, uk_card *card)
             return UK_E_NO_MEMORY;
         s->drv = d;
         s->pin_retries_initial = -1;
+        s->pin_retries_full = -1;
         atomic_init(&s->dead, false);
         rc = d->open(card, &t->opt.driver, &s->state, &s->id);
         if (rc != UK_OK) {
@@ -369,6 +373,8 @@ static void note_pin(struct op *op, int rc, int retries)
     } else if (rc == UK_OK) {
         /* A right PIN resets the counter to what it was at best. */
         int best = op->sess->pin_retries_initial;
+        if (op->sess->pin_retries_full > best)
+            best = op->sess->pin_retries_full;
         op->pin_after = op->pin_before > best ? op->pin_before : best;
     }
 }
@@ -407,6 +413,61 @@ static void map_role(const uk_driver *d, void *state, uk_card *card, char key_id
     }
 }
 
+/*
+ * The certificates as the roles see them: for each role the card record maps to a renewed key
+ * (UK_RECORD_TAG_ROLE "<role> <active>"), the active key's certificate is listed under the role
+ * (in the role's place) and not again under its own slot; the old pair still in the role's slot
+ * is not listed (it no longer signs for the role). A record that cannot be read changes nothing.
+ */
+static void map_roles_in_list(const uk_driver *d, void *state, uk_card *card, uk_token_cert *certs,
+                              size_t *n)
+{
+    if (d->read_record == NULL)
+        return;
+    uint8_t rec[UK_DRIVER_RECORD_MAX];
+    size_t len = 0;
+    if (d->read_record(state, card, rec, sizeof(rec), &len) != UK_OK)
+        return;
+    for (size_t p = 0; p + 2 <= len;) {
+        unsigned tag = rec[p];
+        size_t vl = rec[p + 1];
+        if ((tag & 0x1fu) == 0x1fu || (vl & 0x80u) || vl > len - p - 2)
+            return;
+        const uint8_t *v = rec + p + 2;
+        p += 2 + vl;
+        const uint8_t *sp = memchr(v, ' ', vl);
+        if (tag != UK_RECORD_TAG_ROLE || sp == NULL)
+            continue;
+        size_t rl = (size_t)(sp - v), al = vl - rl - 1;
+        if (rl == 0 || al == 0 || rl >= UK_KEY_ID_MAX || al >= UK_KEY_ID_MAX)
+            continue;
+        char role[UK_KEY_ID_MAX], active[UK_KEY_ID_MAX];
+        memcpy(role, v, rl);
+        role[rl] = '\0';
+        memcpy(active, sp + 1, al);
+        active[al] = '\0';
+        size_t ri = *n, ai = *n;
+        for (size_t i = 0; i < *n; i++) {
+            if (strcmp(certs[i].key_id, role) == 0)
+                ri = i;
+            else if (strcmp(certs[i].key_id, active) == 0)
+                ai = i;
+        }
+        if (ai == *n)
+            continue; /* the active slot shows no certificate: leave the list alone */
+        uk_token_cert moved = certs[ai];
+        snprintf(moved.key_id, sizeof(moved.key_id), "%s", role);
+        if (ri < *n) {
+            free(certs[ri].der);
+            certs[ri] = moved;
+            memmove(&certs[ai], &certs[ai + 1], (*n - ai - 1) * sizeof(*certs));
+            (*n)--;
+        } else {
+            certs[ai] = moved;
+        }
+    }
+}
+
 /* The operation itself, inside the transaction. */
 static int op_body(struct op *op, uk_card *card)
 {
@@ -427,6 +488,7 @@ static int op_body(struct op *op, uk_card *card)
             op->n_certs = 0;
             return rc;
         }
+        map_roles_in_list(d, state, card, op->certs, &op->n_certs);
         if (op->n_certs > UK_LIMIT_CERTS_PER_TOKEN) {
             UK_LOG_WARN("'%s': %zu certificates, only the first %u are used", uk_card_reader(card),
                         op->n_certs, UK_LIMIT_CERTS_PER_TOKEN);
@@ -457,6 +519,14 @@ static int op_body(struct op *op, uk_card *card)
          * PIN behind for the next program to use. */
         if (d->logout != NULL)
             d->logout(state, card);
+        /* Once per card session, ask the card what a right PIN restored (one APDU): the count
+         * seen at insertion may have been a low one. */
+        int full = -1;
+        if (op->sess->pin_retries_full < 0 && d->pin_status != NULL &&
+            d->pin_status(state, card, &full) == UK_OK && full >= 0) {
+            op->sess->pin_retries_full = full;
+            op->pin_after = full;
+        }
         return rc;
     }
     case OP_RUN:

@@ -156,7 +156,9 @@ static int gate(uk_wss *w, struct lws *wsi, struct session *s)
     } else if (!have_origin) {
         err = UK_E_ORIGIN_NOT_ALLOWED;
         why = "Origin too long";
-    } else if (!uk_policy_origin_allowed(w->policy, origin, olen, &why)) {
+    } else if (uk_policy_wss_origin_access(w->policy, origin, olen, &why) == UK_ACCESS_REFUSED) {
+        /* A pairable origin is let in: the dispatcher gives it system.hello and system.pair
+         * only, so that the user can be asked about it. */
         err = UK_E_ORIGIN_NOT_ALLOWED;
     } else if (!have_host || !uk_policy_host_allowed(host, hlen, w->port)) {
         err = UK_E_HOST_NOT_ALLOWED;

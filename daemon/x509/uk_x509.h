@@ -279,6 +279,21 @@ int uk_x509_verify_digest(const uk_cert_info *c, const uint8_t *digest, size_t d
                           const uint8_t *sig, size_t siglen, uk_x509_sig_alg alg)
     __attribute__((warn_unused_result));
 
+/*
+ * Whether the certificate (DER, len bytes) chains up at time at: through the certificates of chain
+ * (n_chain DER certificates, issuer first, each chain_len[i] bytes) to a CA of ca_bundle (a PEM
+ * file of trusted certificates) when ca_bundle is not NULL; without a bundle, to the chain's last
+ * certificate, taken as the anchor whether or not it is self-signed (so only the signatures and
+ * the validity periods along the chain are checked). Neither a bundle nor a chain: UK_OK.
+ * Errors: UK_E_CHAIN_INVALID (does not verify: a wrong issuer or signature, a certificate outside
+ * its validity at at, not a CA, ...; the reason is logged), UK_E_CERT_INVALID (the certificate or
+ * a chain element does not parse strictly), UK_E_CONFIG_INVALID (ca_bundle cannot be read),
+ * UK_E_INVALID_PARAMS, UK_E_NO_MEMORY. Blocking file I/O when ca_bundle is given.
+ */
+int uk_x509_verify_chain(const uint8_t *der, size_t len, const uint8_t *const *chain,
+                         const size_t *chain_len, size_t n_chain, const char *ca_bundle, time_t at)
+    __attribute__((warn_unused_result));
+
 /* ==============================================================================================
  * New keys and certificate requests (renewal.prepare)
  *

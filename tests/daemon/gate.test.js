@@ -1,6 +1,7 @@
 'use strict';
 // The WSS gate over real TLS against the real daemon: the Origin matrix and the Host matrix
-// (refused with 403 before the upgrade, logged), the listening address (127.0.0.1 only), the port
+// (refused with 403 before the upgrade, logged; with pairing on, well-formed unlisted origins are let
+// in for hello and pair only), the listening address (127.0.0.1 only), the port
 // fallback and its publication, and SIGHUP re-reading the origins.
 
 const { test } = require('node:test');
@@ -54,8 +55,9 @@ const ORIGIN_MATRIX = [
     ['very long origin', `https://${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.example`, false],
 ];
 
+// With pairing off, the allowlist is all there is (an administrator's choice).
 test('origin matrix: only exact allowlisted origins are upgraded; the rest get 403 before the upgrade', async (t) => {
-    const d = await new Ukeyd(t, { origins: ORIGINS }).start();
+    const d = await new Ukeyd(t, { origins: ORIGINS, config: { pairing: false } }).start();
     const ca = d.ca;
     let refused = 0;
     for (const [what, origin, allowed] of ORIGIN_MATRIX) {
@@ -155,6 +157,25 @@ test('host matrix: 127.0.0.1:PORT and localhost:PORT only (DNS rebinding)', asyn
             assert.equal(r.status, 403, r.head);
         });
     }
+    await d.stop();
+});
+
+// Pairing on (the default): an unlisted but well-formed web origin passes the gate as "pairable"
+// and may only say hello and ask the user (tests/daemon/security.test.js has the rest); anything
+// malformed, and plain http on a network host, is still refused before the upgrade.
+test('with pairing on, well-formed unlisted origins are upgraded as pairable; malformed ones still get 403', async (t) => {
+    const d = await new Ukeyd(t, { origins: ORIGINS }).start();
+    for (const origin of ['https://portal.example.cn:8443', 'http://127.0.0.1:18081', 'https://evilportal.example.cn', 'https://127.0.0.1:18080']) {
+        const w = await WssClient.open(d.port, { origin, ca: d.ca });
+        const hello = (await w.call('system.hello')).result;
+        assert.equal(hello.access, 'pairable', origin);
+        assert.deepEqual([...hello.methods].sort(), ['system.hello', 'system.pair'], origin);
+        assert.equal((await w.call('token.list')).error.data.reason, 'NOT_PAIRED', origin);
+        await w.close();
+    }
+    for (const origin of ['null', 'http://portal.example.cn', 'https://portal.example.cn/', 'https://PORTAL.example.cn',
+        'https://portal.example.cn:443', 'chrome-extension://abcdefghijklmnopabcdefghijklmnop', 'file://'])
+        await assert.rejects(WssClient.open(d.port, { origin, ca: d.ca }), (e) => e.status === 403, origin);
     await d.stop();
 });
 
@@ -260,9 +281,9 @@ test('every WSS port taken: ukeyd refuses to start, says why, exits 1', async (t
     assert.equal(fs.existsSync(d.socket), false, 'the socket is removed again');
 });
 
-test('SIGHUP re-reads the origins: a new origin is accepted, a removed one refused', async (t) => {
+test('SIGHUP re-reads the origins: a new origin is accepted, a removed one refused, also on open connections', async (t) => {
     const NEW = 'https://new-portal.example.cn';
-    const d = await new Ukeyd(t, { origins: [PORTAL] }).start();
+    const d = await new Ukeyd(t, { origins: [PORTAL], config: { pairing: false } }).start();
     await assert.rejects(WssClient.open(d.port, { origin: NEW, ca: d.ca }), (e) => e.status === 403);
     const kept = await WssClient.open(d.port, { origin: PORTAL, ca: d.ca });
     d.writeConfig({ origins: [NEW] });
@@ -273,6 +294,8 @@ test('SIGHUP re-reads the origins: a new origin is accepted, a removed one refus
     assert.equal(hello.result.origin, NEW);
     await c.close();
     await assert.rejects(WssClient.open(d.port, { origin: PORTAL, ca: d.ca }), (e) => e.status === 403);
+    // Access is decided per request: the connection opened before the reload is refused now.
+    assert.equal((await kept.call('token.list')).error.data.reason, 'ORIGIN_NOT_ALLOWED');
     await kept.close();
     // A broken file on SIGHUP keeps the current origins.
     fs.writeFileSync(d.configPath, '{"origins": ["HTTPS://Bad.example/"]}');

@@ -64,8 +64,12 @@ test('wrong PIN, retries, PIN_LOCKED, unblock with the PUK; no PIN in the log', 
             await changed(n);
             assert.equal(await retries(), n);
         }
+        // With one try left ukeyd asks before spending it, even for the local user's own PIN.
+        d.pinentryAnswers(['ok']);
+        const shown = d.pinentryLog().length;
         let r = await sign(WRONG[2]);
         assert.equal(r.error && r.error.data.reason, 'PIN_LOCKED', JSON.stringify(r));
+        assert.equal(d.pinentryLog().length, shown + 1, 'the last try was confirmed in a dialog');
         assert.equal(r.error.data.retriable, false);
         await changed(0);
         assert.equal(await retries(), 0);

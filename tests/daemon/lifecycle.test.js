@@ -72,7 +72,7 @@ test('--version and --help', () => {
     assert.match(v.stdout, /^ukeyd \d+\.\d+\.\d+\n$/);
     const h = run(BIN.ukeyd, ['--help']);
     assert.equal(h.code, 0);
-    assert.match(h.stdout, /usage: ukeyd \[--config FILE\] \[--foreground\]/);
+    assert.match(h.stdout, /usage: ukeyd \[--config FILE\] \[--system-config FILE\] \[--foreground\]/);
     assert.match(h.stdout, /tls-setup/);
     assert.equal(run(BIN.ukeyd, ['--no-such-option']).code, 2);
     assert.equal(run(BIN.ukeyd, ['no-such-command']).code, 2);

@@ -94,7 +94,8 @@ test('Chromium: a page on an allowed origin gets system.hello over WSS; pages on
     const allowed = `http://127.0.0.1:${pagePort}`;
 
     // The daemon's HOME holds the NSS database; tls-setup puts the CA in it (trust C,,).
-    const d = new Ukeyd(t, { origins: [allowed] });
+    // Pairing off: the allowlist alone decides (pairable origins in a browser: attacks.test.js).
+    const d = new Ukeyd(t, { origins: [allowed], config: { pairing: false } });
     d.port = 1;
     d.writeConfig();
     const nssdb = path.join(d.env.HOME, '.pki/nssdb');

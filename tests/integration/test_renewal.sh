@@ -13,7 +13,13 @@
 #   - a certificate valid only in a few seconds: written to the staging slot, the old pair active,
 #     activated by the first recovery after its not_before;
 #   - SIGKILL after every step of a commit, then recovery: finished or rolled back, 9a signs;
-#   - a card without MOVE KEY (--profile generic): the new key stays in the staging slot;
+#   - an explicit subject (repair of a slot with no certificate at all): in the CSR;
+#   - a chain at commit: a good one accepted, a wrong one (or a CA bundle that does not hold the
+#     issuer) CHAIN_INVALID with the card unchanged;
+#   - a renewal waiting in WRITTEN for its not-yet-valid certificate is aborted: the staged key
+#     and certificate go, the old pair stays active (both kinds of card);
+#   - a card without MOVE KEY (--profile generic): the new key stays in the staging slot, the
+#     token layer lists it under 9a (cert.list), and a second renewal starts from it;
 #   - no free staging slot: NO_STAGING_SLOT, nothing changed.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -224,6 +230,91 @@ for step in cert_accepted committing written old_key_moved old_cert_moved new_ke
 done
 ok "SIGKILL after each commit step: recovery finishes or rolls back, 9a always signs"
 
+# certs_line KEY: the token layer's entry for KEY ("cert KEY TAIL"), as cert.list lists it.
+certs_line() {
+    run "certs" R certs
+    grep -E "^cert $1( |\$)" <<<"$out" || true
+}
+# tail_of DER: the last 8 bytes in hex, as uk-renewal-drive prints them.
+tail_of() { tail -c 8 "$1" | od -An -tx1 | tr -d ' \n'; }
+
+# An explicit subject: repair of a slot with no certificate at all (9c's certificate deleted; its
+# key stays), the CSR carries the subject in certificate order. Aborted again; 9c restored.
+Y -a read-certificate -s 9c -K DER -o "$tmp/9c-keep.der" 2>/dev/null
+run "delete 9c certificate" Y -a delete-certificate -s 9c
+run "repair without certificate, no subject" R prepare - 9c repair "$DEFAULT_PIN" "$tmp/s.csr"
+expect_eq "repair of a slot without certificate needs a subject" "$out" "prepare CERT_NOT_FOUND -1"
+out=$(UK_RENEWAL_SUBJECT="/C=CN/O=Test Org/OU=Unit 7/CN=张三 repair/emailAddress=z@example.cn" \
+    "$drive" "$st" prepare - 9c repair "$DEFAULT_PIN" "$tmp/s.csr" 2>>"$tmp/drive.log")
+[[ $out == "prepare OK "* ]] || fail "repair with a subject: $out"
+read -r _ _ sid _ <<<"$out"
+csr_ok "$tmp/s.csr"
+subj=$(openssl req -in "$tmp/s.csr" -noout -subject -nameopt RFC2253,-esc_msb)
+expect_eq "CSR subject" "$subj" "subject=emailAddress=z@example.cn,CN=张三 repair,OU=Unit 7,O=Test Org,C=CN"
+run "abort subject renewal" R abort "$sid"
+run "restore 9c certificate" Y -a import-certificate -s 9c -K DER -i "$tmp/9c-keep.der"
+ok "explicit subject: repair of a slot without certificate, subject in the CSR"
+
+# A chain at commit: without a CA bundle the chain must lead up (signatures, validity); with one,
+# to a CA of the bundle. Refusals change nothing on the card.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/root.key" \
+    -out "$tmp/root.pem" -subj "/CN=chain root" -days 30 2>/dev/null
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/int.key" \
+    -out "$tmp/int.csr" -subj "/CN=chain intermediate" 2>/dev/null
+printf 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n' >"$tmp/ca.ext"
+openssl x509 -req -in "$tmp/int.csr" -CA "$tmp/root.pem" -CAkey "$tmp/root.key" -days 20 \
+    -extfile "$tmp/ca.ext" -out "$tmp/int.pem" 2>/dev/null || fail "intermediate"
+openssl x509 -in "$tmp/int.pem" -outform DER -out "$tmp/int.der"
+openssl x509 -in "$tmp/root.pem" -outform DER -out "$tmp/root.der"
+openssl x509 -in "$tmp/ca.pem" -outform DER -out "$tmp/ca.der"
+run "prepare (chain)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/c.csr"
+read -r _ _ cid cstaged <<<"$out"
+openssl x509 -req -in "$tmp/c.csr" -CA "$tmp/int.pem" -CAkey "$tmp/int.key" -days 10 \
+    -outform DER -out "$tmp/c.der" 2>/dev/null || fail "issue (chain)"
+before=$(card_certs)
+run "commit, chain of another CA" R commit "$cid" "$tmp/c.der" "$tmp/ca.der"
+expect_eq "commit with a chain that does not lead up" "$out" "commit CHAIN_INVALID -1"
+run "commit, root without intermediate" R commit "$cid" "$tmp/c.der" "$tmp/root.der"
+expect_eq "commit with a chain that skips the issuer" "$out" "commit CHAIN_INVALID -1"
+out=$(UK_RENEWAL_CA_BUNDLE="$tmp/ca.pem" "$drive" "$st" commit "$cid" "$tmp/c.der" "$tmp/int.der" \
+    "$tmp/root.der" 2>>"$tmp/drive.log")
+expect_eq "commit with a CA bundle that does not hold the root" "$out" "commit CHAIN_INVALID -1"
+expect_eq "card certificates after refused chains" "$(card_certs)" "$before"
+out=$(UK_RENEWAL_CA_BUNDLE="$tmp/root.pem" "$drive" "$st" commit "$cid" "$tmp/c.der" \
+    "$tmp/int.der" 2>>"$tmp/drive.log")
+expect_eq "commit with a chain to the CA bundle" "$out" "commit OK done 9a $cstaged"
+ok "chain: a wrong chain or bundle is CHAIN_INVALID and changes nothing; a good one commits"
+
+# abort_written STAGED_BEFORE: a renewal waiting in WRITTEN (certificate valid tomorrow) is aborted;
+# the old pair stays active and signs, the staging slot is empty and free again.
+abort_written() {
+    local wid wstaged
+    Y -a read-certificate -s 9a -K DER -o "$tmp/w-before.der" 2>/dev/null
+    run "prepare (to abort when written)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/w.csr"
+    read -r _ _ wid wstaged <<<"$out"
+    openssl req -in "$tmp/w.csr" -pubkey -noout >"$tmp/w.pub"
+    cert_dated "$tmp/w.pub" "$tmp/w.der" 1 30
+    run "commit (valid tomorrow)" R commit "$wid" "$tmp/w.der"
+    expect_eq "commit of a certificate valid tomorrow" "$out" "commit OK written 9a $wstaged"
+    run "abort written" R abort "$wid"
+    expect_eq "abort of a written renewal" "$out" "abort OK aborted 9a $wstaged"
+    Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
+    same_file "9a keeps the old certificate after the abort" "$tmp/now.der" "$tmp/w-before.der"
+    signs 9a RSA2048 "$tmp/w-before.der"
+    if Y -a read-certificate -s "$wstaged" -K DER -o "$tmp/cc.der" 2>/dev/null; then
+        fail "the staging slot $wstaged still holds a certificate after the abort"
+    fi
+    run "recover after abort" R recover
+    run "status after abort" R status "$wid"
+    expect_in "still aborted after a recovery" "$out" "status OK aborted 9a"
+    run "prepare after the abort" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/w2.csr"
+    read -r _ _ wid2 wstaged2 <<<"$out"
+    expect_eq "staging slot free again after aborting a written renewal" "$wstaged2" "$wstaged"
+    run "abort it" R abort "$wid2"
+}
+abort_written
+ok "a renewal waiting in WRITTEN is aborted: old pair active, staged key and certificate gone"
+
 # A card without MOVE KEY: the new key stays in the staging slot.
 rig_up "$tmp/rig2" --profile generic
 st="$tmp/state2"
@@ -238,6 +329,31 @@ Y -a read-certificate -s "$gstaged" -K DER -o "$tmp/now.der" 2>/dev/null
 same_file "new certificate in the staging slot" "$tmp/now.der" "$tmp/g.der"
 signs "$gstaged" RSA2048 "$tmp/g.der"
 ok "card without MOVE KEY: new key and certificate stay in $gstaged"
+
+# The token layer (cert.list) follows the role: the new certificate under 9a, not again under the
+# staging slot.
+expect_eq "cert.list: 9a after the renewal" "$(certs_line 9a)" "cert 9a $(tail_of "$tmp/g.der")"
+expect_eq "cert.list: the staging slot is not listed twice" "$(certs_line "$gstaged")" ""
+ok "card without MOVE KEY: cert.list shows the renewed certificate under 9a"
+
+# A second renewal of 9a starts from the active pair (the one in $gstaged): its certificate is the
+# one backed up and replaced; the role then maps to the new staging slot.
+rm -f "$st/backup/"*
+run "generic prepare 2" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/g2.csr"
+read -r _ _ gid2 gstaged2 <<<"$out"
+[[ $gstaged2 != "$gstaged" ]] || fail "second renewal staged over the active key in $gstaged"
+issue "$tmp/g2.csr" "$tmp/g2.der"
+run "generic commit 2" R commit "$gid2" "$tmp/g2.der"
+expect_eq "generic commit 2" "$out" "commit OK done 9a $gstaged2"
+backups=("$st/backup/"*"-9a-"*.der)
+same_file "the second renewal replaced the active (first renewed) certificate" "${backups[0]}" "$tmp/g.der"
+expect_eq "cert.list: 9a after the second renewal" "$(certs_line 9a)" "cert 9a $(tail_of "$tmp/g2.der")"
+expect_eq "cert.list: the new staging slot not listed twice" "$(certs_line "$gstaged2")" ""
+signs "$gstaged2" RSA2048 "$tmp/g2.der"
+ok "card without MOVE KEY: a second renewal starts from the active pair and moves the role"
+
+abort_written
+ok "card without MOVE KEY: a renewal waiting in WRITTEN is aborted"
 
 # No free staging slot: every retired slot taken (a certificate in each) -> NO_STAGING_SLOT and
 # nothing on the card changes.

@@ -6,6 +6,12 @@
 # card inserted again, a new run recovers. After each k: the renewal is done, or prepared again and
 # then commits; and 9a's key signs with 9a's certificate (openssl verifies). Prints N and how many
 # k passed; all must pass.
+# The same for a prepare (card removed at APDU k, k step (STEP+1)/2), and the process killed
+# (SIGKILL) after each step of a prepare (card record entry, key generated, CSR signed, journal
+# record written, staged key marked on the card): 9a is untouched and signs, and recovery removes
+# what the prepare left (a staged key and record entry without a journal record), so the next
+# prepare gets the same staging slot again (on this card a slot holding a key is not free).
+# `UK_FAULT_STEP=1` (ctest integration_renewal_faults_full, label slow) runs every k.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
@@ -85,8 +91,30 @@ st="$tmp/state-p0"
 mkdir -m 0700 "$st"
 run "counters-reset" ctl counters-reset
 run "prepare (count)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p.csr"
+read -r _ _ _ first_staged <<<"$out"
 np=$(counter apdus_in)
-note "N = $np APDUs in a prepare run (step $pstep)"
+note "N = $np APDUs in a prepare run (step $pstep); staging slot $first_staged"
+
+# prepare_again WHAT: after an interrupted prepare and a recovery, a prepare gets $first_staged
+# (what the interrupted one left was removed, or its journal record is aborted first).
+prepare_again() {
+    run "prepare again ($1)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p.csr"
+    if [[ $out == "prepare RENEWAL_IN_PROGRESS -1" ]]; then
+        # The journal record was written before the fault: the renewal is there, abort it.
+        run "list ($1)" R list
+        local rid
+        rid=$(awk '$1 == "rec" && $3 == "prepared" { print $2 }' <<<"$out")
+        [[ -n $rid ]] || fail "$1: RENEWAL_IN_PROGRESS without a prepared renewal: $out"
+        run "abort ($1)" R abort "$rid"
+        expect_in "abort ($1)" "$out" "abort OK aborted 9a"
+        run "prepare after abort ($1)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p.csr"
+    fi
+    [[ $out == "prepare OK "* ]] || fail "prepare after $1: $out"
+    local staged
+    read -r _ _ _ staged <<<"$out"
+    expect_eq "staging slot after $1 (cleaned by recovery)" "$staged" "$first_staged"
+}
+
 passed=0 tried=0
 for ((k = 1; k <= np; k += pstep)); do
     tried=$((tried + 1))
@@ -103,11 +131,41 @@ for ((k = 1; k <= np; k += pstep)); do
     Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
     same_file "9a untouched by an interrupted prepare (fault at $k)" "$tmp/now.der" "$tmp/before.der"
     signs_9a "prepare fault at $k"
-    run "prepare again ($k)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p.csr"
-    [[ $out == "prepare OK "* || $out == "prepare RENEWAL_IN_PROGRESS -1" ]] ||
-        fail "prepare after a fault at $k: $out"
+    prepare_again "a fault at APDU $k"
     passed=$((passed + 1))
 done
 note "fault injection (prepare): N = $np, $passed of $tried k passed"
 ((passed == tried)) || fail "fault injection (prepare): only $passed of $tried"
-ok "card removed at APDU k of a prepare (k = 1..$np step $pstep): 9a untouched and signs, prepare works again"
+ok "card removed at APDU k of a prepare (k = 1..$np step $pstep): 9a untouched and signs, recovery cleans, prepare works again"
+
+# SIGKILL after each step of a prepare (the card record entry, the key, the CSR, the journal record,
+# the card's mark), then recovery (the next run's, as on the next start of ukeyd).
+rig_down "$tmp/rig"
+rig_up "$tmp/rig" --fresh
+Y -a read-certificate -s 9a -K DER -o "$tmp/before.der" 2>/dev/null
+for step in staging_recorded key_generated csr_signed prepared staged_marked; do
+    st="$tmp/state-k-$step"
+    mkdir -m 0700 "$st"
+    out=$(UK_RENEWAL_KILL_AT=$step "$drive" "$st" prepare - 9a extend "$DEFAULT_PIN" "$tmp/p.csr" \
+        2>>"$tmp/drive.log" || true)
+    expect_eq "prepare killed" "$out" "killed at $step"
+    run "recover ($step)" R recover
+    expect_eq "recovery after a prepare killed at $step" "$out" "recover OK"
+    # Before the journal record, recovery itself removed the card record's entry (C0 "82").
+    entry="c002$(printf '%s' "$first_staged" | od -An -tx1 | tr -d ' \n')"
+    rec=$(Y -a read-object --id 0x5FFF55 -f hex 2>/dev/null || true)
+    case $step in
+    staging_recorded | key_generated | csr_signed)
+        [[ $rec != *"$entry"* ]] || fail "recovery left the staging entry of $step: $rec" ;;
+    *) [[ $rec == *"$entry"* ]] || fail "recovery removed the entry of a recorded renewal ($step): $rec" ;;
+    esac
+    Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
+    same_file "9a untouched by a prepare killed at $step" "$tmp/now.der" "$tmp/before.der"
+    signs_9a "prepare killed at $step"
+    prepare_again "SIGKILL at $step"
+    run "abort ($step)" R list
+    rid=$(awk '$1 == "rec" && $3 == "prepared" { print $2 }' <<<"$out")
+    run "abort ($step)" R abort "$rid"
+    note "prepare killed after $step: cleaned, prepared again in $first_staged"
+done
+ok "SIGKILL after each step of a prepare: 9a untouched and signs, recovery cleans, prepare works again"

@@ -5,11 +5,16 @@
  *
  *   uk-renewal-drive STATE_DIR prepare TOKEN SLOT extend|repair PIN CSR_OUT [ALG]
  *       -> "prepare OK ID STAGED_SLOT" (the CSR written to CSR_OUT) or "prepare ERR"
- *   uk-renewal-drive STATE_DIR commit ID CERT_DER  -> "commit OK STATE" or "commit ERR"
- *   uk-renewal-drive STATE_DIR abort ID            -> "abort OK STATE" or "abort ERR"
- *   uk-renewal-drive STATE_DIR status ID           -> "status OK STATE SLOT STAGED" or ..
- *   uk-renewal-drive STATE_DIR list                -> "list OK N", then "rec ID STATE SLOT STAGED"
- *   uk-renewal-drive STATE_DIR recover             -> "recover OK" or "recover ERR"
+ *       (UK_RENEWAL_SUBJECT="/C=CN/O=Org/CN=Name": an explicit subject, certificate order)
+ *   uk-renewal-drive STATE_DIR commit ID CERT_DER [CHAIN_DER...]
+ *       -> "commit OK STATE" or "commit ERR"
+ *       (UK_RENEWAL_CA_BUNDLE=PEM: the service's renewal_ca_bundle)
+ *   uk-renewal-drive STATE_DIR certs    -> "certs OK N", then "cert KEY TAIL" per certificate as
+ *       the token layer lists it (cert.list: a role mapped on the card included)
+ *   uk-renewal-drive STATE_DIR abort ID   -> "abort OK STATE" or "abort ERR"
+ *   uk-renewal-drive STATE_DIR status ID  -> "status OK STATE SLOT STAGED" or ..
+ *   uk-renewal-drive STATE_DIR list       -> "list OK N", then "rec ID STATE SLOT STAGED"
+ *   uk-renewal-drive STATE_DIR recover    -> "recover OK" or "recover ERR"
  *
  * Every run that waits for the card first runs recovery on it (as ukeyd does on insert).
  * UK_RENEWAL_KILL_AT=STEP: the process kills itself (SIGKILL) right after that step
@@ -85,15 +90,52 @@ static void on_done(void *arg, int err, const uk_renewal_result *res)
     finish();
 }
 
-static uint8_t *read_all(const char *path, size_t *len)
+static uint8_t bufs[1 + UK_RENEWAL_CHAIN_MAX][65536];
+
+static uint8_t *read_all(const char *path, size_t *len, size_t which)
 {
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
-    static uint8_t buf[65536];
-    *len = fread(buf, 1, sizeof(buf), f);
+    uint8_t *buf = bufs[which];
+    *len = fread(buf, 1, sizeof(bufs[which]), f);
     fclose(f);
     return buf;
+}
+
+static void on_certs(void *arg, int err, const uk_token_cert *certs, size_t n)
+{
+    (void)arg;
+    if (err != UK_OK) {
+        printf("certs %s\n", uk_err_name(err));
+    } else {
+        printf("certs OK %zu\n", n);
+        for (size_t i = 0; i < n; i++) {
+            printf("cert %s", certs[i].key_id);
+            /* The DER's last 8 bytes (the end of the signature) tell certificates apart. */
+            size_t len = certs[i].der != NULL ? certs[i].der_len : 0, k = len < 8 ? len : 8;
+            printf(" ");
+            for (; k > 0; k--)
+                printf("%02x", certs[i].der[len - k]);
+            printf("\n");
+        }
+    }
+    fflush(stdout);
+    finish();
+}
+
+/* "/C=CN/O=Org/CN=Name" into attrs (pointers into s, which is changed). */
+static size_t parse_subject(char *s, uk_renewal_subject_attr *attrs, size_t cap)
+{
+    size_t n = 0;
+    for (char *p = strtok(s, "/"); p != NULL && n < cap; p = strtok(NULL, "/")) {
+        char *eq = strchr(p, '=');
+        if (eq == NULL)
+            continue;
+        *eq = '\0';
+        attrs[n++] = (uk_renewal_subject_attr){.type = p, .value = eq + 1};
+    }
+    return n;
 }
 
 static void start_op(const char *token_id)
@@ -109,16 +151,35 @@ static void start_op(const char *token_id)
         req.slot = args[4];
         req.mode = strcmp(args[5], "repair") == 0 ? UK_RENEWAL_REPAIR : UK_RENEWAL_EXTEND;
         req.algorithm = n_args >= 9 ? args[8] : NULL;
+        static uk_renewal_subject_attr subj[UK_RENEWAL_SUBJECT_MAX];
+        static char subj_text[1024];
+        const char *env = getenv("UK_RENEWAL_SUBJECT");
+        if (env != NULL) {
+            snprintf(subj_text, sizeof(subj_text), "%s", env);
+            req.subject = subj;
+            req.n_subject = parse_subject(subj_text, subj, UK_RENEWAL_SUBJECT_MAX);
+        }
         uk_secret *pin = uk_secret_new(args[6], strlen(args[6]));
         req.pin = pin;
         rc = uk_renewal_prepare(ren, &req, on_done, (void *)(uintptr_t) "prepare");
         uk_secret_free(pin);
     } else if (strcmp(cmd, "commit") == 0 && n_args >= 5) {
-        size_t len = 0;
-        uint8_t *der = read_all(args[4], &len);
-        rc = der != NULL
-                 ? uk_renewal_commit(ren, args[3], der, len, on_done, (void *)(uintptr_t) "commit")
-                 : UK_E_IO;
+        uk_renewal_commit_req req = {.id = args[3]};
+        const uint8_t *chain[UK_RENEWAL_CHAIN_MAX];
+        size_t chain_len[UK_RENEWAL_CHAIN_MAX];
+        req.cert_der = read_all(args[4], &req.cert_der_len, 0);
+        rc = req.cert_der != NULL ? UK_OK : UK_E_IO;
+        for (int i = 5; rc == UK_OK && i < n_args && i - 5 < (int)UK_RENEWAL_CHAIN_MAX; i++) {
+            chain[i - 5] = read_all(args[i], &chain_len[i - 5], (size_t)(i - 4));
+            rc = chain[i - 5] != NULL ? UK_OK : UK_E_IO;
+            req.n_chain = (size_t)(i - 4);
+        }
+        req.chain = chain;
+        req.chain_len = chain_len;
+        if (rc == UK_OK)
+            rc = uk_renewal_commit(ren, &req, on_done, (void *)(uintptr_t) "commit");
+    } else if (strcmp(cmd, "certs") == 0) {
+        rc = uk_tokens_list_certs(tokens, token_id, on_certs, NULL);
     } else if (strcmp(cmd, "abort") == 0 && n_args >= 4) {
         rc = uk_renewal_abort(ren, args[3], on_done, (void *)(uintptr_t) "abort");
     } else if (strcmp(cmd, "status") == 0 && n_args >= 4) {
@@ -194,6 +255,9 @@ int main(int argc, char **argv)
         return 1;
     }
     uk__renewal_set_step_hook(kill_at, NULL);
+    if (getenv("UK_RENEWAL_CA_BUNDLE") != NULL &&
+        uk_renewal_set_ca_bundle(ren, getenv("UK_RENEWAL_CA_BUNDLE")) != UK_OK)
+        return 1;
     uv_timer_init(&loop, &timeout);
     uv_timer_start(&timeout, on_timeout, 10000, 0);
     if (strcmp(argv[2], "status") == 0 || strcmp(argv[2], "list") == 0)

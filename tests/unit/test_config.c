@@ -51,6 +51,15 @@ static void test_config_empty_object_gives_documented_defaults(void **state)
     assert_int_equal(cfg->expiring_days, 30);
     assert_int_equal(cfg->piv_mgm_key_len, 0);
     assert_false(cfg->piv_allow_default_mgm_key);
+    assert_null(cfg->origins_system);
+    assert_int_equal(cfg->n_origin_policies, 0);
+    assert_true(cfg->pairing);
+    assert_null(cfg->pinentry);
+    assert_int_equal(cfg->prompt_timeout_s, 120);
+    assert_int_equal(cfg->audit_max_bytes, 1048576);
+    assert_int_equal(cfg->audit_keep, 5);
+    assert_int_equal(cfg->limits.pin_attempts_per_minute, 5);
+    assert_null(cfg->system_path);
     uk_config_free(cfg);
 }
 
@@ -148,6 +157,45 @@ static void test_config_rejects_bad_input(void **state)
         "{\"limits\": {\"message_size\": 1}}",
         "{\"limits\": {\"frames\": 1}}",
         "{\"limits\": []}",
+        "{\"limits\": {\"connections\": 3, \"connections\": 4}}",
+        "{\"limits\": {\"pin_attempts_per_minute\": 0}}",
+        "{\"limits\": {\"pin_attempts_per_minute\": 61}}",
+        "{\"limits\": {\"pin_attempts_per_minute\": true}}",
+        "{\"pairing\": 1}",
+        "{\"pairing\": \"no\"}",
+        "{\"pinentry\": \"pinentry-gtk\"}",
+        "{\"pinentry\": \"\"}",
+        "{\"pinentry\": 5}",
+        "{\"pinentry\": [\"/usr/bin/pinentry\"]}",
+        "{\"prompt_timeout\": 4}",
+        "{\"prompt_timeout\": 601}",
+        "{\"prompt_timeout\": 60.5}",
+        "{\"prompt_timeout\": \"60\"}",
+        "{\"audit_max_bytes\": 4095}",
+        "{\"audit_max_bytes\": 1073741825}",
+        "{\"audit_max_bytes\": -1}",
+        "{\"audit_keep\": 0}",
+        "{\"audit_keep\": 21}",
+        "{\"audit_keep\": null}",
+        /* A system-only key in the user's file. */
+        "{\"user_origins\": false}",
+        "{\"origin_policies\": []}",
+        "{\"origin_policies\": {\"https://a.cn\": true}}",
+        "{\"origin_policies\": {\"\": {}}}",
+        "{\"origin_policies\": {\"https://a.cn\": {\"methds\": []}}}",
+        "{\"origin_policies\": {\"https://a.cn\": {}, \"https://a.cn\": {}}}",
+        "{\"origin_policies\": {\"https://a.cn\": {\"consent\": \"always\"}}}",
+        "{\"origin_policies\": {\"https://a.cn\": {\"consent\": 1}}}",
+        "{\"origin_policies\": {\"https://a.cn\": {\"consent\": \"Session\"}}}",
+        "{\"origin_policies\": {\"https://a.cn\": {\"pin_from_page\": \"yes\"}}}",
+        "{\"origin_policies\": {\"https://a.cn\": {\"methods\": \"sign\"}}}",
+        "{\"origin_policies\": {\"https://a.cn\": {\"methods\": [\"\"]}}}",
+        "{\"origin_policies\": {\"https://a.cn\": {\"methods\": [7]}}}",
+        "{\"origin_policies\": {\"https://a.cn\": {\"methods\": [\"x\", \"x\"], "
+        "\"methods\": []}}}",
+        "{\"origin_policies\": {\"https://a.cn\": {\"methods\": "
+        "[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+        "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"]}}}",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uk_config *cfg = NULL;
@@ -201,6 +249,268 @@ static void test_config_load_missing_default_file_gives_defaults(void **state)
     rmdir(dir);
 }
 
+static void test_config_policy_keys_are_read(void **state)
+{
+    (void)state;
+    uk_config *cfg = NULL;
+    const char *text = "{\"origin_policies\": {"
+                       "  \"https://a.cn\": {\"methods\": [\"token.list\", \"cert.sign\"],"
+                       "                     \"pin_from_page\": true, \"consent\": \"session\"},"
+                       "  \"https://b.cn\": {},"
+                       "  \"https://c.cn\": {\"methods\": []}},"
+                       " \"pairing\": false, \"pinentry\": \"/usr/bin/pinentry-gnome3\","
+                       " \"prompt_timeout\": 5, \"audit_max_bytes\": 4096, \"audit_keep\": 20,"
+                       " \"limits\": {\"pin_attempts_per_minute\": 60}}";
+    assert_int_equal(parse(text, &cfg), UK_OK);
+    assert_int_equal(cfg->n_origin_policies, 3);
+    const uk_config_origin_policy *a = uk_config_get0_origin_policy(cfg, "https://a.cn");
+    assert_non_null(a);
+    assert_true(a->methods_set);
+    assert_int_equal(a->n_methods, 2);
+    assert_string_equal(a->methods[1], "cert.sign");
+    assert_true(a->pin_from_page);
+    assert_int_equal(a->consent, UK_CONFIG_CONSENT_SESSION);
+    assert_false(a->from_system);
+    const uk_config_origin_policy *b = uk_config_get0_origin_policy(cfg, "https://b.cn");
+    assert_non_null(b);
+    assert_false(b->methods_set);
+    assert_null(b->methods);
+    assert_int_equal(b->n_methods, 0);
+    assert_false(b->pin_from_page);
+    assert_int_equal(b->consent, UK_CONFIG_CONSENT_REQUEST);
+    const uk_config_origin_policy *c = uk_config_get0_origin_policy(cfg, "https://c.cn");
+    assert_true(c->methods_set); /* set but empty: nothing allowed */
+    assert_int_equal(c->n_methods, 0);
+    assert_null(uk_config_get0_origin_policy(cfg, "https://d.cn"));
+    assert_false(cfg->pairing);
+    assert_string_equal(cfg->pinentry, "/usr/bin/pinentry-gnome3");
+    assert_int_equal(cfg->prompt_timeout_s, 5);
+    assert_int_equal(cfg->audit_max_bytes, 4096);
+    assert_int_equal(cfg->audit_keep, 20);
+    assert_int_equal(cfg->limits.pin_attempts_per_minute, 60);
+    uk_config_free(cfg);
+
+    assert_int_equal(parse("{\"pinentry\": null, \"audit_max_bytes\": 1073741824,"
+                           " \"prompt_timeout\": 600, \"audit_keep\": 1}",
+                           &cfg),
+                     UK_OK);
+    assert_null(cfg->pinentry);
+    assert_int_equal(cfg->audit_max_bytes, 1073741824);
+    uk_config_free(cfg);
+}
+
+/* --- the system file, layered over the user's --- */
+
+struct files {
+    char dir[64];
+    char sys[128];
+    char user[128];
+};
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+    assert_int_equal(chmod(path, mode), 0);
+}
+
+static int setup_files(void **state)
+{
+    setup_env(state);
+    struct files *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    strcpy(f->dir, "/tmp/uk-config-layer-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->sys, sizeof f->sys, "%s/system.json", f->dir);
+    snprintf(f->user, sizeof f->user, "%s/user.json", f->dir);
+    *state = f;
+    return 0;
+}
+
+static int teardown_files(void **state)
+{
+    struct files *f = *state;
+    unlink(f->sys);
+    unlink(f->user);
+    rmdir(f->dir);
+    free(f);
+    return 0;
+}
+
+static uk_config *layered(struct files *f, const char *sys, const char *user)
+{
+    if (sys != NULL)
+        write_file(f->sys, sys, 0644);
+    if (user != NULL)
+        write_file(f->user, user, 0600);
+    uk_config *cfg = NULL;
+    int rc = uk_config_load_layered(f->sys, f->user, &cfg);
+    if (rc != UK_OK)
+        fail_msg("layered load failed: %d", rc);
+    return cfg;
+}
+
+static void test_config_layered_missing_system_file_is_none(void **state)
+{
+    struct files *f = *state;
+    write_file(f->user, "{\"origins\": [\"https://u.cn\"], \"pairing\": false}", 0600);
+    uk_config *cfg = NULL;
+    assert_int_equal(uk_config_load_layered(f->sys, f->user, &cfg), UK_OK);
+    assert_null(cfg->system_path);
+    assert_string_equal(cfg->path, f->user);
+    assert_int_equal(cfg->n_origins, 1);
+    assert_false(cfg->origins_system[0]);
+    assert_false(cfg->pairing);
+    uk_config_free(cfg);
+    /* An explicit user file that does not exist stays an error. */
+    unlink(f->user);
+    assert_int_equal(uk_config_load_layered(f->sys, f->user, &cfg), UK_E_IO);
+}
+
+static void test_config_layered_system_keys_win(void **state)
+{
+    struct files *f = *state;
+    uk_config *cfg = layered(f,
+                             "{\"prompt_timeout\": 30, \"audit_keep\": 2,"
+                             " \"limits\": {\"pin_attempts_per_minute\": 3},"
+                             " \"extension_ids\": [\"abcdefghijklmnopabcdefghijklmnop\"]}",
+                             "{\"prompt_timeout\": 600, \"audit_max_bytes\": 8192,"
+                             " \"limits\": {\"pin_attempts_per_minute\": 60, \"connections\": 7},"
+                             " \"extension_ids\": [\"bbcdefghijklmnopabcdefghijklmnop\"]}");
+    assert_string_equal(cfg->system_path, f->sys);
+    assert_string_equal(cfg->path, f->user);
+    assert_int_equal(cfg->prompt_timeout_s, 30);
+    assert_int_equal(cfg->audit_keep, 2);
+    assert_int_equal(cfg->audit_max_bytes, 8192); /* not set by the system: the user's */
+    assert_int_equal(cfg->limits.pin_attempts_per_minute, 3);
+    assert_int_equal(cfg->limits.connections, 7); /* each limit is its own key */
+    assert_int_equal(cfg->n_extension_ids, 1);
+    assert_string_equal(cfg->extension_ids[0], "abcdefghijklmnopabcdefghijklmnop");
+    assert_true(cfg->extension_ids_system);
+    uk_config_free(cfg);
+}
+
+static void test_config_layered_origins_are_the_union_system_first(void **state)
+{
+    struct files *f = *state;
+    uk_config *cfg = layered(f, "{\"origins\": [\"https://s.cn\", \"https://both.cn\"]}",
+                             "{\"origins\": [\"https://both.cn\", \"https://u.cn\"]}");
+    assert_int_equal(cfg->n_origins, 3);
+    assert_string_equal(cfg->origins[0], "https://s.cn");
+    assert_string_equal(cfg->origins[1], "https://both.cn");
+    assert_string_equal(cfg->origins[2], "https://u.cn");
+    assert_true(cfg->origins_system[0]);
+    assert_true(cfg->origins_system[1]);
+    assert_false(cfg->origins_system[2]);
+    assert_false(cfg->extension_ids_system);
+    uk_config_free(cfg);
+}
+
+static void test_config_layered_user_cannot_reenable_pairing(void **state)
+{
+    struct files *f = *state;
+    uk_config *cfg = layered(f, "{\"pairing\": false}", "{\"pairing\": true}");
+    assert_false(cfg->pairing);
+    uk_config_free(cfg);
+    /* The system file wins either way. */
+    cfg = layered(f, "{\"pairing\": true}", "{\"pairing\": false}");
+    assert_true(cfg->pairing);
+    uk_config_free(cfg);
+    /* Unset in the system file: the user decides. */
+    cfg = layered(f, "{}", "{\"pairing\": false}");
+    assert_false(cfg->pairing);
+    uk_config_free(cfg);
+}
+
+static void test_config_layered_user_cannot_loosen_system_origin_policy(void **state)
+{
+    struct files *f = *state;
+    uk_config *cfg =
+        layered(f,
+                "{\"origins\": [\"https://s.cn\", \"https://t.cn\"],"
+                " \"origin_policies\": {\"https://s.cn\": {\"methods\": [\"token.list\"]}}}",
+                "{\"origins\": [\"https://u.cn\"], \"origin_policies\": {"
+                "  \"https://s.cn\": {\"pin_from_page\": true, \"consent\": \"session\"},"
+                "  \"https://t.cn\": {\"pin_from_page\": true},"
+                "  \"https://u.cn\": {\"consent\": \"session\"}}}");
+    assert_int_equal(cfg->n_origin_policies, 2);
+    const uk_config_origin_policy *s = uk_config_get0_origin_policy(cfg, "https://s.cn");
+    assert_non_null(s);
+    assert_true(s->from_system);
+    assert_false(s->pin_from_page);
+    assert_int_equal(s->consent, UK_CONFIG_CONSENT_REQUEST);
+    assert_true(s->methods_set);
+    assert_int_equal(s->n_methods, 1);
+    /* Listed by the system without rules: the defaults hold, the user's entry is ignored. */
+    assert_null(uk_config_get0_origin_policy(cfg, "https://t.cn"));
+    const uk_config_origin_policy *u = uk_config_get0_origin_policy(cfg, "https://u.cn");
+    assert_non_null(u);
+    assert_false(u->from_system);
+    assert_int_equal(u->consent, UK_CONFIG_CONSENT_SESSION);
+    uk_config_free(cfg);
+}
+
+static void test_config_layered_user_origins_false_ignores_user_lists(void **state)
+{
+    struct files *f = *state;
+    uk_config *cfg =
+        layered(f, "{\"user_origins\": false, \"origins\": [\"https://s.cn\"]}",
+                "{\"origins\": [\"https://u.cn\"], \"prompt_timeout\": 60,"
+                " \"origin_policies\": {\"https://u.cn\": {\"pin_from_page\": true}}}");
+    assert_int_equal(cfg->n_origins, 1);
+    assert_string_equal(cfg->origins[0], "https://s.cn");
+    assert_true(cfg->origins_system[0]);
+    assert_int_equal(cfg->n_origin_policies, 0);
+    assert_int_equal(cfg->prompt_timeout_s, 60); /* other user keys still count */
+    uk_config_free(cfg);
+    /* Without system origins, no origins at all. */
+    cfg = layered(f, "{\"user_origins\": false}", "{\"origins\": [\"https://u.cn\"]}");
+    assert_int_equal(cfg->n_origins, 0);
+    uk_config_free(cfg);
+}
+
+static void test_config_layered_bad_files_are_refused(void **state)
+{
+    struct files *f = *state;
+    uk_config *cfg = NULL;
+    write_file(f->user, "{}", 0600);
+    write_file(f->sys, "{\"prompt_timeout\": 1}", 0644);
+    assert_int_equal(uk_config_load_layered(f->sys, f->user, &cfg), UK_E_CONFIG_INVALID);
+    write_file(f->sys, "{\"user_origins\": 0}", 0644);
+    assert_int_equal(uk_config_load_layered(f->sys, f->user, &cfg), UK_E_CONFIG_INVALID);
+    write_file(f->sys, "", 0644);
+    assert_int_equal(uk_config_load_layered(f->sys, f->user, &cfg), UK_E_CONFIG_INVALID);
+    /* A good system file does not excuse a bad user file. */
+    write_file(f->sys, "{}", 0644);
+    write_file(f->user, "{\"user_origins\": true}", 0600);
+    assert_int_equal(uk_config_load_layered(f->sys, f->user, &cfg), UK_E_CONFIG_INVALID);
+    assert_null(cfg);
+}
+
+static void test_config_layered_system_file_owner_and_mode(void **state)
+{
+    struct files *f = *state;
+    uk_config *cfg = NULL;
+    write_file(f->user, "{}", 0600);
+    write_file(f->sys, "{}", 0664); /* group-writable */
+    assert_int_equal(uk_config_load_layered(f->sys, f->user, &cfg), UK_E_CONFIG_INVALID);
+    write_file(f->sys, "{}", 0646); /* world-writable */
+    assert_int_equal(uk_config_load_layered(f->sys, f->user, &cfg), UK_E_CONFIG_INVALID);
+    write_file(f->sys, "{}", 0444);
+    assert_int_equal(uk_config_load_layered(f->sys, f->user, &cfg), UK_OK);
+    uk_config_free(cfg);
+    cfg = NULL;
+    /* A directory is not a config file. */
+    assert_int_equal(uk_config_load_layered(f->dir, f->user, &cfg), UK_E_CONFIG_INVALID);
+    if (geteuid() != 0)
+        return; /* only root can give the file to someone else */
+    assert_int_equal(chown(f->sys, 4242, 4242), 0);
+    assert_int_equal(uk_config_load_layered(f->sys, f->user, &cfg), UK_E_CONFIG_INVALID);
+    assert_null(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -211,6 +521,23 @@ int main(void)
         cmocka_unit_test_setup(test_config_wss_port_zero_disables_wss, setup_env),
         cmocka_unit_test_setup(test_config_rejects_bad_input, setup_env),
         cmocka_unit_test_setup(test_config_load_missing_default_file_gives_defaults, setup_env),
+        cmocka_unit_test_setup(test_config_policy_keys_are_read, setup_env),
+        cmocka_unit_test_setup_teardown(test_config_layered_missing_system_file_is_none,
+                                        setup_files, teardown_files),
+        cmocka_unit_test_setup_teardown(test_config_layered_system_keys_win, setup_files,
+                                        teardown_files),
+        cmocka_unit_test_setup_teardown(test_config_layered_origins_are_the_union_system_first,
+                                        setup_files, teardown_files),
+        cmocka_unit_test_setup_teardown(test_config_layered_user_cannot_reenable_pairing,
+                                        setup_files, teardown_files),
+        cmocka_unit_test_setup_teardown(test_config_layered_user_cannot_loosen_system_origin_policy,
+                                        setup_files, teardown_files),
+        cmocka_unit_test_setup_teardown(test_config_layered_user_origins_false_ignores_user_lists,
+                                        setup_files, teardown_files),
+        cmocka_unit_test_setup_teardown(test_config_layered_bad_files_are_refused, setup_files,
+                                        teardown_files),
+        cmocka_unit_test_setup_teardown(test_config_layered_system_file_owner_and_mode, setup_files,
+                                        teardown_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -220,6 +220,7 @@ static void assert_rec_equal(const uk_renewal_rec *a, const uk_renewal_rec *b)
     assert_str(a->staged_slot, b->staged_slot);
     assert_int_equal(a->mode, b->mode);
     assert_str(a->algorithm, b->algorithm);
+    assert_str(a->origin, b->origin);
     assert_int_equal(a->state, b->state);
     assert_string_equal(a->created, b->created);
     assert_string_equal(a->updated, b->updated);
@@ -337,7 +338,8 @@ static bool expected_ok(uk_renewal_state from, uk_renewal_state to)
         "prepared>prepared",      "prepared>committing", "prepared>aborted",
         "committing>committing",  "committing>prepared", "committing>written",
         "committing>rolled_back", "written>written",     "written>activated",
-        "written>rolled_back",    "activated>activated", "activated>done",
+        "written>rolled_back",    "written>aborted",     "activated>activated",
+        "activated>done",
     };
     char key[64];
     snprintf(key, sizeof(key), "%s>%s", uk_renewal_state_name(from), uk_renewal_state_name(to));
@@ -507,6 +509,97 @@ static void test_journal_record_without_old_certificate_round_trips(void **state
     assert_null(back->old_cert_backup);
     assert_int_equal(back->n_steps, 0);
     uk_renewal_rec_free(back);
+    uk_renewal_rec_free(r);
+}
+
+static void test_journal_record_origin_round_trips_and_never_changes(void **state)
+{
+    struct fx *f = *state;
+    struct input in;
+    char origin[] = "https://portal.example.cn";
+    input_init(&in, "piv:1", "9a", "82");
+    in.rec.origin = origin;
+    uk_renewal_rec *r = NULL;
+    assert_int_equal(uk_journal_create(f->j, &in.rec, &r), UK_OK);
+    assert_string_equal(r->origin, origin);
+    reopen(f);
+    uk_renewal_rec *back = NULL;
+    assert_int_equal(uk_journal_get(f->j, r->id, &back), UK_OK);
+    assert_rec_equal(back, r);
+    char path[256];
+    record_path(f, r->id, "", path, sizeof(path));
+    char *text = read_text(path, NULL);
+    cJSON *o = cJSON_Parse(text);
+    assert_string_equal(cJSON_GetObjectItem(o, "origin")->valuestring, origin);
+    cJSON_Delete(o);
+    free(text);
+
+    /* The origin is fixed at create: another one (or none) is refused, the file untouched. */
+    char other[] = "https://evil.example";
+    char *mine = back->origin;
+    back->origin = other;
+    assert_int_equal(uk_journal_update(f->j, back), UK_E_INVALID_PARAMS);
+    back->origin = NULL;
+    assert_int_equal(uk_journal_update(f->j, back), UK_E_INVALID_PARAMS);
+    back->origin = mine;
+    char empty[] = "";
+    uk_renewal_rec *bad = NULL;
+    input_init(&in, "piv:2", "9a", "82");
+    in.rec.origin = empty;
+    assert_int_equal(uk_journal_create(f->j, &in.rec, &bad), UK_E_INVALID_PARAMS);
+    uk_renewal_rec_free(back);
+
+    /* The local user's renewal has no origin, and the file no "origin" member. */
+    uk_renewal_rec *local = create_ok(f, "piv:3", "9c", "83");
+    assert_null(local->origin);
+    record_path(f, local->id, "", path, sizeof(path));
+    text = read_text(path, NULL);
+    assert_null(strstr(text, "\"origin\""));
+    free(text);
+    uk_renewal_rec_free(local);
+    uk_renewal_rec_free(r);
+}
+
+static void test_journal_reads_a_record_written_before_origin_existed(void **state)
+{
+    struct fx *f = *state;
+    static const char old[] =
+        "{\"version\": 1, \"id\": \"0123456789abcdef0123456789abcdef\", "
+        "\"token_id\": \"piv:12345678\", \"token_serial\": \"12345678\", \"driver\": \"piv\", "
+        "\"slot\": \"9a\", \"staged_slot\": \"82\", \"mode\": \"repair\", \"algorithm\": \"p256\", "
+        "\"state\": \"prepared\", \"created\": \"2026-11-24T08:00:00Z\", "
+        "\"updated\": \"2026-11-24T08:00:00Z\", \"revision\": 1, "
+        "\"csr_pem\": \"-----BEGIN CERTIFICATE REQUEST-----\\nMIIB\\n-----END CERTIFICATE "
+        "REQUEST-----\\n\", \"staged_spki\": \"AQID\", \"steps\": []}\n";
+    char path[256];
+    record_path(f, "0123456789abcdef0123456789abcdef", "", path, sizeof(path));
+    write_text(path, old, strlen(old));
+    assert_int_equal(chmod(path, 0600), 0);
+    uk_renewal_rec *r = NULL;
+    assert_int_equal(uk_journal_get(f->j, "0123456789abcdef0123456789abcdef", &r), UK_OK);
+    assert_null(r->origin);
+    assert_int_equal(r->state, UK_RENEWAL_PREPARED);
+    assert_string_equal(r->staged_slot, "82");
+    /* It is updated as it is: still without an origin. */
+    assert_int_equal(uk_renewal_rec_add_step(r, "seen", "ok"), UK_OK);
+    assert_int_equal(uk_journal_update(f->j, r), UK_OK);
+    char *text = read_text(path, NULL);
+    assert_null(strstr(text, "\"origin\""));
+    free(text);
+    uk_renewal_rec_free(r);
+    assert_int_equal(f->errors, 0);
+}
+
+static void test_journal_written_can_be_aborted_but_not_after_activation(void **state)
+{
+    struct fx *f = *state;
+    uk_renewal_rec *r = create_ok(f, "piv:1", "9a", "82");
+    drive_to(f, r, UK_RENEWAL_WRITTEN);
+    assert_int_equal(uk_journal_finish(f->j, r->id, UK_RENEWAL_ABORTED), UK_OK);
+    uk_renewal_rec_free(r);
+    r = create_ok(f, "piv:2", "9a", "82");
+    drive_to(f, r, UK_RENEWAL_ACTIVATED);
+    assert_int_equal(uk_journal_finish(f->j, r->id, UK_RENEWAL_ABORTED), UK_E_RENEWAL_STATE);
     uk_renewal_rec_free(r);
 }
 
@@ -1375,6 +1468,12 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_record_without_old_certificate_round_trips,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_record_origin_round_trips_and_never_changes,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_journal_reads_a_record_written_before_origin_existed,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_journal_written_can_be_aborted_but_not_after_activation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_journal_create_refuses_bad_input, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_journal_create_refuses_a_second_unfinished_renewal_of_a_slot, setup, teardown),

@@ -339,7 +339,13 @@ static int setup(void **state)
     snprintf(f->key, sizeof f->key, "%s/server.key", f->dir);
     make_cert(f->cert, f->key);
     pthread_mutex_init(&f->rpc.mu, NULL);
-    const char *json = "{\"origins\": [\"" ALLOWED "\", \"http://127.0.0.1:8083\"]}";
+    /* Pairing off: this is the allowlist's test (pairable origins: tests/daemon/gate.test.js);
+     * the state directory (pairing store) is the test's own. */
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"origins\": [\"" ALLOWED "\", \"http://127.0.0.1:8083\"], \"pairing\": false, "
+             "\"state_dir\": \"%s\"}",
+             f->dir);
     assert_int_equal(uk_config_parse(json, strlen(json), "test", &f->cfg), UK_OK);
     assert_int_equal(uk_policy_new(f->cfg, &f->policy), UK_OK);
     assert_int_equal(uv_loop_init(&f->loop), 0);
@@ -1265,7 +1271,11 @@ static void test_wss_policy_reload_applies_to_new_upgrades(void **state)
     /* The policy is reloaded from the test thread while the loop waits in epoll: the gate reads
      * it only inside callbacks, which cannot run until the next connection arrives. */
     uk_config *cfg = NULL;
-    const char *json = "{\"origins\": [\"https://new.example.cn\"]}";
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"origins\": [\"https://new.example.cn\"], \"pairing\": false, \"state_dir\": "
+             "\"%s\"}",
+             f->dir);
     assert_int_equal(uk_config_parse(json, strlen(json), "reload", &cfg), UK_OK);
     assert_int_equal(uk_policy_reload(f->policy, cfg), UK_OK);
     uk_config_free(cfg);

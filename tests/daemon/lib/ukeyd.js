@@ -20,6 +20,7 @@ const BIN = {
     ukeyd: process.env.UKEYD_BIN || path.join(ROOT, 'build/dev/daemon/main/ukeyd'),
     nm: process.env.UKEYD_NM_BIN || path.join(ROOT, 'build/dev/daemon/nm/ukeyd-nm'),
     ctl: process.env.UKEYCTL_BIN || path.join(ROOT, 'build/dev/tray/ukeyctl'),
+    pinentry: process.env.UK_PINENTRY_BIN || path.join(ROOT, 'build/dev/tests/pinentry/uk-pinentry-script'),
 };
 const VECTORS_DIR = path.join(ROOT, 'protocol/vectors');
 
@@ -98,7 +99,18 @@ class Ukeyd {
         this.runtimeDir = opts.runtimeDir || path.join(this.dir, 'run');
         this.stateDir = path.join(this.dir, 'state');
         this.socket = opts.socket || path.join(this.runtimeDir, 'ukeyd.sock');
-        this.env = childEnv(this.dir);
+        // Never the machine's /etc/ukeyd: a file there would change what the tests see.
+        this.systemConfigPath = path.join(this.dir, 'system-config.json');
+        // Dialogs go to the scripted pinentry (tests/pinentry): answers from pinentryScript, one
+        // per line, consumed in order; what each dialog showed goes to pinentryLogPath. With no
+        // answers left it cancels, so an unexpected dialog fails the request, never hangs it.
+        this.pinentryScript = path.join(this.dir, 'pinentry-script');
+        this.pinentryLogPath = path.join(this.dir, 'pinentry-log');
+        this.env = childEnv(this.dir, {
+            UK_PINENTRY_SCRIPT: this.pinentryScript,
+            UK_PINENTRY_LOG: this.pinentryLogPath,
+        });
+        this.pinentryAnswers([]);
         this.log = '';
         this.proc = null;
         this.exit = null;
@@ -115,6 +127,28 @@ class Ukeyd {
         return fs.readFileSync(this.caPath);
     }
 
+    // Replaces the scripted pinentry's answers ('pin 123456', 'ok', 'cancel', ...).
+    pinentryAnswers(lines) {
+        fs.writeFileSync(this.pinentryScript, lines.map((l) => l + '\n').join(''));
+        fs.rmSync(this.pinentryScript + '.pos', { force: true });
+    }
+
+    // What the dialogs showed so far: one object per dialog (texts decoded, never a PIN).
+    pinentryLog() {
+        if (!fs.existsSync(this.pinentryLogPath)) return [];
+        return fs
+            .readFileSync(this.pinentryLogPath, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l));
+    }
+
+    // The administrator's file (--system-config); null removes it.
+    writeSystemConfig(obj) {
+        if (obj === null) fs.rmSync(this.systemConfigPath, { force: true });
+        else fs.writeFileSync(this.systemConfigPath, JSON.stringify(obj, null, 2), { mode: 0o644 });
+    }
+
     config() {
         const c = {
             origins: this.opts.origins || [],
@@ -125,6 +159,7 @@ class Ukeyd {
             state_dir: this.stateDir,
             runtime_dir: this.runtimeDir,
             log_level: 'info',
+            pinentry: BIN.pinentry,
         };
         if (this.opts.limits) c.limits = this.opts.limits;
         return Object.assign(c, this.opts.config || {});
@@ -160,7 +195,7 @@ class Ukeyd {
     spawn(args = []) {
         this.log = '';
         this.exit = null;
-        const p = spawn(...orphanKilled(BIN.ukeyd, ['--config', this.configPath, '--foreground', ...args]), {
+        const p = spawn(...orphanKilled(BIN.ukeyd, ['--config', this.configPath, '--system-config', this.systemConfigPath, '--foreground', ...args]), {
             env: this.env,
             stdio: ['ignore', 'ignore', 'pipe'],
         });
