@@ -1,8 +1,11 @@
 /* JSON-RPC 2.0 envelope: parse and classify one message, build responses and errors. */
 #include "uk_jsonrpc.h"
 
+#include <float.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <locale.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -106,7 +109,8 @@ static int has_duplicate_names(const cJSON *item, bool recurse)
             for (const cJSON *c = item->child; c != NULL; c = c->next)
                 n++;
             if (n > 1) {
-                const char **names = malloc(n * sizeof(*names));
+                const char *few[16]; /* most objects: no allocation */
+                const char **names = n <= 16 ? few : malloc(n * sizeof(*names));
                 if (names == NULL)
                     return -1;
                 size_t i = 0;
@@ -116,7 +120,8 @@ static int has_duplicate_names(const cJSON *item, bool recurse)
                 bool dup = false;
                 for (i = 1; i < n && !dup; i++)
                     dup = strcmp(names[i - 1], names[i]) == 0;
-                free(names);
+                if (names != few)
+                    free(names);
                 if (dup)
                     return 1;
             }
@@ -533,15 +538,277 @@ int uk_jsonrpc_request_new(cJSON **out, const cJSON *id, const char *method, cJS
     return call_new(out, id, true, method, params);
 }
 
+/*
+ * The printer. Its output is byte for byte cJSON_PrintUnformatted's (cJSON 1.7.15; the unit tests
+ * compare the two), written into one growing buffer, and integers below 10^15 are written without
+ * floating point: cJSON prints every number with sprintf("%1.15g") and reads it back with sscanf
+ * to check it, which cost a fifth of the instructions of a system.hello call.
+ */
+struct pbuf {
+    char *p;
+    size_t len, cap; /* cap > len: room for the final NUL */
+    bool borrowed;   /* p is the caller's storage until it must grow: copied to the heap then */
+};
+
+static bool pb_room(struct pbuf *b, size_t n)
+{
+    if (b->cap - b->len > n)
+        return true;
+    size_t cap = b->cap;
+    while (cap - b->len <= n) {
+        if (cap > SIZE_MAX / 2)
+            return false;
+        cap *= 2;
+    }
+    char *p = b->borrowed ? malloc(cap) : realloc(b->p, cap);
+    if (p == NULL)
+        return false;
+    if (b->borrowed)
+        memcpy(p, b->p, b->len);
+    b->borrowed = false;
+    b->p = p;
+    b->cap = cap;
+    return true;
+}
+
+static bool pb_put(struct pbuf *b, const char *s, size_t n)
+{
+    if (!pb_room(b, n))
+        return false;
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+    return true;
+}
+
+static bool pb_char(struct pbuf *b, char c)
+{
+    if (!pb_room(b, 1))
+        return false;
+    b->p[b->len++] = c;
+    return true;
+}
+
+/* Longest int64_t in decimal with its sign and NUL: "-9223372036854775808". */
+#define INT_TEXT_MAX 21
+
+/* v in decimal into buf (NUL-terminated); returns its length. */
+static size_t format_int(char buf[static INT_TEXT_MAX], int64_t v)
+{
+    char tmp[INT_TEXT_MAX];
+    size_t n = 0, len = 0;
+    /* Negate as unsigned: INT64_MIN has no positive int64_t. */
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        buf[len++] = '-';
+    while (n > 0)
+        buf[len++] = tmp[--n];
+    buf[len] = '\0';
+    return len;
+}
+
+/* Below this, an integral double prints the same with "%1.15g" as with "%" PRId64. */
+#define PLAIN_INT_LIMIT 1e15
+
+static bool close_enough(double a, double b)
+{
+    double fa = a < 0 ? -a : a, fb = b < 0 ? -b : b, diff = a - b;
+    double max = fa > fb ? fa : fb;
+    if (diff < 0)
+        diff = -diff;
+    return diff <= max * DBL_EPSILON;
+}
+
+static bool print_number(struct pbuf *b, double d)
+{
+    char text[32];
+    size_t n;
+    if (d * 0 != 0) { /* NaN and the infinities, as cJSON */
+        return pb_put(b, "null", 4);
+    } else if (d > -PLAIN_INT_LIMIT && d < PLAIN_INT_LIMIT && d == (double)(int64_t)d &&
+               !(d == 0 && signbit(d))) {
+        n = format_int(text, (int64_t)d);
+    } else {
+        /* cJSON's way: 15 significant digits if they read back close enough, else 17, and the
+         * locale's decimal point replaced by '.'. */
+        double back = 0;
+        int k = snprintf(text, sizeof text, "%1.15g", d);
+        if (sscanf(text, "%lg", &back) != 1 || !close_enough(back, d))
+            k = snprintf(text, sizeof text, "%1.17g", d);
+        if (k < 0 || (size_t)k >= sizeof text)
+            return false;
+        n = (size_t)k;
+        char point = localeconv()->decimal_point[0];
+        for (size_t i = 0; i < n; i++)
+            if (text[i] == point)
+                text[i] = '.';
+    }
+    return pb_put(b, text, n);
+}
+
+static bool needs_escape(unsigned char c)
+{
+    return c < 32 || c == '"' || c == '\\';
+}
+
+/* Whether one of the eight bytes of x needs an escape (is < 32, '"' or '\\'). */
+static bool word_needs_escape(uint64_t x)
+{
+    const uint64_t ones = 0x0101010101010101u, highs = 0x8080808080808080u;
+    uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\');
+    return ((((x - ones * 32) & ~x) | ((q - ones) & ~q) | ((bs - ones) & ~bs)) & highs) != 0;
+}
+
+/* Whether some byte of p[0..n) needs an escape, eight bytes at a time. */
+static bool any_needs_escape(const unsigned char *p, size_t n)
+{
+    uint64_t x;
+    if (n < 8) {
+        x = 0x2020202020202020u; /* spaces after the end: they need no escape */
+        memcpy(&x, p, n);
+        return word_needs_escape(x);
+    }
+    for (size_t i = 0; i + 8 <= n; i += 8) {
+        memcpy(&x, p + i, 8);
+        if (word_needs_escape(x))
+            return true;
+    }
+    memcpy(&x, p + n - 8, 8); /* the last eight, overlapping what was checked */
+    return word_needs_escape(x);
+}
+
+static bool print_string(struct pbuf *b, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (s == NULL)
+        return pb_put(b, "\"\"", 2);
+    const unsigned char *p = (const unsigned char *)s;
+    size_t n = strlen(s);
+    if (!pb_room(b, n + 2))
+        return false;
+    if (!any_needs_escape(p, n)) { /* the common case */
+        char *o = b->p + b->len;
+        o[0] = '"';
+        memcpy(o + 1, s, n);
+        o[n + 1] = '"';
+        b->len += n + 2;
+        return true;
+    }
+    b->p[b->len++] = '"';
+    for (;;) {
+        size_t k = 0;
+        while (k < n && !needs_escape(p[k]))
+            k++;
+        if (!pb_put(b, (const char *)p, k))
+            return false;
+        p += k;
+        n -= k;
+        if (n == 0)
+            break;
+        char esc[6] = {'\\', 0};
+        size_t len = 2;
+        switch (*p) {
+        case '"':
+        case '\\':
+            esc[1] = (char)*p;
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        default:
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[*p >> 4];
+            esc[5] = hex[*p & 15];
+            len = 6;
+            break;
+        }
+        if (!pb_put(b, esc, len))
+            return false;
+        p++;
+        n--;
+    }
+    return pb_char(b, '"');
+}
+
+static bool print_value(struct pbuf *b, const cJSON *item)
+{
+    switch (item->type & 0xff) {
+    case cJSON_NULL:
+        return pb_put(b, "null", 4);
+    case cJSON_False:
+        return pb_put(b, "false", 5);
+    case cJSON_True:
+        return pb_put(b, "true", 4);
+    case cJSON_Number:
+        return print_number(b, item->valuedouble);
+    case cJSON_Raw:
+        return item->valuestring != NULL && pb_put(b, item->valuestring, strlen(item->valuestring));
+    case cJSON_String:
+        return print_string(b, item->valuestring);
+    case cJSON_Array:
+    case cJSON_Object: {
+        bool object = (item->type & 0xff) == cJSON_Object;
+        if (!pb_char(b, object ? '{' : '['))
+            return false;
+        for (const cJSON *c = item->child; c != NULL; c = c->next) {
+            if (object && (!print_string(b, c->string) || !pb_char(b, ':')))
+                return false;
+            if (!print_value(b, c) || (c->next != NULL && !pb_char(b, ',')))
+                return false;
+        }
+        return pb_char(b, object ? '}' : ']');
+    }
+    default:
+        return false;
+    }
+}
+
 int uk_jsonrpc_print(const cJSON *msg, char **out, size_t *len)
 {
-    char *s = cJSON_PrintUnformatted(msg);
-    if (s == NULL)
+    struct pbuf b = {.p = malloc(1024), .cap = 1024};
+    if (b.p == NULL || msg == NULL || !print_value(&b, msg)) {
+        free(b.p);
         return UK_E_NO_MEMORY;
-    *out = s;
+    }
+    b.p[b.len] = '\0';
+    *out = b.p;
     if (len != NULL)
-        *len = strlen(s);
+        *len = b.len;
     return UK_OK;
+}
+
+cJSON *uk_jsonrpc_string_array_new(const char *const *strings, size_t n)
+{
+    char first[512];
+    struct pbuf b = {.p = first, .cap = sizeof first, .borrowed = true};
+    cJSON *item = NULL;
+    bool ok = pb_char(&b, '[');
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (i == 0 || pb_char(&b, ',')) && print_string(&b, strings[i]);
+    if (ok && pb_char(&b, ']')) {
+        b.p[b.len] = '\0';
+        item = cJSON_CreateRaw(b.p);
+    }
+    if (!b.borrowed)
+        free(b.p);
+    return item;
 }
 
 int uk_jsonrpc_add_base64(cJSON *obj, const char *name, const uint8_t *p, size_t n)

@@ -135,6 +135,15 @@ int uk_jsonrpc_request_new(cJSON **out, const cJSON *id, const char *method, cJS
  */
 int uk_jsonrpc_print(const cJSON *msg, char **out, size_t *len) __attribute__((warn_unused_result));
 
+/*
+ * The JSON array of the strings strings[0..n) as one pre-printed value (a cJSON raw item): printed
+ * by uk_jsonrpc_print or cJSON it is the same text as an array of cJSON strings, at the cost of one
+ * node instead of n + 1. For lists in answers that are printed and sent, not read back:
+ * cJSON_IsArray is false for it. Free with cJSON_Delete. NULL when out of memory.
+ */
+cJSON *uk_jsonrpc_string_array_new(const char *const *strings, size_t n)
+    __attribute__((warn_unused_result));
+
 /* Put bytes into obj as a base64 string member. Errors: UK_E_NO_MEMORY. */
 int uk_jsonrpc_add_base64(cJSON *obj, const char *name, const uint8_t *p, size_t n)
     __attribute__((warn_unused_result));

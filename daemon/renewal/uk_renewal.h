@@ -22,6 +22,12 @@
  * the role to it (UK_RECORD_TAG_ROLE); the token layer signs with it and lists its certificate for
  * the role, and a second renewal of the role starts from it.
  *
+ * Retirement: once the new pair is active (and so valid), the old key goes before DONE: its
+ * retired slot's record entry, key (DELETE KEY) and certificate object, in that order, decided
+ * from the card so that recovery of an ACTIVATED record finishes it. The standard slots are never
+ * touched: on a card without MOVE KEY the original pair stays in 9a/9c, and a later renewal
+ * retires the previous renewed pair (docs/renewal.md).
+ *
  * Origin: each renewal belongs to the web origin that prepared it (NULL: the local user); the
  * record keeps it (uk_renewal_rec.origin). The service does not enforce who may see a record: the
  * rpc layer does (docs/protocol.md).

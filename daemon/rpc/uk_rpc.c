@@ -32,9 +32,18 @@ struct strike {
     uint64_t last;
 };
 
+/* Sessions of origins the user has not approved (any web page, while pairing is on) get a small
+ * budget of their own, so that a page holding WebSockets open cannot lock the portals and the
+ * local tools out; and a part of limits.connections is kept for the Unix socket (ukeyctl, the
+ * tray, ukeyd-nm: the extension path) whatever the web does. */
+#define PAIRABLE_SESSIONS            8u
+#define PAIRABLE_SESSIONS_PER_ORIGIN 2u
+#define LOCAL_RESERVE_MAX            8u
+
 struct uk_rpc {
     uk_rpc_options opt;
-    struct strike strikes[UK_STRIKES_TABLES][STRIKE_NAMES];
+    /* Allocated at the first strike: most days there is none, and idle memory counts. */
+    struct strike (*strikes)[STRIKE_NAMES];
     char *version;
     uint16_t wss_port;
     uk_rpc_session *sessions;
@@ -43,6 +52,7 @@ struct uk_rpc {
 
 struct uk_rpc_session {
     uk_rpc *rpc;
+    bool pairable;    /* opened by an origin that was not approved then: counted apart */
     uk_rpc_peer peer; /* peer.origin points at origin */
     char *origin;
     const uk_rpc_transport *transport;
@@ -95,6 +105,7 @@ void uk_rpc_free(uk_rpc *rpc)
         return;
     while (rpc->sessions != NULL)
         uk_rpc_session_free(rpc->sessions);
+    free(rpc->strikes);
     free(rpc->version);
     free(rpc);
 }
@@ -144,6 +155,13 @@ size_t uk_rpc_strikes(uk_rpc *rpc, int table, const char *name, uint64_t window_
     if (table < 0 || table >= UK_STRIKES_TABLES || name == NULL)
         return 0;
     uint64_t now = uv_now(rpc->opt.loop);
+    if (rpc->strikes == NULL) {
+        if (!add)
+            return 0;
+        rpc->strikes = calloc(UK_STRIKES_TABLES, sizeof(*rpc->strikes));
+        if (rpc->strikes == NULL)
+            return 0; /* out of memory: no throttling rather than no service */
+    }
     struct strike *t = rpc->strikes[table], *hit = NULL, *victim = &t[0];
     for (size_t i = 0; i < STRIKE_NAMES; i++) {
         if (t[i].n > 0 && strcmp(t[i].name, name) == 0) {
@@ -212,18 +230,50 @@ bool uk_rpc_session_subscribed(const uk_rpc_session *s, const char *event)
     return i >= 0 && (s->events & (1u << i)) != 0;
 }
 
+/* Why a new session is refused, or NULL when there is room. */
+static const char *session_room(const uk_rpc *rpc, const uk_rpc_peer *peer, bool pairable)
+{
+    size_t cap = rpc->opt.connections;
+    if (rpc->n_sessions >= cap)
+        return "connections open already";
+    if (peer->endpoint == UK_ENDPOINT_UNIX)
+        return NULL;
+    size_t reserve = cap / 4 < LOCAL_RESERVE_MAX ? cap / 4 : LOCAL_RESERVE_MAX;
+    size_t web = 0, unapproved = 0, same = 0;
+    for (const uk_rpc_session *s = rpc->sessions; s != NULL; s = s->next) {
+        if (s->peer.endpoint == UK_ENDPOINT_UNIX)
+            continue;
+        web++;
+        if (s->pairable) {
+            unapproved++;
+            if (s->peer.origin != NULL && peer->origin != NULL &&
+                strcmp(s->peer.origin, peer->origin) == 0)
+                same++;
+        }
+    }
+    if (web + reserve >= cap)
+        return "web connections open already (the rest is kept for local tools)";
+    if (pairable && (unapproved >= PAIRABLE_SESSIONS || same >= PAIRABLE_SESSIONS_PER_ORIGIN))
+        return "connections of origins not approved open already";
+    return NULL;
+}
+
 int uk_rpc_session_new(uk_rpc *rpc, const uk_rpc_peer *peer, const uk_rpc_transport *transport,
                        void *ctx, uk_rpc_session **out)
 {
-    if (rpc->n_sessions >= rpc->opt.connections) {
-        UK_LOG_NOTICE("rpc: refused a client of %s: %zu connections open already",
-                      peer->origin ? peer->origin : "the local socket", rpc->n_sessions);
+    bool pairable = peer->endpoint != UK_ENDPOINT_UNIX &&
+                    uk_policy_origin_access(rpc->opt.policy, peer->origin) == UK_ACCESS_PAIRABLE;
+    const char *full = session_room(rpc, peer, pairable);
+    if (full != NULL) {
+        UK_LOG_NOTICE("rpc: refused a client of %s: %zu %s",
+                      peer->origin ? peer->origin : "the local socket", rpc->n_sessions, full);
         return UK_E_LIMIT_EXCEEDED;
     }
     uk_rpc_session *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return UK_E_NO_MEMORY;
     s->rpc = rpc;
+    s->pairable = pairable;
     s->peer.endpoint = peer->endpoint;
     if (peer->origin != NULL && (s->origin = strdup(peer->origin)) == NULL) {
         free(s);

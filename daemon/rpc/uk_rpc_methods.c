@@ -25,19 +25,42 @@ static const char *endpoint_name(uk_endpoint e)
     return "unknown";
 }
 
+/* Longest method table system.hello lists from (checked when it answers). */
+#define HELLO_METHODS_MAX 32
+
+/*
+ * Members for system.hello, a call a page may make often. The answer is printed before
+ * uk_rpc_call_result returns, so names and texts that live at least as long as the call
+ * (literals, the daemon's version) go into the tree as references and constant names, and the
+ * two lists as one pre-printed value each (uk_jsonrpc_string_array_new): no copies, a dozen nodes.
+ */
+static bool add_item(cJSON *obj, const char *name, cJSON *item)
+{
+    if (item != NULL && cJSON_AddItemToObjectCS(obj, name, item))
+        return true;
+    cJSON_Delete(item);
+    return false;
+}
+
+static bool add_text(cJSON *obj, const char *name, const char *text)
+{
+    return add_item(obj, name, cJSON_CreateStringReference(text));
+}
+
 static void system_hello(uk_rpc_call *call)
 {
     uk_rpc *rpc = uk_rpc_call_rpc(call);
     const uk_rpc_peer *peer = uk_rpc_call_peer(call);
     const uk_rpc_options *opt = uk_rpc_get0_options(rpc);
-    cJSON *r = cJSON_CreateObject();
-    cJSON *caps = cJSON_AddArrayToObject(r, "methods");
-    cJSON *events = cJSON_AddArrayToObject(r, "events");
-    cJSON *limits = cJSON_AddObjectToObject(r, "limits");
-    if (r == NULL || caps == NULL || events == NULL || limits == NULL)
-        goto oom;
-    size_t n;
+    cJSON *r = NULL, *limits = NULL;
+    const char *names[HELLO_METHODS_MAX];
+    size_t n, n_names = 0;
     const uk_rpc_method *m = uk_rpc_methods(&n);
+    if (n > HELLO_METHODS_MAX) {
+        UK_LOG_ERR("system.hello: %zu methods, room for %d", n, HELLO_METHODS_MAX);
+        uk_rpc_call_error(call, UK_E_INTERNAL, NULL, NULL);
+        return;
+    }
     uk_origin_access access = peer->endpoint == UK_ENDPOINT_UNIX
                                   ? UK_ACCESS_ALLOWED
                                   : uk_policy_origin_access(opt->policy, peer->origin);
@@ -57,32 +80,34 @@ static void system_hello(uk_rpc_call *call)
             may = (m[i].flags & UK_METHOD_PUBLIC) ||
                   (!(m[i].flags & UK_METHOD_PAIRING) &&
                    uk_policy_method_allowed(opt->policy, peer->origin, m[i].name));
-        if (!may)
-            continue;
-        if (!cJSON_AddItemToArray(caps, cJSON_CreateString(m[i].name)))
-            goto oom;
+        if (may)
+            names[n_names++] = m[i].name;
     }
     const char *const *ev = uk_rpc_event_names(&n);
-    for (size_t i = 0; i < n; i++)
-        if (!cJSON_AddItemToArray(events, cJSON_CreateString(ev[i])))
-            goto oom;
-    if (!cJSON_AddStringToObject(r, "name", "ukeyd") ||
-        !cJSON_AddNumberToObject(r, "protocol", UK_PROTOCOL_VERSION) ||
-        !cJSON_AddStringToObject(r, "version", uk_rpc_daemon_version(rpc)) ||
-        !cJSON_AddStringToObject(r, "endpoint", endpoint_name(peer->endpoint)) ||
-        !(peer->origin ? cJSON_AddStringToObject(r, "origin", peer->origin)
-                       : cJSON_AddNullToObject(r, "origin")) ||
-        !cJSON_AddStringToObject(r, "access",
-                                 peer->endpoint == UK_ENDPOINT_UNIX ? "local"
-                                 : access == UK_ACCESS_PAIRED       ? "paired"
-                                 : access == UK_ACCESS_PAIRABLE     ? "pairable"
-                                                                    : "allowed") ||
-        !(uk_rpc_wss_port(rpc) ? cJSON_AddNumberToObject(r, "wss_port", uk_rpc_wss_port(rpc))
-                               : cJSON_AddNullToObject(r, "wss_port")) ||
-        !cJSON_AddNumberToObject(limits, "message_size", (double)opt->message_size) ||
-        !cJSON_AddNumberToObject(limits, "json_depth", (double)opt->json_depth) ||
-        !cJSON_AddNumberToObject(limits, "pending_per_connection",
-                                 (double)opt->pending_per_connection))
+    uint16_t port = uk_rpc_wss_port(rpc);
+    r = cJSON_CreateObject();
+    limits = cJSON_CreateObject();
+    if (!add_item(r, "methods", uk_jsonrpc_string_array_new(names, n_names)) ||
+        !add_item(r, "events", uk_jsonrpc_string_array_new(ev, n))) {
+        cJSON_Delete(limits);
+        goto oom;
+    }
+    if (!add_item(r, "limits", limits) || !add_text(r, "name", "ukeyd") ||
+        !add_item(r, "protocol", cJSON_CreateNumber(UK_PROTOCOL_VERSION)) ||
+        !add_text(r, "version", uk_rpc_daemon_version(rpc)) ||
+        !add_text(r, "endpoint", endpoint_name(peer->endpoint)) ||
+        !add_item(r, "origin",
+                  peer->origin ? cJSON_CreateString(peer->origin) : cJSON_CreateNull()) ||
+        !add_text(r, "access",
+                  peer->endpoint == UK_ENDPOINT_UNIX ? "local"
+                  : access == UK_ACCESS_PAIRED       ? "paired"
+                  : access == UK_ACCESS_PAIRABLE     ? "pairable"
+                                                     : "allowed") ||
+        !add_item(r, "wss_port", port ? cJSON_CreateNumber(port) : cJSON_CreateNull()) ||
+        !add_item(limits, "message_size", cJSON_CreateNumber((double)opt->message_size)) ||
+        !add_item(limits, "json_depth", cJSON_CreateNumber((double)opt->json_depth)) ||
+        !add_item(limits, "pending_per_connection",
+                  cJSON_CreateNumber((double)opt->pending_per_connection)))
         goto oom;
     uk_rpc_call_result(call, r);
     return;

@@ -36,6 +36,10 @@
 /* Receive buffers above this are released after each message instead of being kept. */
 #define RX_KEEP 4096u
 
+/* Answers up to this size made inside a connection's RECEIVE callback are written at once, from
+ * one buffer of the endpoint; larger ones go through the queue (see write_now). */
+#define TX_DIRECT_MAX 4096u
+
 /* lws 4.1.6 makes one uv_idle and one uv_timer of its own per context; room for a few more. */
 #define LWS_HANDLES_MAX 8u
 
@@ -58,6 +62,9 @@ struct session {
     int close_code;     /* nonzero: close once the queue is empty */
     bool kill_on_timer; /* the close reason is set; LWS_CALLBACK_TIMER ends the connection */
     bool counted;
+    bool gathering;    /* rx holds the first pieces of a message */
+    bool in_rx;        /* inside this connection's RECEIVE callback: t_send may write at once */
+    bool write_failed; /* a write from RECEIVE failed: the callback returns -1 (close) */
 };
 
 struct uk_wss {
@@ -78,6 +85,7 @@ struct uk_wss {
     uv_idle_t reaper;
     uk_wss_close_cb close_cb;
     void *close_ctx;
+    unsigned char tx[LWS_PRE + TX_DIRECT_MAX]; /* write_now's frame: lws's headroom, then text */
 };
 
 /* ---- lws log lines into ours ---- */
@@ -182,13 +190,41 @@ static void request_write(struct session *s)
         lws_callback_on_writable(s->wsi);
 }
 
+/*
+ * An answer made while lws delivers this connection's message in one piece (the dispatcher answers
+ * most calls before uk_rpc_session_input returns), with nothing queued or held by lws ahead of it,
+ * is written at once, as Node's ws does. lws 4.1 allows lws_write outside WRITEABLE: what the
+ * socket does not take it keeps (lws_partial_buffered) and sends before the next WRITEABLE
+ * callback, so order is kept and nothing is lost. This saves the WRITEABLE round trip, which with
+ * the libuv event library costs a second loop iteration and four epoll_ctl (uv_poll_start for
+ * POLLOUT and back). Answers made at other times (worker results, events) and large ones use the
+ * queue.
+ */
+static bool may_write_now(const struct session *s, size_t len)
+{
+    return s->in_rx && s->head == NULL && s->wsi != NULL && len <= TX_DIRECT_MAX &&
+           !lws_partial_buffered(s->wsi);
+}
+
+static void write_now(struct session *s, const char *json, size_t len)
+{
+    unsigned char *text = s->w->tx + LWS_PRE;
+    memcpy(text, json, len);
+    if (lws_write(s->wsi, text, len, LWS_WRITE_TEXT) < 0)
+        s->write_failed = true; /* the socket is unusable: on_receive closes the connection */
+}
+
 static int t_send(void *ctx, const char *json, size_t len)
 {
     struct session *s = ctx;
-    if (s->close_code != 0)
+    if (s->close_code != 0 || s->write_failed)
         return UK_OK; /* closing: later answers are dropped with the connection */
     if (len > UK_WSS_QUEUE_MAX || s->queued > UK_WSS_QUEUE_MAX - len)
         return UK_E_LIMIT_EXCEEDED;
+    if (may_write_now(s, len)) {
+        write_now(s, json, len);
+        return UK_OK;
+    }
     struct out_msg *m = malloc(sizeof *m + LWS_PRE + len);
     if (m == NULL)
         return UK_E_NO_MEMORY;
@@ -366,6 +402,7 @@ static int on_receive(struct lws *wsi, struct session *s, const void *in, size_t
     if (lws_frame_is_binary(wsi)) {
         UK_LOG_INFO("wss: closing origin=\"%s\": binary frame (text only)", s->origin);
         s->rx_len = 0;
+        s->gathering = false;
         begin_close(s, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE);
         return 0;
     }
@@ -374,33 +411,50 @@ static int on_receive(struct lws *wsi, struct session *s, const void *in, size_t
     if (len > limit || s->rx_len > limit - len || remaining > limit - len - s->rx_len) {
         UK_LOG_INFO("wss: closing origin=\"%s\": message larger than %zu bytes", s->origin, limit);
         s->rx_len = 0;
+        s->gathering = false;
         uk_rpc_session_reject(s->rs, UK_E_LIMIT_EXCEEDED);
         begin_close(s, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
         return 0;
     }
-    if (rx_append(s, in, len) != UK_OK) {
+    /* A message in one piece (one frame, one callback) is read where lws holds it. A message in
+     * several pieces is gathered first; control frames may have come between its fragments, and
+     * lws answers a ping at the next WRITEABLE, so its answer is queued to go out after that. */
+    bool one_piece = !s->gathering && remaining == 0 && lws_is_final_fragment(wsi);
+    const char *text = in;
+    size_t n = len;
+    if (!one_piece) {
+        s->gathering = true;
+        if (rx_append(s, in, len) != UK_OK) {
+            s->rx_len = 0;
+            s->gathering = false;
+            uk_rpc_session_reject(s->rs, UK_E_NO_MEMORY);
+            begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
+            return 0;
+        }
+        if (!lws_is_final_fragment(wsi) || remaining != 0)
+            return 0;
+        text = s->rx;
+        n = s->rx_len;
         s->rx_len = 0;
-        uk_rpc_session_reject(s->rs, UK_E_NO_MEMORY);
-        begin_close(s, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION);
-        return 0;
+        s->gathering = false;
     }
-    if (!lws_is_final_fragment(wsi) || remaining != 0)
-        return 0;
-    size_t n = s->rx_len;
-    s->rx_len = 0;
-    if (!utf8_valid((const unsigned char *)s->rx, n)) {
+    if (n == 0)
+        text = "";
+    if (!utf8_valid((const unsigned char *)text, n)) {
         UK_LOG_INFO("wss: closing origin=\"%s\": text message is not UTF-8", s->origin);
         begin_close(s, LWS_CLOSE_STATUS_INVALID_PAYLOAD);
         return 0;
     }
     /* The dispatcher may answer (send) or ask for a close from inside this call. */
-    uk_rpc_session_input(s->rs, n > 0 ? s->rx : "", n);
+    s->in_rx = one_piece;
+    uk_rpc_session_input(s->rs, text, n);
+    s->in_rx = false;
     if (s->rx_cap > RX_KEEP) {
         free(s->rx);
         s->rx = NULL;
         s->rx_cap = 0;
     }
-    return 0;
+    return s->write_failed ? -1 : 0;
 }
 
 static int on_writeable(struct lws *wsi, struct session *s)

@@ -42,7 +42,7 @@ case "$nm" in
     *) nm="$(cd "$(dirname "$nm")" && pwd)/$(basename "$nm")" ;;
 esac
 case "$nm" in
-    *'"'*|*'\'*|*'@'*) echo "install.sh: unsupported character in $nm" >&2; exit 2 ;;
+    *'"'* | *\\* | *'@'*) echo "install.sh: unsupported character in $nm" >&2; exit 2 ;;
 esac
 if [ "$action" = install ] && [ ! -x "$nm" ]; then
     echo "install.sh: warning: $nm is not an executable (yet)" >&2

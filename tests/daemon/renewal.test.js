@@ -4,8 +4,9 @@
 // OpenSSL 3.0 exits 0 on failure), issued by a test CA made here with the openssl CLI, committed
 // as PEM; a refused certificate changes nothing on the card (cert.list DER before and after); a
 // prepared renewal survives a daemon restart; after commit cert.list shows the new certificate, a
-// signature with the key verifies with it, and the old certificate is in state_dir/backup; a
-// certificate valid in a few seconds is activated by ukeyd's timer when due, and renewal.changed
+// signature with the key verifies with it, the old certificate is in state_dir/backup and no
+// longer on the card (the old pair retired); a certificate valid in a few seconds is activated by
+// ukeyd's timer when due (the old pair kept until then, retired then), and renewal.changed
 // follows (from the timer too). A renewal belongs to the web origin that prepared it (through WSS,
 // the PIN typed in the scripted pinentry): another origin gets RENEWAL_NOT_FOUND for status,
 // commit and abort, never a dialog, does not see it in renewal.list nor gets its renewal.changed;
@@ -132,6 +133,9 @@ test('renewal: extend 9a and 9c through ukeyd, restart in between, refused certi
         const backups = fs.readdirSync(path.join(d.stateDir, 'backup')).filter((f) => f.includes(`-${slot}-`));
         assert.equal(backups.length, 1);
         assert.equal(fs.readFileSync(path.join(d.stateDir, 'backup', backups[0])).toString('base64'), oldDer);
+        // ... and the old pair is retired: no slot lists its certificate any more.
+        const listed = (await c.ok('cert.list', { token, der: true })).certificates;
+        assert.ok(!listed.some((e) => e.der === oldDer), `the old ${slot} certificate is retired`);
     }
     // A certificate valid only in a few seconds: written, the old pair stays active, and ukeyd's
     // timer activates it when due (token.changed, status done, cert.list shows it).
@@ -162,6 +166,8 @@ open(sys.argv[4], "wb").write(c.public_bytes(serialization.Encoding.PEM))
     assert.equal(w.certificate.status, 'not_yet_valid');
     const mid = (await c.ok('cert.list', { token, der: true })).certificates.find((e) => e.key === '9a').der;
     assert.equal(mid, before, 'the old certificate stays in 9a until the new one is valid');
+    const midAll = (await c.ok('cert.list', { token, der: true })).certificates;
+    assert.equal(midAll.filter((e) => e.der === before).length, 1, 'the old pair is kept (in 9a only) until activation');
     await c.event((m) => m.method === 'token.changed' && m.params.token.id === token && Date.now() > Date.parse(w.valid_from), 15000, 'token.changed after valid_from');
     const st = await c.ok('renewal.status', { renewal_id: p.renewal_id });
     assert.equal(st.state, 'done');
@@ -169,6 +175,8 @@ open(sys.argv[4], "wb").write(c.public_bytes(serialization.Encoding.PEM))
     await c.event((m) => m.method === 'renewal.changed' && m.params.renewal.renewal_id === p.renewal_id && m.params.renewal.state === 'done', 10000, 'renewal.changed done after the timer');
     const after = (await c.ok('cert.list', { token, der: true })).certificates.find((e) => e.key === '9a').der;
     assert.equal(after, new crypto.X509Certificate(fs.readFileSync(certFile)).raw.toString('base64'));
+    const afterAll = (await c.ok('cert.list', { token, der: true })).certificates;
+    assert.ok(!afterAll.some((e) => e.der === before), 'the old pair is retired once the new one is active');
 
     c.close();
     await d.stop();

@@ -3,9 +3,12 @@
 # whole commit is run once to count its APDUs (N, the new process's identification and recovery
 # check included), then for k = 1, 1+STEP, 1+2*STEP, ... <= N (UK_FAULT_STEP, default 20; 1 for
 # every k) on a fresh card: prepare, card removed exactly at APDU k of the commit (`drop-after k`),
-# card inserted again, a new run recovers. After each k: the renewal is done, or prepared again and
-# then commits; and 9a's key signs with 9a's certificate (openssl verifies). Prints N and how many
-# k passed; all must pass.
+# card inserted again, a new run recovers. The commit's APDUs include the retirement of the old key
+# (record entry, DELETE KEY, certificate object, Key History), so N counts them and the every-k
+# run removes the card in each. After each k: the renewal is done, or prepared again and then
+# commits; 9a's key signs with 9a's certificate (openssl verifies); and the old key is retired (no
+# retired slot holds a key or the old certificate, the card record keeps no retired slot). Prints
+# N and how many k passed; all must pass.
 # The same for a prepare (card removed at APDU k, k step (STEP+1)/2), and the process killed
 # (SIGKILL) after each step of a prepare (card record entry, key generated, CSR signed, journal
 # record written, staged key marked on the card): 9a is untouched and signs, and recovery removes
@@ -33,6 +36,29 @@ signs_9a() {
     verify_sig "$tmp/cur.pub" "$tmp/sig" "$tmp/data"
 }
 
+# retired WHAT: the old pair (old.der, 9a's before the renewal) is retired: no retired slot (82..95)
+# holds a key (GET METADATA, one connection; a fresh card has none) or the old certificate, and the
+# card record keeps no retired slot (no C0 entry "8x"/"9x").
+retired() {
+    local r n=0 rec
+    local cmds=()
+    for ((r = 0x82; r <= 0x95; r++)); do cmds+=("$(printf '00F700%02X00' "$r")"); done
+    while read -r r; do
+        n=$((n + 1))
+        [[ $r == *6A82 ]] || fail "$1: retired slot $((n + 0x81)) answers GET METADATA with $r"
+    done < <("$UK_PCSC" apdu --auto-get-response "$UK_RIG_READER" "$APDU_SELECT" "${cmds[@]}" |
+        tail -n 20)
+    ((n == 20)) || fail "$1: GET METADATA of the retired slots: $n answers"
+    for r in 82 83; do
+        if Y -a read-certificate -s "$r" -K DER -o "$tmp/ret.der" 2>/dev/null &&
+            cmp -s "$tmp/ret.der" "$tmp/old.der"; then
+            fail "$1: the old certificate is still in $r"
+        fi
+    done
+    rec=$(Y -a read-object --id 0x5FFF55 -f hex 2>/dev/null || true)
+    [[ ${rec,,} != *c00238* && ${rec,,} != *c00239* ]] || fail "$1: the card record keeps a retired slot: $rec"
+}
+
 # fresh: a new card and a new journal; prepares 9a, issues; sets $id.
 n_fresh=0
 fresh() {
@@ -41,6 +67,7 @@ fresh() {
     rig_up "$tmp/rig" --fresh
     st="$tmp/state$n_fresh"
     mkdir -m 0700 "$st"
+    Y -a read-certificate -s 9a -K DER -o "$tmp/old.der" 2>/dev/null || fail "no certificate in 9a"
     run "prepare" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/f.csr"
     [[ $out == "prepare OK "* ]] || fail "prepare: $out"
     read -r _ _ id _ <<<"$out"
@@ -53,6 +80,7 @@ run "counters-reset" ctl counters-reset
 run "commit (count)" R commit "$id" "$tmp/f.der"
 expect_eq "commit" "${out% 9a *}" "commit OK done"
 n=$(counter apdus_in)
+retired "commit (count)"
 note "N = $n APDUs in a commit run (step $step)"
 
 passed=0 tried=0
@@ -78,11 +106,12 @@ for ((k = 1; k <= n; k += step)); do
     Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
     same_file "9a holds the new certificate (fault at $k)" "$tmp/now.der" "$tmp/f.der"
     signs_9a "fault at $k"
+    retired "fault at $k"
     passed=$((passed + 1))
 done
 note "fault injection: N = $n, $passed of $tried k passed"
 ((passed == tried)) || fail "fault injection: only $passed of $tried"
-ok "card removed at APDU k of a commit (k = 1..$n step $step): recovered, 9a signs every time"
+ok "card removed at APDU k of a commit (k = 1..$n step $step): recovered, 9a signs, the old key retired every time"
 
 # The same during prepare: the working pair is never touched, and a renewal can start again.
 rig_down "$tmp/rig"

@@ -1,4 +1,5 @@
 /* The JSON-RPC codec's builders: responses, errors with reason data, notifications, requests. */
+#include <math.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -244,6 +245,228 @@ static void test_add_base64_encodes_bytes(void **state)
     cJSON_Delete(o);
 }
 
+/* uk_jsonrpc_print writes what cJSON_PrintUnformatted writes, without its floating-point path for
+ * integers: every test below compares the two on the same tree. */
+static void assert_same_as_cjson(const cJSON *j)
+{
+    char *want = cJSON_PrintUnformatted(j);
+    assert_non_null(want);
+    char *got = NULL;
+    size_t len = 0;
+    assert_int_equal(uk_jsonrpc_print(j, &got, &len), UK_OK);
+    if (strcmp(got, want) != 0)
+        fail_msg("got  %s\nwant %s", got, want);
+    assert_int_equal(len, strlen(want));
+    free(got);
+    free(want);
+}
+
+static void assert_number_prints_as(double d, const char *want)
+{
+    cJSON *n = cJSON_CreateNumber(d);
+    assert_prints_as(n, want);
+    assert_same_as_cjson(n);
+    cJSON_Delete(n);
+}
+
+static void test_print_integers_exactly_at_every_boundary(void **state)
+{
+    (void)state;
+    assert_number_prints_as(0, "0");
+    assert_number_prints_as(1, "1");
+    assert_number_prints_as(-1, "-1");
+    assert_number_prints_as(9, "9");
+    assert_number_prints_as(10, "10");
+    assert_number_prints_as(-10, "-10");
+    assert_number_prints_as(99, "99");
+    assert_number_prints_as(100, "100");
+    assert_number_prints_as(65536, "65536");
+    assert_number_prints_as(2147483647.0, "2147483647");
+    assert_number_prints_as(-2147483648.0, "-2147483648");
+    assert_number_prints_as(2147483648.0, "2147483648");
+    assert_number_prints_as(-2147483649.0, "-2147483649");
+    assert_number_prints_as(4294967296.0, "4294967296");
+    assert_number_prints_as(999999999999999.0, "999999999999999");
+    assert_number_prints_as(-999999999999999.0, "-999999999999999");
+    /* From 10^15 on cJSON's 15-digit form takes over, rounding included (uk_jsonrpc.h,
+     * "Numbers"; ids are copied as raw text for this reason): the output stays cJSON's. */
+    assert_number_prints_as(1e15, "1e+15");
+    assert_number_prints_as(-1e15, "-1e+15");
+    assert_number_prints_as(1234567890123456.0, "1234567890123456");
+    assert_number_prints_as(9007199254740991.0, "9.00719925474099e+15");
+    assert_number_prints_as(-9007199254740991.0, "-9.00719925474099e+15");
+    /* Not integers, or not numbers JSON can carry: as cJSON. */
+    assert_number_prints_as(-0.0, "-0");
+    assert_number_prints_as(0.5, "0.5");
+    assert_number_prints_as(-2.25, "-2.25");
+    assert_number_prints_as(0.1, "0.1");
+    assert_number_prints_as(1e-7, "1e-07");
+    assert_number_prints_as(1e300, "1e+300");
+    assert_number_prints_as(9.2233720368547758e18, "9.2233720368547758e+18");
+    assert_number_prints_as(NAN, "null");
+    assert_number_prints_as(INFINITY, "null");
+    assert_number_prints_as(-INFINITY, "null");
+}
+
+static void test_print_matches_cjson_for_many_numbers(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9e3779b97f4a7c15u;
+    for (int i = 0; i < 20000; i++) {
+        /* xorshift64: a fixed sequence, so a failure repeats */
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double d;
+        switch (i % 4) {
+        case 0: /* integers of every magnitude up to 2^63, both signs */
+            d = (double)(int64_t)(x >> (x % 64));
+            break;
+        case 1: /* integers near the 10^15 and 2^53 boundaries */
+            d = (i & 8 ? 1e15 : 9007199254740992.0) + (double)(int64_t)(x % 2001) - 1000;
+            d = i & 16 ? -d : d;
+            break;
+        case 2: /* fractions */
+            d = (double)(int64_t)(x >> 20) / (double)((x % 1000) + 1);
+            break;
+        default: /* any bit pattern: subnormals, huge, NaN, infinities */
+            memcpy(&d, &x, sizeof d);
+            break;
+        }
+        cJSON *n = cJSON_CreateNumber(d);
+        assert_non_null(n);
+        assert_same_as_cjson(n);
+        cJSON_Delete(n);
+    }
+}
+
+static void test_print_matches_cjson_for_every_byte_in_strings(void **state)
+{
+    (void)state;
+    char text[4];
+    for (int c = 1; c < 256; c++) {
+        text[0] = 'a';
+        text[1] = (char)c;
+        text[2] = 'z';
+        text[3] = '\0';
+        cJSON *o = cJSON_CreateObject();
+        assert_non_null(cJSON_AddStringToObject(o, text, text));
+        assert_non_null(cJSON_AddStringToObject(o, "alone", text + 1));
+        assert_same_as_cjson(o);
+        cJSON_Delete(o);
+    }
+    /* Each byte at each place of a longer string (the printer looks at eight bytes at a time),
+     * next to bytes just above and below the ones that need an escape. */
+    static const char fill[] = {'x', ' ', '!', '#', '[', ']', (char)0x80, (char)0xff};
+    char longer[21];
+    for (int c = 1; c < 256; c++) {
+        for (size_t f = 0; f < sizeof fill; f++) {
+            for (int pos = 0; pos < 20; pos++) {
+                memset(longer, fill[f], 20);
+                longer[pos] = (char)c;
+                longer[20] = '\0';
+                cJSON *str = cJSON_CreateString(longer);
+                assert_same_as_cjson(str);
+                cJSON_Delete(str);
+            }
+        }
+    }
+    cJSON *s = cJSON_CreateString("tab\tquote\"back\\slash\x01\x1f\x7f \xe4\xb8\xad/end");
+    assert_prints_as(s, "\"tab\\tquote\\\"back\\\\slash\\u0001\\u001f\x7f \xe4\xb8\xad/end\"");
+    assert_same_as_cjson(s);
+    cJSON_Delete(s);
+}
+
+static void test_print_matches_cjson_for_every_kind_of_value(void **state)
+{
+    (void)state;
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "empty_object", cJSON_CreateObject());
+    cJSON_AddItemToObject(o, "empty_array", cJSON_CreateArray());
+    cJSON_AddItemToObject(o, "empty_string", cJSON_CreateString(""));
+    cJSON_AddNullToObject(o, "null");
+    cJSON_AddTrueToObject(o, "true");
+    cJSON_AddFalseToObject(o, "false");
+    cJSON_AddItemToObject(o, "raw", cJSON_CreateRaw("12345678901234567890"));
+    cJSON_AddItemToObjectCS(o, "const_name", cJSON_CreateStringReference("a reference"));
+    cJSON *a = cJSON_AddArrayToObject(o, "nested");
+    cJSON_AddItemToArray(a, cJSON_CreateNumber(1));
+    cJSON *inner = cJSON_CreateObject();
+    cJSON_AddItemToObject(inner, "deeper", cJSON_CreateArray());
+    cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(inner, "deeper"), cJSON_CreateNull());
+    cJSON_AddItemToArray(a, inner);
+    cJSON_AddItemToArray(a, cJSON_CreateString("x"));
+    assert_same_as_cjson(o);
+    assert_prints_as(o, "{\"empty_object\":{},\"empty_array\":[],\"empty_string\":\"\","
+                        "\"null\":null,\"true\":true,\"false\":false,"
+                        "\"raw\":12345678901234567890,\"const_name\":\"a reference\","
+                        "\"nested\":[1,{\"deeper\":[null]},\"x\"]}");
+    cJSON_Delete(o);
+
+    /* A long message grows the buffer. */
+    cJSON *big = cJSON_CreateArray();
+    for (int i = 0; i < 5000; i++)
+        cJSON_AddItemToArray(big, cJSON_CreateNumber(i * 7));
+    assert_same_as_cjson(big);
+    cJSON_Delete(big);
+}
+
+static void test_print_refuses_what_cjson_refuses(void **state)
+{
+    (void)state;
+    char *s = NULL;
+    assert_int_equal(uk_jsonrpc_print(NULL, &s, NULL), UK_E_NO_MEMORY);
+    cJSON *raw = cJSON_CreateRaw("1");
+    cJSON_free(raw->valuestring);
+    raw->valuestring = NULL;
+    assert_null(cJSON_PrintUnformatted(raw));
+    assert_int_equal(uk_jsonrpc_print(raw, &s, NULL), UK_E_NO_MEMORY);
+    cJSON_Delete(raw);
+    cJSON invalid = {0};
+    assert_null(cJSON_PrintUnformatted(&invalid));
+    assert_int_equal(uk_jsonrpc_print(&invalid, &s, NULL), UK_E_NO_MEMORY);
+    assert_null(s);
+}
+
+static void assert_string_array_like_cjson(const char *const *strings, size_t n)
+{
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(strings[i]));
+    char *want = cJSON_PrintUnformatted(arr);
+    cJSON *raw = uk_jsonrpc_string_array_new(strings, n);
+    assert_non_null(raw);
+    assert_false(cJSON_IsArray(raw));
+    assert_prints_as(raw, want);
+    /* Inside an object, and read back, it is the same array. */
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "list", raw);
+    char *text = print(o);
+    cJSON *back = cJSON_Parse(text);
+    assert_true(cJSON_Compare(cJSON_GetObjectItemCaseSensitive(back, "list"), arr, true));
+    cJSON_Delete(back);
+    free(text);
+    cJSON_Delete(o);
+    free(want);
+    cJSON_Delete(arr);
+}
+
+static void test_string_array_prints_like_an_array_of_strings(void **state)
+{
+    (void)state;
+    assert_string_array_like_cjson(NULL, 0);
+    static const char *const one[] = {"system.hello"};
+    assert_string_array_like_cjson(one, 1);
+    static const char *const some[] = {"token.inserted", "", "quote\" and \\ and \n", "\x01\x1f",
+                                       "\xe4\xb8\xad\xe6\x96\x87"};
+    assert_string_array_like_cjson(some, sizeof some / sizeof some[0]);
+    /* Longer than the first buffer: it grows. */
+    const char *many[300];
+    for (size_t i = 0; i < 300; i++)
+        many[i] = i % 3 ? "renewal.prepare" : "a \"quoted\" name";
+    assert_string_array_like_cjson(many, 300);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -259,6 +482,12 @@ int main(void)
         cmocka_unit_test(test_request_round_trips_through_the_parser),
         cmocka_unit_test(test_error_round_trips_through_the_parser),
         cmocka_unit_test(test_add_base64_encodes_bytes),
+        cmocka_unit_test(test_print_integers_exactly_at_every_boundary),
+        cmocka_unit_test(test_print_matches_cjson_for_many_numbers),
+        cmocka_unit_test(test_print_matches_cjson_for_every_byte_in_strings),
+        cmocka_unit_test(test_print_matches_cjson_for_every_kind_of_value),
+        cmocka_unit_test(test_print_refuses_what_cjson_refuses),
+        cmocka_unit_test(test_string_array_prints_like_an_array_of_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

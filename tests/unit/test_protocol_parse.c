@@ -460,6 +460,23 @@ static void test_parse_refuses_unknown_and_duplicate_members(void **state)
     expect_refused("{\"jsonrpc\":\"2.0\",\"method\":\"a\",\"id\":1,\"params\":{\"pin\":\"1\","
                    "\"x\":[{\"k\":1,\"k\":2}]}}",
                    UK_E_INVALID_REQUEST, "1", "duplicate member name");
+    /* Objects of up to 16 members and larger ones are checked alike (the checker sorts the
+     * names of small ones without allocating). */
+    for (int members = 15; members <= 18; members++) {
+        for (int dup = 0; dup <= 1; dup++) {
+            char text[512];
+            int used = snprintf(text, sizeof text,
+                                "{\"jsonrpc\":\"2.0\",\"method\":\"m\",\"id\":1,\"params\":{");
+            for (int i = 0; i < members; i++) /* with dup, the last name repeats the first */
+                used += snprintf(text + used, sizeof text - (size_t)used, "%s\"k%02d\":%d",
+                                 i ? "," : "", dup && i == members - 1 ? 0 : i, i);
+            snprintf(text + used, sizeof text - (size_t)used, "}}");
+            if (dup)
+                expect_refused(text, UK_E_INVALID_REQUEST, "1", "duplicate member name");
+            else
+                uk_jsonrpc_msg_free(parse_ok(text));
+        }
+    }
 }
 
 static void test_parse_refuses_requests_with_result_or_error(void **state)

@@ -411,9 +411,58 @@ static void test_rpc_sign_params_are_checked_before_any_card_work(void **state)
     uk_rpc_session_free(ws);
 }
 
+/* A page the user has not approved may hold only a few sessions, and part of the budget is
+ * kept for the local tools: a foreign page cannot lock the portals or ukeyctl out (found by the
+ * attack suite, tests/e2e/attacks.test.js case 13). */
+static void test_rpc_unapproved_and_web_sessions_have_their_own_budgets(void **state)
+{
+    fixture *f = *state;
+    uk_rpc *rpc = NULL;
+    uk_rpc_options opt = {.loop = &f->loop,
+                          .policy = f->policy,
+                          .daemon_version = "9.9.9",
+                          .message_size = 65536,
+                          .json_depth = 32,
+                          .pending_per_connection = 4,
+                          .connections = 16};
+    assert_int_equal(uk_rpc_new(&opt, &rpc), UK_OK);
+    fake_client c = {0};
+    uk_rpc_session *open[16] = {0};
+    size_t n = 0;
+    uk_rpc_peer foreign = {.endpoint = UK_ENDPOINT_WSS, .origin = "https://foreign.example"};
+    uk_rpc_peer other = {.endpoint = UK_ENDPOINT_WSS, .origin = "https://other.example"};
+    uk_rpc_peer portal = {.endpoint = UK_ENDPOINT_WSS, .origin = "https://portal.example.cn"};
+    uk_rpc_peer local = {.endpoint = UK_ENDPOINT_UNIX, .origin = NULL};
+    uk_rpc_session *s = NULL;
+    /* Two per unapproved origin. */
+    assert_int_equal(uk_rpc_session_new(rpc, &foreign, &fake_transport, &c, &open[n++]), UK_OK);
+    assert_int_equal(uk_rpc_session_new(rpc, &foreign, &fake_transport, &c, &open[n++]), UK_OK);
+    assert_int_equal(uk_rpc_session_new(rpc, &foreign, &fake_transport, &c, &s),
+                     UK_E_LIMIT_EXCEEDED);
+    assert_int_equal(uk_rpc_session_new(rpc, &other, &fake_transport, &c, &open[n++]), UK_OK);
+    /* The approved portal fills the web part: 16 - 4 kept for local tools. */
+    while (n < 12)
+        assert_int_equal(uk_rpc_session_new(rpc, &portal, &fake_transport, &c, &open[n++]), UK_OK);
+    assert_int_equal(uk_rpc_session_new(rpc, &portal, &fake_transport, &c, &s),
+                     UK_E_LIMIT_EXCEEDED);
+    /* The local tools still get in, up to the whole limit. */
+    while (n < 16)
+        assert_int_equal(uk_rpc_session_new(rpc, &local, &fake_transport, &c, &open[n++]), UK_OK);
+    assert_int_equal(uk_rpc_session_new(rpc, &local, &fake_transport, &c, &s), UK_E_LIMIT_EXCEEDED);
+    /* A freed unapproved session frees its origin's slot. */
+    uk_rpc_session_free(open[0]);
+    open[0] = NULL;
+    assert_int_equal(uk_rpc_session_new(rpc, &foreign, &fake_transport, &c, &open[0]), UK_OK);
+    for (size_t i = 0; i < 16; i++)
+        uk_rpc_session_free(open[i]);
+    uk_rpc_free(rpc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_rpc_unapproved_and_web_sessions_have_their_own_budgets,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_rpc_hello_reports_endpoint_origin_and_port, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rpc_hello_over_unix_has_null_origin, setup, teardown),
