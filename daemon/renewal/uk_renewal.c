@@ -292,6 +292,16 @@ static void rec_role(const rec_buf *rb, const char *role, char active[UK_KEY_ID_
     }
 }
 
+/* Reads the card record into rb and the slot whose key serves role now into active. */
+static int active_slot(const uk_driver *d, void *st, uk_card *card, const char *role, rec_buf *rb,
+                       char active[UK_KEY_ID_MAX])
+{
+    int rc = rec_read(d, st, card, rb);
+    if (rc == UK_OK)
+        rec_role(rb, role, active);
+    return rc;
+}
+
 /* Removes every TLV with tag whose value starts with prefix. */
 static int rec_remove_prefix(rec_buf *rb, unsigned tag, const char *prefix)
 {
@@ -347,6 +357,24 @@ static int rec_map_role(const uk_driver *d, void *st, uk_card *card, const char 
     return rc == UK_OK ? d->write_record(st, card, rb.b, rb.len) : rc;
 }
 
+/* Whether a role maps to slot (UK_RENEWAL_RECORD_TAG_ROLE "<role> <slot>"); true when the record
+ * cannot be read (touch nothing). */
+static bool role_maps_to(const rec_buf *rb, const char *slot)
+{
+    size_t pos = 0, sl = strlen(slot);
+    while (pos < rb->len) {
+        size_t vs, vl;
+        unsigned t;
+        if (tlv_next(rb, &pos, &t, &vs, &vl) != UK_OK)
+            return true;
+        const uint8_t *v = rb->b + vs;
+        if (t == UK_RENEWAL_RECORD_TAG_ROLE && vl > sl && v[vl - sl - 1] == ' ' &&
+            memcmp(v + vl - sl, slot, sl) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* ---- helpers on the card's worker --------------------------------------- */
 
 /* The certificate in key_id (*der NULL when the slot has none or a broken one). */
@@ -372,6 +400,20 @@ static int card_cert(const uk_driver *d, void *st, uk_card *card, const char *ke
     return UK_OK;
 }
 
+/* Key History from certs (what list_certs returned, entries with an error left out): count
+ * retired slots up to the highest one that has a certificate. */
+static int history_of(const uk_driver *d, void *st, uk_card *card, const uk_token_cert *certs,
+                      size_t n)
+{
+    unsigned on_card = 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned long v = strtoul(certs[i].key_id, NULL, 16);
+        if (certs[i].error == UK_OK && v >= 0x82 && v <= 0x95 && v - 0x81 > on_card)
+            on_card = (unsigned)(v - 0x81);
+    }
+    return d->update_key_history(st, card, on_card, 0, NULL);
+}
+
 /* Key History: count retired slots up to the highest one that has a certificate. */
 static int update_history(const uk_driver *d, void *st, uk_card *card)
 {
@@ -380,16 +422,10 @@ static int update_history(const uk_driver *d, void *st, uk_card *card)
     uk_token_cert *certs = NULL;
     size_t n = 0;
     int rc = d->list_certs(st, card, &certs, &n);
-    if (rc != UK_OK)
-        return rc;
-    unsigned on_card = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned long v = strtoul(certs[i].key_id, NULL, 16);
-        if (certs[i].error == UK_OK && v >= 0x82 && v <= 0x95 && v - 0x81 > on_card)
-            on_card = (unsigned)(v - 0x81);
-    }
+    if (rc == UK_OK)
+        rc = history_of(d, st, card, certs, n);
     uk_token_certs_free(certs, n);
-    return d->update_key_history(st, card, on_card, 0, NULL);
+    return rc;
 }
 
 /* A step with no record to log it in (prepare before its record exists): the test hook only. */
@@ -873,8 +909,108 @@ static int activate_move(const uk_driver *d, void *st, uk_card *card, uk_renewal
     return rc;
 }
 
+/*
+ * Retirement (ACTIVATED -> DONE): the renewal's old key goes once the new pair is the active one
+ * for the role and valid (activation waits for that). Decided from the card, like activation, so
+ * that it runs again after an interruption at any point (recovery of an ACTIVATED record):
+ *   - the new pair must be the role's active pair (its certificate in the active slot, and on a
+ *     card with key metadata its key there); otherwise nothing is removed (never the only pair);
+ *   - the old pair is looked for in the retired slots 82..95 by its certificate (the old
+ *     certificate's bytes), leaving out the staging slot and every slot a role maps to; the
+ *     standard slots (9a/9c) are never touched: on a card without MOVE KEY the old pair stays
+ *     in 9A for the tools that read only the standard slot;
+ *   - for each such slot, in this order: its UK_RECORD_TAG_KEY_ID entry removed (the slot still
+ *     holds a certificate, so find_staging_slot does not take it), its key deleted (DELETE KEY;
+ *     a card without it and without key metadata keeps the key until the next key generated
+ *     there overwrites it), its certificate deleted last: a slot is retired once its certificate
+ *     is gone, and until then recovery finds it by that certificate;
+ *   - a card with key metadata but no DELETE KEY keeps the old pair whole (a key without its
+ *     certificate would only take a slot no one can reuse).
+ * Then Key History. Each card change is a step of the record (written with DONE, or with the
+ * record when retirement stops; the record stays ACTIVATED until it is done).
+ */
+static int retire(const uk_driver *d, void *st, uk_card *card, unsigned caps, uk_renewal_rec *rec)
+{
+    if (rec->old_cert_der == NULL)
+        return UK_OK; /* no old certificate: the old key is unknown (and was replaced, or stays) */
+    if (d->delete_cert == NULL || d->list_certs == NULL)
+        return UK_OK;
+    rec_buf rb;
+    char active[UK_KEY_ID_MAX];
+    int rc = active_slot(d, st, card, rec->slot, &rb, active);
+    if (rc != UK_OK)
+        return rc;
+    uk_token_cert *certs = NULL;
+    size_t n = 0, retired = 0;
+    rc = d->list_certs(st, card, &certs, &n);
+    if (rc != UK_OK)
+        return rc;
+    bool ok = false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(certs[i].key_id, active) == 0 && certs[i].error == UK_OK &&
+            certs[i].der_len == rec->new_cert_der_len &&
+            memcmp(certs[i].der, rec->new_cert_der, certs[i].der_len) == 0)
+            ok = true;
+    if (ok && (caps & UK_TOKEN_CAP_KEY_METADATA) && d->get_public_key != NULL)
+        rc = key_is(d, st, card, active, rec->new_cert_der, rec->new_cert_der_len, &ok);
+    if (rc == UK_OK && !ok) {
+        UK_LOG_WARN("renewal %s: the new pair is not the active one for %s; the old key is kept",
+                    rec->id, rec->slot);
+        now_step(rec, "old_key_kept", UK_E_RENEWAL_STATE);
+    }
+    bool can_delete = (caps & UK_TOKEN_CAP_DELETE_KEY) && d->delete_key != NULL;
+    bool reusable = can_delete || !(caps & UK_TOKEN_CAP_KEY_METADATA);
+    for (size_t i = 0; ok && rc == UK_OK && i < n; i++) {
+        const char *id = certs[i].key_id;
+        unsigned long v = strtoul(id, NULL, 16);
+        if (certs[i].error != UK_OK || v < 0x82 || v > 0x95 || strcmp(id, rec->staged_slot) == 0 ||
+            certs[i].der_len != rec->old_cert_der_len ||
+            memcmp(certs[i].der, rec->old_cert_der, certs[i].der_len) != 0)
+            continue;
+        if (role_maps_to(&rb, id))
+            continue; /* the active key of a role, whatever certificate it holds */
+        if (!reusable) {
+            UK_LOG_INFO("renewal %s: the card cannot delete the old key in %s; the old pair stays",
+                        rec->id, id);
+            now_step(rec, "old_key_kept", UK_E_NOT_SUPPORTED);
+            continue;
+        }
+        if (rec_has(&rb, UK_RECORD_TAG_KEY_ID, id)) {
+            rc = rec_remove(&rb, UK_RECORD_TAG_KEY_ID, id);
+            if (rc == UK_OK)
+                rc = d->write_record(st, card, rb.b, rb.len);
+            now_step(rec, "old_key_unrecorded", rc);
+            if (rc != UK_OK)
+                break;
+        }
+        if (can_delete) {
+            rc = d->delete_key(st, card, id);
+            if (rc == UK_E_KEY_NOT_FOUND)
+                rc = UK_OK;
+            now_step(rec, "old_key_deleted", rc);
+            if (rc != UK_OK)
+                break;
+        }
+        rc = d->delete_cert(st, card, id);
+        now_step(rec, "old_cert_deleted", rc);
+        if (rc == UK_OK) {
+            UK_LOG_INFO("renewal %s: old key in %s retired", rec->id, id);
+            certs[i].error = UK_E_CERT_NOT_FOUND; /* gone, for Key History */
+            retired++;
+        }
+    }
+    if (rc == UK_OK && retired > 0 && d->update_key_history != NULL) {
+        int rc2 = history_of(d, st, card, certs, n);
+        now_step(rec, "retired_key_history", rc2);
+        if (rc2 != UK_OK)
+            UK_LOG_WARN("Key History not updated: %s", uk_err_name(rc2));
+    }
+    uk_token_certs_free(certs, n);
+    return rc;
+}
+
 /* From WRITTEN (or a WRITTEN/ACTIVATED record found at recovery): makes the staged key the active
- * one for its role, then ACTIVATED, DONE. */
+ * one for its role, then ACTIVATED; retires the old key (retire), then DONE. */
 static int activate(op *o, const uk_driver *d, void *st, uk_card *card, uk_renewal_rec *rec)
 {
     uk_journal *j = o->r->journal;
@@ -908,6 +1044,9 @@ static int activate(op *o, const uk_driver *d, void *st, uk_card *card, uk_renew
         if (rc != UK_OK)
             return rc;
     }
+    rc = retire(d, st, card, caps, rec);
+    if (rc != UK_OK)
+        return rc;
     return journal_to(j, rec, UK_RENEWAL_DONE, "done");
 }
 
@@ -987,10 +1126,9 @@ static int written_untouched(const uk_driver *d, void *st, uk_card *card, const 
     rec_buf rb;
     char active[UK_KEY_ID_MAX];
     *untouched = false;
-    int rc = rec_read(d, st, card, &rb);
+    int rc = active_slot(d, st, card, rec->slot, &rb, active);
     if (rc != UK_OK)
         return rc;
-    rec_role(&rb, rec->slot, active);
     if (strcmp(active, rec->staged_slot) == 0)
         return UK_OK;
     bool moved = false;

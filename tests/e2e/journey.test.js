@@ -6,7 +6,7 @@
 //
 // - Extend: log in → 我的证书 → 延期 → 读取CA证书信息 → 获取短信验证码 (a wrong code first) →
 //   初始化证书 (a wrong PIN first) → 执行延期 (the CA refuses first) → success. Then ukeyctl's
-//   cert.list shows the new dates, the old certificate is in ukeyd's backup folder, 验证签章
+//   cert.list and `ukeyctl status` show the new dates, the old certificate is in ukeyd's backup folder, 验证签章
 //   succeeds with the new certificate, and the English page says the same.
 // - Repair: a certificate that expired yesterday → 修复 → the four steps → success.
 // - Not yet valid: the CA issues from tomorrow → the page shows the SDK's "证书未生效，将于 … 生效";
@@ -334,6 +334,12 @@ test('journey: extend (wrong SMS code, wrong PIN, CA refusal on the way), then v
     const backups = fs.readdirSync(path.join(w.d.stateDir, 'backup')).filter((f) => f.includes('-9a-'));
     assert.equal(backups.length, 1, 'one backup of 9a');
     assert.deepEqual(fs.readFileSync(path.join(w.d.stateDir, 'backup', backups[0])), w.firstCert.raw, 'the old certificate is in the backup folder');
+    // What the user's own tool says: `ukeyctl status` shows the new start and end dates.
+    const st = run(BIN.ctl, ['--config', w.d.configPath, 'status'], { env: w.d.env });
+    assert.equal(st.code, 0, st.stderr);
+    const day = (iso) => iso.slice(0, 10);
+    assert.ok(st.stdout.includes(day(now.entry.not_after)), `ukeyctl status shows the new end date ${now.entry.not_after}:\n${st.stdout}`);
+    assert.ok(st.stdout.includes(day(now.entry.not_before)), `ukeyctl status shows the new start date ${now.entry.not_before}:\n${st.stdout}`);
 
     // My certificates shows the new dates; 验证签章 verifies with the new certificate.
     await page.goto(`${w.origin}/certs.html`);

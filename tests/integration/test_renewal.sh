@@ -3,23 +3,26 @@
 # also a restart of the service and the journal carries the renewal) against the rig's card:
 #   - extend 9a (RSA-2048) and 9c (EC P-256): the CSR verifies (`openssl req -verify`, its output
 #     read: OpenSSL 3.0 exits 0 on failure), a test CA issues, commit puts the new certificate in
-#     the working slot, the old pair stays in a retired slot, yubico-piv-tool and pkcs15-tool read
-#     the new certificate, a signature with the new key verifies with it, the old certificate is
-#     in state_dir/backup;
+#     the working slot, the old pair is retired (no retired slot holds its key or certificate, the
+#     card record keeps no entry for it), yubico-piv-tool and pkcs15-tool read the new
+#     certificate, a signature with the new key verifies with it, the old certificate is in
+#     state_dir/backup;
 #   - wrong certificates at commit (another key, garbage, expired) -> clear errors and the card's
 #     certificate objects unchanged;
 #   - two prepares on one slot -> RENEWAL_IN_PROGRESS; abort frees the staging slot;
 #   - repair of an expired certificate;
 #   - a certificate valid only in a few seconds: written to the staging slot, the old pair active,
-#     activated by the first recovery after its not_before;
-#   - SIGKILL after every step of a commit, then recovery: finished or rolled back, 9a signs;
+#     activated by the first recovery after its not_before, and only then the old key retired;
+#   - SIGKILL after every step of a commit (the retirement's included), then recovery: finished or
+#     rolled back, 9a signs, the old key retired;
 #   - an explicit subject (repair of a slot with no certificate at all): in the CSR;
 #   - a chain at commit: a good one accepted, a wrong one (or a CA bundle that does not hold the
 #     issuer) CHAIN_INVALID with the card unchanged;
 #   - a renewal waiting in WRITTEN for its not-yet-valid certificate is aborted: the staged key
 #     and certificate go, the old pair stays active (both kinds of card);
 #   - a card without MOVE KEY (--profile generic): the new key stays in the staging slot, the
-#     token layer lists it under 9a (cert.list), and a second renewal starts from it;
+#     token layer lists it under 9a (cert.list), the old pair stays in 9A; a second renewal starts
+#     from it and retires it (its certificate and record entry go, the slot is free again);
 #   - no free staging slot: NO_STAGING_SLOT, nothing changed.
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -42,6 +45,38 @@ card_certs() {
         if Y -a read-certificate -s "$s" -K DER -o "$tmp/cc.der" 2>/dev/null; then
             echo "$s $(sha256sum <"$tmp/cc.der" | cut -c1-16)"
         fi
+    done
+}
+
+# retired_keys: the retired slots (82..95) that hold a key (GET METADATA answers 9000; one
+# connection).
+retired_keys() {
+    local n=$((0x82)) r cmds=()
+    for ((; n <= 0x95; n++)); do cmds+=("$(printf '00F700%02X00' "$n")"); done
+    n=$((0x82))
+    while read -r r; do
+        if [[ $r == *9000 ]]; then printf '%02x ' "$n"; fi
+        n=$((n + 1))
+    done < <("$UK_PCSC" apdu --auto-get-response "$UK_RIG_READER" "$APDU_SELECT" "${cmds[@]}" |
+        tail -n 20)
+}
+# record_keeps SLOT: whether the card record keeps SLOT (a C0 entry).
+record_keeps() {
+    local rec
+    rec=$(Y -a read-object --id 0x5FFF55 -f hex 2>/dev/null || true)
+    [[ ${rec,,} == *"c002$(printf '%s' "$1" | od -An -tx1 | tr -d ' \n')"* ]]
+}
+# retired OLD_DER KEYS_BEFORE WHAT: the old pair is gone: no certificate object holds OLD_DER, the
+# retired slots holding a key are KEYS_BEFORE's, and the card record keeps none of the others.
+retired() {
+    local h n s
+    h=$(sha256sum <"$1" | cut -c1-16)
+    [[ $(card_certs) != *" $h"* ]] || fail "$3: the old certificate is still on the card: $(card_certs)"
+    expect_eq "$3: retired slots holding a key" "$(retired_keys)" "$2"
+    for n in $(seq $((0x82)) $((0x95))); do
+        s=$(printf '%02x' "$n")
+        [[ " $2 " == *" $s "* ]] && continue
+        if record_keeps "$s"; then fail "$3: the card record still keeps $s"; fi
     done
 }
 
@@ -93,8 +128,9 @@ csr_ok() { # CSR
 
 # renew SLOT ALG: extend, issue, commit, check.
 renew() {
-    local slot=$1 alg=$2 yalg=$3 id staged before
+    local slot=$1 alg=$2 yalg=$3 id staged before keys
     Y -a read-certificate -s "$slot" -K DER -o "$tmp/old-$slot.der" 2>/dev/null
+    keys=$(retired_keys)
     run "prepare $slot" R prepare - "$slot" extend "$DEFAULT_PIN" "$tmp/$slot.csr"
     [[ $out == "prepare OK "* ]] || fail "prepare $slot: $out"
     read -r _ _ id staged <<<"$out"
@@ -130,7 +166,8 @@ renew() {
     local backups=("$st/backup/"*"-$slot-"*.der)
     [[ -f ${backups[0]} ]] || fail "no backup of the old $slot certificate"
     same_file "backup of the old $slot certificate" "${backups[0]}" "$tmp/old-$slot.der"
-    ok "extend $slot ($alg): CSR verifies, refused certificates change nothing, commit, backup"
+    retired "$tmp/old-$slot.der" "$keys" "extend $slot"
+    ok "extend $slot ($alg): CSR verifies, refused certificates change nothing, commit, backup, old key retired"
 }
 
 renew 9a "rsaEncryption" RSA2048
@@ -179,6 +216,7 @@ ok "repair of an expired 9c certificate"
 # A certificate valid only in a few seconds: written to the staging slot, the old pair stays
 # active; the next recovery after its not_before (here: the next run) activates it.
 Y -a read-certificate -s 9a -K DER -o "$tmp/before-delay.der" 2>/dev/null
+keys=$(retired_keys)
 run "prepare (delayed)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/d.csr"
 read -r _ _ did dstaged <<<"$out"
 openssl req -in "$tmp/d.csr" -pubkey -noout >"$tmp/d.pub"
@@ -193,6 +231,9 @@ same_file "the new certificate waits in the staging slot" "$tmp/now.der" "$tmp/d
 run "recover too early" R recover
 run "status (early)" R status "$did"
 expect_in "still waiting" "$out" "status OK written 9a"
+Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
+same_file "the old pair stays until activation" "$tmp/now.der" "$tmp/before-delay.der"
+signs 9a RSA2048 "$tmp/now.der"
 sleep 5
 run "recover when due" R recover
 run "status (due)" R status "$did"
@@ -200,13 +241,17 @@ expect_in "activated when due" "$out" "status OK done 9a"
 Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
 same_file "9a holds the new certificate once it is valid" "$tmp/now.der" "$tmp/d.der"
 signs 9a RSA2048 "$tmp/d.der"
-ok "a not yet valid certificate waits in the staging slot, the old pair active, until it is valid"
+retired "$tmp/before-delay.der" "$keys" "delayed activation"
+ok "a not yet valid certificate waits in the staging slot, the old pair active, until it is valid; then the old key is retired"
 
 # SIGKILL after every step of a commit, then recovery (as on the next start or insert): the
 # renewal is finished or back to PREPARED (and then commits), and 9a's key signs with 9a's
 # certificate every time.
 for step in cert_accepted committing written old_key_moved old_cert_moved new_key_moved \
-    new_cert_in_slot staging_freed key_history activated; do
+    new_cert_in_slot staging_freed key_history activated old_key_unrecorded old_key_deleted \
+    old_cert_deleted retired_key_history; do
+    Y -a read-certificate -s 9a -K DER -o "$tmp/k-old.der" 2>/dev/null
+    keys=$(retired_keys)
     run "prepare ($step)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/k.csr"
     read -r _ _ kid _ <<<"$out"
     issue "$tmp/k.csr" "$tmp/k.der"
@@ -227,8 +272,9 @@ for step in cert_accepted committing written old_key_moved old_cert_moved new_ke
     Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
     same_file "9a certificate after kill at $step" "$tmp/now.der" "$tmp/k.der"
     signs 9a RSA2048 "$tmp/now.der"
+    retired "$tmp/k-old.der" "$keys" "killed at $step"
 done
-ok "SIGKILL after each commit step: recovery finishes or rolls back, 9a always signs"
+ok "SIGKILL after each commit step: recovery finishes or rolls back, 9a always signs, the old key is retired"
 
 # certs_line KEY: the token layer's entry for KEY ("cert KEY TAIL"), as cert.list lists it.
 certs_line() {
@@ -319,6 +365,7 @@ ok "a renewal waiting in WRITTEN is aborted: old pair active, staged key and cer
 rig_up "$tmp/rig2" --profile generic
 st="$tmp/state2"
 mkdir -m 0700 "$st"
+Y -a read-certificate -s 9a -K DER -o "$tmp/g0.der" 2>/dev/null
 run "generic prepare" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/g.csr"
 read -r _ _ gid gstaged <<<"$out"
 csr_ok "$tmp/g.csr"
@@ -328,7 +375,12 @@ expect_eq "generic commit" "$out" "commit OK done 9a $gstaged"
 Y -a read-certificate -s "$gstaged" -K DER -o "$tmp/now.der" 2>/dev/null
 same_file "new certificate in the staging slot" "$tmp/now.der" "$tmp/g.der"
 signs "$gstaged" RSA2048 "$tmp/g.der"
-ok "card without MOVE KEY: new key and certificate stay in $gstaged"
+# Retirement keeps the old pair in 9A: other tools read only the standard slot.
+Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
+same_file "the old pair stays in 9A" "$tmp/now.der" "$tmp/g0.der"
+signs 9a RSA2048 "$tmp/g0.der"
+record_keeps "$gstaged" || fail "the card record does not keep the active slot $gstaged"
+ok "card without MOVE KEY: new key and certificate stay in $gstaged, the old pair in 9A"
 
 # The token layer (cert.list) follows the role: the new certificate under 9a, not again under the
 # staging slot.
@@ -351,6 +403,25 @@ expect_eq "cert.list: 9a after the second renewal" "$(certs_line 9a)" "cert 9a $
 expect_eq "cert.list: the new staging slot not listed twice" "$(certs_line "$gstaged2")" ""
 signs "$gstaged2" RSA2048 "$tmp/g2.der"
 ok "card without MOVE KEY: a second renewal starts from the active pair and moves the role"
+
+# ... and retires it: the first renewed certificate and its record entry go (the card cannot delete
+# the key: the next key generated there overwrites it), 9A keeps the original pair, and the slot
+# is free again for the next renewal.
+if Y -a read-certificate -s "$gstaged" -K DER -o "$tmp/cc.der" 2>/dev/null; then
+    fail "the retired slot $gstaged still holds a certificate"
+fi
+if record_keeps "$gstaged"; then fail "the card record still keeps the retired slot $gstaged"; fi
+record_keeps "$gstaged2" || fail "the card record does not keep the active slot $gstaged2"
+Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
+same_file "9A keeps the original pair" "$tmp/now.der" "$tmp/g0.der"
+signs 9a RSA2048 "$tmp/g0.der"
+expect_eq "cert.list: the retired slot is not listed" "$(certs_line "$gstaged")" ""
+run "generic prepare 3" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/g3.csr"
+read -r _ _ gid3 gstaged3 <<<"$out"
+expect_eq "the retired slot is free again" "$gstaged3" "$gstaged"
+run "generic abort 3" R abort "$gid3"
+expect_eq "generic abort 3" "$out" "abort OK aborted 9a $gstaged"
+ok "card without MOVE KEY: the second renewal retires the first renewed pair; 9A keeps the original"
 
 abort_written
 ok "card without MOVE KEY: a renewal waiting in WRITTEN is aborted"
