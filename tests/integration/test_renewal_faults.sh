@@ -21,7 +21,8 @@
 drive=${UK_RENEWAL_DRIVE:-$repo/build/dev/tests/integration/uk-renewal-drive}
 [[ -x $drive ]] || fail "uk-renewal-drive not built: $drive"
 step=${UK_FAULT_STEP:-20}
-# UK_FAULT_FROM: the first k of the commit run (default 1), to look again at a failing range.
+# UK_FAULT_FROM / UK_FAULT_PFROM: the first k of the commit / prepare run (default 1), to look again
+# at a failing range.
 from=${UK_FAULT_FROM:-1}
 # Any command that fails outside a check says which one and at which k (set -e alone exits
 # silently, which once hid a failure of the full run).
@@ -155,19 +156,25 @@ prepare_again() {
 }
 
 passed=0 tried=0
-for ((k = 1; k <= np; k += pstep)); do
+for ((k = ${UK_FAULT_PFROM:-1}; k <= np; k += pstep)); do
     tried=$((tried + 1))
     rig_down "$tmp/rig"
     rig_up "$tmp/rig" --fresh
     st="$tmp/state-p$k"
     mkdir -m 0700 "$st"
-    Y -a read-certificate -s 9a -K DER -o "$tmp/before.der" 2>/dev/null
+    wait_card present
+    Y -a read-certificate -s 9a -K DER -o "$tmp/before.der" 2>"$tmp/y.err" ||
+        fail "no certificate readable in 9a before the prepare fault at $k: $(cat "$tmp/y.err")"
     run "drop-after $k" ctl drop-after "$k"
     out=$(R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p.csr" || true)
-    "$UK_PCSC" wait "$UK_RIG_READER" absent 3000 >/dev/null 2>&1 || true
+    # As for the commit: at k = N nothing dropped; take the armed drop back.
+    if ! "$UK_PCSC" wait "$UK_RIG_READER" absent 3000 >/dev/null 2>&1; then
+        run "disarm ($k)" ctl drop-after 1000000000
+    fi
     run "insert" ctl insert
     wait_card present
-    Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>/dev/null
+    Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>"$tmp/y.err" ||
+        fail "no certificate readable in 9a after the prepare fault at $k: $(cat "$tmp/y.err")"
     same_file "9a untouched by an interrupted prepare (fault at $k)" "$tmp/now.der" "$tmp/before.der"
     signs_9a "prepare fault at $k"
     prepare_again "a fault at APDU $k"
