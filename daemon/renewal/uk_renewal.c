@@ -117,6 +117,15 @@ static void op_free(op *o)
     free(o);
 }
 
+/* Hands o to the journal worker; o is freed here when that fails (the caller answers the error). */
+static int submit_op(uk_renewal *r, op *o, uk_worker_work_fn work, uk_worker_done_fn done)
+{
+    int rc = uk_worker_submit(r->worker, work, done, o);
+    if (rc != UK_OK)
+        op_free(o);
+    return rc;
+}
+
 static void op_report(op *o, int err)
 {
     uk_renewal_result res = {0};
@@ -1574,10 +1583,7 @@ int uk_renewal_recover(uk_renewal *r, const char *token_id, uk_renewal_cb cb, vo
         op_free(o);
         return UK_E_NO_MEMORY;
     }
-    int rc = uk_worker_submit(r->worker, recover_check_job, recover_check_done, o);
-    if (rc != UK_OK)
-        op_free(o);
-    return rc;
+    return submit_op(r, o, recover_check_job, recover_check_done);
 }
 
 static int submit_by_id(uk_renewal *r, op_kind kind, const char *id, uk_renewal_cb cb, void *arg,
@@ -1627,10 +1633,7 @@ int uk_renewal_commit(uk_renewal *r, const uk_renewal_commit_req *req, uk_renewa
         op_free(o);
         return rc;
     }
-    rc = uk_worker_submit(r->worker, lookup_job, lookup_done, o);
-    if (rc != UK_OK)
-        op_free(o);
-    return rc;
+    return submit_op(r, o, lookup_job, lookup_done);
 }
 
 int uk_renewal_abort(uk_renewal *r, const char *id, uk_renewal_cb cb, void *arg)
@@ -1639,10 +1642,7 @@ int uk_renewal_abort(uk_renewal *r, const char *id, uk_renewal_cb cb, void *arg)
     int rc = submit_by_id(r, OP_ABORT, id, cb, arg, &o);
     if (rc != UK_OK)
         return rc;
-    rc = uk_worker_submit(r->worker, lookup_job, lookup_done, o);
-    if (rc != UK_OK)
-        op_free(o);
-    return rc;
+    return submit_op(r, o, lookup_job, lookup_done);
 }
 
 int uk_renewal_status(uk_renewal *r, const char *id, uk_renewal_cb cb, void *arg)
@@ -1651,10 +1651,7 @@ int uk_renewal_status(uk_renewal *r, const char *id, uk_renewal_cb cb, void *arg
     int rc = submit_by_id(r, OP_STATUS, id, cb, arg, &o);
     if (rc != UK_OK)
         return rc;
-    rc = uk_worker_submit(r->worker, journal_job, worker_done, o);
-    if (rc != UK_OK)
-        op_free(o);
-    return rc;
+    return submit_op(r, o, journal_job, worker_done);
 }
 
 int uk_renewal_list(uk_renewal *r, uk_renewal_cb cb, void *arg)
@@ -1664,10 +1661,7 @@ int uk_renewal_list(uk_renewal *r, uk_renewal_cb cb, void *arg)
     op *o = op_new(r, OP_LIST, cb, arg);
     if (o == NULL)
         return UK_E_NO_MEMORY;
-    int rc = uk_worker_submit(r->worker, journal_job, worker_done, o);
-    if (rc != UK_OK)
-        op_free(o);
-    return rc;
+    return submit_op(r, o, journal_job, worker_done);
 }
 
 /* Due: every present token gets a recovery, which activates what is due. */

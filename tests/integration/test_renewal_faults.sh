@@ -34,6 +34,23 @@ make_test_ca "$tmp"
 R() { "$drive" "$st" "$@" 2>>"$tmp/drive.log"; }
 counter() { ctl counters | tr ' ' '\n' | sed -n "s/^$1=//p"; }
 
+# read_9a FILE WHAT: 9a's certificate into FILE, or fail saying why.
+read_9a() {
+    Y -a read-certificate -s 9a -K DER -o "$1" 2>"$tmp/y.err" ||
+        fail "no certificate readable in 9a $2: $(cat "$tmp/y.err")"
+}
+
+# settle K: after an operation run with "drop after K", wait for the card to leave; when it did not
+# (the operation sent no APDU K+1, as at K = N), take the armed drop back so that it does not hit
+# the checks that follow. Then the card is inserted again.
+settle() {
+    if ! "$UK_PCSC" wait "$UK_RIG_READER" absent 3000 >/dev/null 2>&1; then
+        run "disarm ($1)" ctl drop-after 1000000000
+    fi
+    run "insert" ctl insert
+    wait_card present
+}
+
 signs_9a() {
     Y -a read-certificate -s 9a -K DER -o "$tmp/cur.der" 2>/dev/null || fail "$1: no certificate in 9a"
     openssl x509 -inform DER -in "$tmp/cur.der" -noout -pubkey >"$tmp/cur.pub"
@@ -96,13 +113,8 @@ for ((k = from; k <= n; k += step)); do
     fresh
     run "drop-after $k" ctl drop-after "$k"
     out=$(R commit "$id" "$tmp/f.der" || true)
-    # A k at or beyond this run's APDUs drops nothing: then the commit simply finished, and the
-    # drop, still armed, is taken back so that it does not hit the checks below (k = N did).
-    if ! "$UK_PCSC" wait "$UK_RIG_READER" absent 3000 >/dev/null 2>&1; then
-        run "disarm ($k)" ctl drop-after 1000000000
-    fi
-    run "insert" ctl insert
-    wait_card present
+    # At k = N nothing drops: the commit simply finished.
+    settle "$k"
     run "recover ($k)" R recover
     run "status ($k)" R status "$id"
     case $out in
@@ -113,8 +125,7 @@ for ((k = from; k <= n; k += step)); do
         ;;
     *) fail "state after a fault at APDU $k: $out" ;;
     esac
-    Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>"$tmp/y.err" ||
-        fail "no certificate readable in 9a after the fault at $k: $(cat "$tmp/y.err")"
+    read_9a "$tmp/now.der" "after the fault at $k"
     same_file "9a holds the new certificate (fault at $k)" "$tmp/now.der" "$tmp/f.der"
     signs_9a "fault at $k"
     retired "fault at $k"
@@ -163,18 +174,11 @@ for ((k = ${UK_FAULT_PFROM:-1}; k <= np; k += pstep)); do
     st="$tmp/state-p$k"
     mkdir -m 0700 "$st"
     wait_card present
-    Y -a read-certificate -s 9a -K DER -o "$tmp/before.der" 2>"$tmp/y.err" ||
-        fail "no certificate readable in 9a before the prepare fault at $k: $(cat "$tmp/y.err")"
+    read_9a "$tmp/before.der" "before the prepare fault at $k"
     run "drop-after $k" ctl drop-after "$k"
     out=$(R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p.csr" || true)
-    # As for the commit: at k = N nothing dropped; take the armed drop back.
-    if ! "$UK_PCSC" wait "$UK_RIG_READER" absent 3000 >/dev/null 2>&1; then
-        run "disarm ($k)" ctl drop-after 1000000000
-    fi
-    run "insert" ctl insert
-    wait_card present
-    Y -a read-certificate -s 9a -K DER -o "$tmp/now.der" 2>"$tmp/y.err" ||
-        fail "no certificate readable in 9a after the prepare fault at $k: $(cat "$tmp/y.err")"
+    settle "$k"
+    read_9a "$tmp/now.der" "after the prepare fault at $k"
     same_file "9a untouched by an interrupted prepare (fault at $k)" "$tmp/now.der" "$tmp/before.der"
     signs_9a "prepare fault at $k"
     prepare_again "a fault at APDU $k"
