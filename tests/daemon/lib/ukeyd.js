@@ -26,6 +26,11 @@ const VECTORS_DIR = path.join(ROOT, 'protocol/vectors');
 
 // Lines that fail any test: sanitizer reports and the daemon's own error-level lines (<3>, or
 // lower), minus the ones a test expects (see Ukeyd.checkLog).
+// How long waitLog/waitFor wait by default: far beyond any step under ASan on a loaded machine.
+const WAIT_MS = 90000;
+// How long stop() gives ukeyd to exit after SIGTERM (it takes milliseconds).
+const STOP_MS = 30000;
+const GDB = ['/usr/bin/gdb', '/bin/gdb'].find((p) => fs.existsSync(p));
 const SANITIZER = /ERROR: (Address|Leak|Memory|Thread|Undefined)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer/;
 const ERROR_LINE = /^<[0-3]>/;
 
@@ -221,27 +226,39 @@ class Ukeyd {
     }
 
     // Resolves when the log (from its start) matches re; rejects if the daemon exits first.
-    waitLog(re) {
-        return this.waitFor(() => this.log.match(re), String(re));
+    waitLog(re, ms) {
+        return this.waitFor(() => this.log.match(re), String(re), ms);
     }
 
     // Resolves with probe()'s value once it is truthy, re-checked on every log write; rejects if
-    // the daemon exits first.
-    waitFor(probe, what) {
+    // the daemon exits first, or after ms (WAIT_MS by default) with the log so far, so that a
+    // line that never comes names itself instead of running into the test's own timeout.
+    waitFor(probe, what, ms = WAIT_MS) {
         return new Promise((resolve, reject) => {
+            let timer = null;
             const w = {
                 check: () => {
                     const m = probe();
-                    if (m) resolve(m);
+                    if (m) {
+                        clearTimeout(timer);
+                        resolve(m);
+                    }
                     return !!m;
                 },
             };
             if (w.check()) return;
             this.logWaiters.push(w);
+            timer = setTimeout(() => {
+                this.logWaiters = this.logWaiters.filter((x) => x !== w);
+                reject(new Error(`ukeyd did not log ${what} within ${ms} ms:\n${this.log.slice(-20000)}`));
+            }, ms);
+            timer.unref();
             if (this.exited)
                 this.exited.then(() =>
                     this.stderrDone.then(() => {
-                        if (!w.check()) reject(new Error(`ukeyd exited before logging ${what}:\n${this.log}`));
+                        if (w.check()) return;
+                        clearTimeout(timer);
+                        reject(new Error(`ukeyd exited before logging ${what}:\n${this.log}`));
                     }),
                 );
         });
@@ -281,7 +298,14 @@ class Ukeyd {
     async stop() {
         assert.equal(this.exit, null, `ukeyd exited early:\n${this.log}`);
         process.kill(this.pid, 'SIGTERM');
-        const exit = await this.exited;
+        const exit = await Promise.race([this.exited, new Promise((r) => setTimeout(r, STOP_MS).unref())]);
+        if (!exit) {
+            // A shutdown that hangs: every thread's stack (gdb, when there) before the kill.
+            const bt = GDB ? spawnSync(GDB, ['-p', String(this.pid), '-batch', '-ex', 'thread apply all bt'], { encoding: 'utf8', timeout: 60000 }).stdout : '(no gdb)';
+            this.kill();
+            await this.exited;
+            assert.fail(`ukeyd did not exit within ${STOP_MS} ms of SIGTERM:\n${bt}\n${this.log.slice(-20000)}`);
+        }
         await this.stderrDone;
         assert.deepEqual(exit, { code: 0, signal: null }, `ukeyd did not exit 0 after SIGTERM:\n${this.log}`);
         assert.match(this.log, /stopped cleanly/);
