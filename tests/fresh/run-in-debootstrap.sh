@@ -10,6 +10,9 @@
 #
 #   ./scripts/setup                                    (what both README commands start with)
 #   cmake --preset dev && cmake --build --preset dev   (the build of ./scripts/run)
+#   ./scripts/run --fresh                              (until it is up: system.hello and a key
+#                                                       through ukeyctl, the portal answers;
+#                                                       then Ctrl-C, and nothing may be left)
 #   ./scripts/test                                     (only with --full: takes long on 2 cores)
 #
 # /proc, /sys, /dev, /dev/pts and a fresh /tmp are mounted inside a private mount namespace,
@@ -31,7 +34,7 @@ for a in "$@"; do
     --full) full=1 ;;
     --keep) keep=1 ;;
     -h | --help)
-        sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
@@ -98,7 +101,25 @@ export NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 t=$SECONDS; ./scripts/setup -v; echo "fresh: scripts/setup ok ($((SECONDS - t)) s)" >&2
 t=$SECONDS; cmake --preset dev >/dev/null && cmake --build --preset dev -j2 >/dev/null
 echo "fresh: dev build ok ($((SECONDS - t)) s)" >&2
-./build/dev/daemon/main/ukeyd --version'
+./build/dev/daemon/main/ukeyd --version
+# The first README command whole: ./scripts/run (no real key here: the rig and the demo
+# portal), checked from outside as a user would, then Ctrl-C (SIGINT to the script).
+t=$SECONDS; port=$((18000 + RANDOM % 2000))
+PORTAL_PORT=$port setsid ./scripts/run --fresh >/tmp/run.out 2>&1 &
+run_pid=$!
+for _ in $(seq 600); do grep -q "Press Ctrl-C" /tmp/run.out && break; kill -0 $run_pid || break; sleep 0.5; done
+grep -q "Press Ctrl-C" /tmp/run.out || { cat /tmp/run.out >&2; echo "fresh: scripts/run did not come up" >&2; exit 1; }
+ctl="./build/dev/tray/ukeyctl --config .rig-demo/ukeyd/config.json"
+$ctl call system.hello | grep -q "\"protocol\"" || { echo "fresh: system.hello failed" >&2; exit 1; }
+$ctl call token.list | grep -q "\"present\": *true" || { echo "fresh: no key in token.list" >&2; exit 1; }
+node -e "fetch(\"http://127.0.0.1:$port/login.html\").then(r => process.exit(r.ok ? 0 : 1), () => process.exit(1))" ||
+    { echo "fresh: the demo portal does not answer" >&2; exit 1; }
+kill -INT $run_pid
+for _ in $(seq 100); do kill -0 $run_pid 2>/dev/null || break; sleep 0.2; done
+! kill -0 $run_pid 2>/dev/null || { echo "fresh: scripts/run ignored Ctrl-C" >&2; exit 1; }
+left=$(pgrep -f "/root/ukeyd/(build|examples)" || true)
+[ -z "$left" ] || { ps -o pid,args -p $left >&2; echo "fresh: processes left after Ctrl-C" >&2; exit 1; }
+echo "fresh: scripts/run ok: ukeyd, the virtual key and the portal came up and stopped on Ctrl-C ($((SECONDS - t)) s)" >&2'
 if ((full)); then
     steps="$steps
 t=\$SECONDS; ./scripts/test; echo \"fresh: scripts/test ok (\$((SECONDS - t)) s)\" >&2"
