@@ -567,11 +567,14 @@ static int cmd_apdu(int argc, char **argv)
     }
     in_transaction = true;
     for (int i = first_apdu; i < argc; i++) {
-        size_t len;
+        size_t len = 0;
         if (strcmp(argv[i], "--auto-get-response") == 0) {
             continue;
         }
-        (void)parse_hex(argv[i], cmd, MAX_BUFFER_SIZE_EXTENDED, &len);
+        /* Checked before the card was opened; parsed again into the one command buffer. */
+        if (!parse_hex(argv[i], cmd, MAX_BUFFER_SIZE_EXTENDED, &len)) {
+            goto out;
+        }
         if (transmit_one(card, proto, cmd, len, auto_get_response, &resp, rx) != SCARD_S_SUCCESS) {
             goto out;
         }
