@@ -90,7 +90,7 @@ trap 'exit 143' TERM INT HUP
 rig_up() {
     local d=$1
     [[ " ${rigs[*]} " == *" $d "* ]] || rigs+=("$d")
-    "$rig" up "$@" 2>"$tmp/rig-up.err" || fail "scripts/rig up $*: $(cat "$tmp/rig-up.err")"
+    UK_RIG_OWNER=$$ "$rig" up "$@" 2>"$tmp/rig-up.err" || fail "scripts/rig up $*: $(cat "$tmp/rig-up.err")"
     # shellcheck source=/dev/null
     . "$d/env"
 }

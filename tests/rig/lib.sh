@@ -75,7 +75,7 @@ trap 'exit 143' TERM INT HUP
 rig_up() { # DIR [OPTIONS...]
     local d=$1
     rigs+=("$d")
-    "$rig" up "$@"
+    UK_RIG_OWNER=$$ "$rig" up "$@"
 }
 
 # in_rig DIR CMD...: run CMD with DIR/env sourced.

@@ -86,6 +86,28 @@ fi
 "$rig" down "$d" || fail "second 'rig down' failed"
 "$rig" down "$tmp/never-up" || fail "'rig down' of a dir that never ran failed"
 
+note "with UK_RIG_OWNER, the rig goes down by itself when its owner is gone"
+sleep 600 &
+owner=$!
+d2="$tmp/owned"
+UK_RIG_OWNER=$owner "$rig" up "$d2" >/dev/null 2>&1 || fail "rig up with an owner failed"
+cp -r "$d2/pids" "$tmp/owned-pids"
+kill "$owner"
+wait "$owner" 2>/dev/null || true
+for ((i = 0; i < 100; i++)); do
+    left=0
+    for f in "$tmp"/owned-pids/*; do
+        recorded_running "$f" && left=1
+    done
+    ((left)) || break
+    sleep 0.1
+done
+((left == 0)) || fail "the rig still runs 10 s after its owner was gone"
+"$rig" down "$d2" || fail "'rig down' after the owner left failed"
+if UK_RIG_OWNER=not-a-pid "$rig" up "$tmp/bad-owner" 2>/dev/null; then
+    fail "rig up accepted UK_RIG_OWNER=not-a-pid"
+fi
+
 after=$(run_snapshot)
 expect_eq "system /run/pcscd" "$after" "$before"
 note "ok"

@@ -114,7 +114,8 @@ class Rig {
     // scripts/rig up; resolves once every card is present through PC/SC (that is what `up` waits
     // for) with DIR/env parsed into this.env.
     async up() {
-        const r = await exec(RIG, this.args(), { env: { UK_VPIV: VPIV, UK_PCSC: PCSC } });
+        // UK_RIG_OWNER: the rig goes down by itself if this test process dies without its hooks.
+        const r = await exec(RIG, this.args(), { env: { UK_VPIV: VPIV, UK_PCSC: PCSC, UK_RIG_OWNER: String(process.pid) } });
         assert.equal(r.code, 0, `scripts/rig ${this.args().join(' ')} failed:\n${r.stderr}`);
         this.env = parseEnv(fs.readFileSync(path.join(this.dir, 'env'), 'utf8'));
         assert.ok(this.env.PCSCLITE_CSOCK_NAME && this.env.UK_RIG_READER, `incomplete ${this.dir}/env`);
