@@ -131,6 +131,9 @@ rc=0
 unshare -m --propagation private bash -c '
     set -e
     d=$1
+    # The root a machine boots is a mount point; a debootstrap folder is not, and then
+    # `unshare --mount` inside (the rig) cannot make "/" private (EINVAL).
+    mount --bind "$d" "$d"
     mount -t proc proc "$d/proc"
     mount --rbind /sys "$d/sys"
     mount --rbind /dev "$d/dev"
