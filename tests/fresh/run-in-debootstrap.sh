@@ -105,7 +105,9 @@ echo "fresh: dev build ok ($((SECONDS - t)) s)" >&2
 # The first README command whole: ./scripts/run (no real key here: the rig and the demo
 # portal), checked from outside as a user would, then Ctrl-C (SIGINT to the script).
 t=$SECONDS; port=$((18000 + RANDOM % 2000))
-PORTAL_PORT=$port setsid ./scripts/run --fresh >/tmp/run.out 2>&1 &
+# A background job of a shell without job control starts with SIGINT ignored, and a script
+# cannot trap a signal ignored at its start: give it back the default, as at a terminal.
+PORTAL_PORT=$port setsid env --default-signal=INT ./scripts/run --fresh >/tmp/run.out 2>&1 &
 run_pid=$!
 for _ in $(seq 600); do grep -q "Press Ctrl-C" /tmp/run.out && break; kill -0 $run_pid || break; sleep 0.5; done
 grep -q "Press Ctrl-C" /tmp/run.out || { cat /tmp/run.out >&2; echo "fresh: scripts/run did not come up" >&2; exit 1; }
@@ -141,6 +143,10 @@ unshare -m --propagation private bash -c '
     mount -t tmpfs -o mode=0755 tmpfs "$d/run"
     exec chroot "$d" /bin/bash -c "$2"
 ' fresh "$dir" "$steps" 2>&1 | tee -a "$log" || rc=$?
+# Whatever a failed step left running in the root (a rig, a daemon) goes with it.
+for p in /proc/[0-9]*; do
+    [[ $(readlink "$p/root" 2>/dev/null) == "$dir" ]] && kill -KILL "${p#/proc/}" 2>/dev/null
+done
 if ((rc == 0)); then
     say "PASS: the README's commands work on a fresh Debian 12 root ($((SECONDS - start)) s; log $log)"
 else
