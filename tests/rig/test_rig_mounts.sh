@@ -10,6 +10,8 @@
 
 [[ $EUID -eq 0 ]] || skip "needs root for the outer mount namespace"
 
+# nsenter -r: entering a mount namespace resets the root to that namespace's root, which in a
+# chroot (tests/fresh) is not the process's own root; -r takes the target's root.
 # shellcheck disable=SC2016 # the scripts expand in the inner shells
 inner_common='
 set -euo pipefail
@@ -29,7 +31,7 @@ mount -n -t tmpfs outer /run
 mkdir /run/pcscd /run/other
 echo sentinel >/run/pcscd/sentinel
 '"$inner_common"'
-[[ $(nsenter -t "$pid" -m cat /run/pcscd/pcscd.pid | tr -cd 0-9) == "$pid" ]] || { echo "pcscd.pid wrong"; exit 1; }
+[[ $(nsenter -t "$pid" -m -r cat /run/pcscd/pcscd.pid | tr -cd 0-9) == "$pid" ]] || { echo "pcscd.pid wrong"; exit 1; }
 [[ $(ls /run/pcscd) == sentinel ]] || { echo "host /run/pcscd changed: $(ls /run/pcscd)"; exit 1; }
 "$rig" down "$d" || exit 1
 [[ $(cat /run/pcscd/sentinel) == sentinel ]] || exit 1
@@ -42,11 +44,11 @@ mount -n -t tmpfs outer /run/user
 mkdir -p /run/user/0
 '"$inner_common"'
 [[ ! -e /run/pcscd ]] || { echo "/run/pcscd appeared on the host"; exit 1; }
-view=$(nsenter -t "$pid" -m ls /run)
+view=$(nsenter -t "$pid" -m -r ls /run)
 for e in $(ls /run) pcscd; do
     grep -qx "$e" <<<"$view" || { echo "/run/$e missing in the rig: $view"; exit 1; }
 done
-nsenter -t "$pid" -m test -S "$d/run/pcscd.comm" || { echo "DIR not visible in the rig"; exit 1; }
+nsenter -t "$pid" -m -r test -S "$d/run/pcscd.comm" || { echo "DIR not visible in the rig"; exit 1; }
 "$rig" down "$d" || exit 1
 ' _ /run/user/0/rig || fail "rig with DIR under /run"
 note "ok"
