@@ -2,7 +2,9 @@
 // Just enough DER to take a certificate and a PKCS#10 request apart: the raw bytes of the subject
 // Name (compared byte for byte: a CA must issue for exactly the subject it has on record), of the
 // signed part, the signature algorithm and the signature. Everything is bounds-checked; any
-// malformed input throws DerError. No other ASN.1 is interpreted.
+// malformed input throws DerError. No other ASN.1 is interpreted. The SM2 test KMC (kmc.js) also
+// uses the reader (tlv, children) and the few encoders at the end (SEQUENCE, INTEGER, OID,
+// OCTET/BIT STRING), for the GM/T 0009 structures node:crypto knows nothing about.
 
 class DerError extends Error {}
 
@@ -95,6 +97,66 @@ function parseCert(der) {
     return { tbs: raw(buf, tbs), issuer: raw(buf, f[2]), subject: raw(buf, f[4]), spki: raw(buf, f[5]) };
 }
 
+// The key of a SubjectPublicKeyInfo: {alg (OID), curve (the named curve's OID, or null)}.
+function spkiKey(spki) {
+    const buf = Buffer.from(spki);
+    const [alg] = children(buf, top(buf));
+    if (!alg || alg.tag !== 0x30) throw new DerError('not a SubjectPublicKeyInfo');
+    const [a, param] = children(buf, alg);
+    return { alg: oid(buf, a), curve: param && param.tag === 0x06 ? oid(buf, param) : null };
+}
+
+// The public point of a SubjectPublicKeyInfo (the BIT STRING's bytes: 04 || x || y for an
+// uncompressed EC point).
+function spkiPoint(spki) {
+    const buf = Buffer.from(spki);
+    const f = children(buf, top(buf));
+    if (f.length !== 2) throw new DerError('not a SubjectPublicKeyInfo');
+    return bitString(buf, f[1]);
+}
+
+/* ---- encoders (DER: definite, minimal lengths) ---- */
+
+function encTlv(tag, content) {
+    const n = content.length;
+    let len;
+    if (n < 0x80) len = Buffer.from([n]);
+    else {
+        const bytes = [];
+        for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 0xff);
+        len = Buffer.from([0x80 | bytes.length, ...bytes]);
+    }
+    return Buffer.concat([Buffer.from([tag]), len, content]);
+}
+
+const encSeq = (...items) => encTlv(0x30, Buffer.concat(items));
+const encOctets = (b) => encTlv(0x04, Buffer.from(b));
+const encBits = (b) => encTlv(0x03, Buffer.concat([Buffer.from([0]), Buffer.from(b)]));
+
+// A non-negative INTEGER from its big-endian magnitude (leading zeros dropped, a 00 added when
+// the top bit is set: DER's minimal two's complement).
+function encUint(mag) {
+    let b = Buffer.from(mag);
+    let i = 0;
+    while (i < b.length - 1 && b[i] === 0) i++;
+    b = b.subarray(i);
+    if (b.length === 0) b = Buffer.from([0]);
+    if (b[0] & 0x80) b = Buffer.concat([Buffer.from([0]), b]);
+    return encTlv(0x02, b);
+}
+
+function encOid(dotted) {
+    const p = dotted.split('.').map(Number);
+    if (p.length < 2 || p.some((x) => !Number.isSafeInteger(x) || x < 0)) throw new DerError(`bad OID ${dotted}`);
+    const out = [];
+    for (const v of [p[0] * 40 + p[1], ...p.slice(2)]) {
+        const enc = [v & 0x7f];
+        for (let x = Math.floor(v / 128); x > 0; x = Math.floor(x / 128)) enc.unshift((x & 0x7f) | 0x80);
+        out.push(...enc);
+    }
+    return encTlv(0x06, Buffer.from(out));
+}
+
 // PEM (one block of the given label) to DER; throws DerError.
 function pemToDer(pem, label) {
     const m = String(pem).match(new RegExp(`^\\s*-----BEGIN ${label}-----\\r?\\n([A-Za-z0-9+/=\\r\\n]+)-----END ${label}-----\\s*$`));
@@ -107,4 +169,22 @@ function derToPem(der, label) {
     return `-----BEGIN ${label}-----\n${b64}\n-----END ${label}-----\n`;
 }
 
-module.exports = { DerError, parseCsr, parseCert, pemToDer, derToPem };
+module.exports = {
+    DerError,
+    parseCsr,
+    parseCert,
+    pemToDer,
+    derToPem,
+    tlv,
+    children,
+    oid,
+    bitString,
+    spkiKey,
+    spkiPoint,
+    encTlv,
+    encSeq,
+    encOctets,
+    encBits,
+    encUint,
+    encOid,
+};

@@ -11,13 +11,16 @@
 // extension / repair page, 验证签章 and 电子印章. The pages reach ukeyd only through the page SDK
 // (served from extension/sdk at /sdk/). The JSON API below keeps the records (store.js) and runs
 // the test CA (ca.js). --test-mode adds /test/* endpoints (the SMS code, CA switches, a clock
-// offset) for the end-to-end tests; never use it for anything else.
+// offset) for the end-to-end tests; never use it for anything else. One CA switch, `dual`, makes
+// the CA answer an SM2 request with an SM2 dual certificate: the signing certificate, an
+// encryption certificate and its private key enveloped by the test KMC (kmc.js).
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
 const path = require('node:path');
-const { TestCa } = require('./ca');
+const { TestCa, isSm2Request } = require('./ca');
+const { TestKmc } = require('./kmc');
 const { PortalError } = require('./errors');
 const { checkSeal, sampleSeal } = require('./png');
 const { Store, certRecord, checkPassword } = require('./store');
@@ -142,6 +145,8 @@ class Portal {
         this.now = () => Date.now() + this.clockOffset;
         this.store = new Store(opts.dataDir);
         this.ca = new TestCa({ dir: path.join(opts.dataDir, 'ca'), days: opts.caDays, start: opts.caStart, now: this.now });
+        this.kmc = new TestKmc({ dir: path.join(opts.dataDir, 'kmc'), ca: this.ca });
+        this.caDual = false; // test switch: SM2 requests get dual certificates
         this.sdkDir = opts.sdkDir || DEFAULT_SDK;
         this.sessions = new Map();
         this.failures = new Map();
@@ -151,6 +156,7 @@ class Portal {
 
     async init() {
         await this.ca.init();
+        this.kmc.init();
         const password = this.opts.demoPassword || DEMO.password;
         const acc = this.store.account(DEMO.account);
         if (!acc || !(await checkPassword(acc, password))) await this.store.putAccount(DEMO.account, password, DEMO.details);
@@ -507,16 +513,28 @@ class Portal {
         const f = this.flow(s, b.flow);
         if (!f.csrPem) throw E.order();
         if (!f.issued) {
-            const cert = await this.ca.issue({ csrPem: f.csrPem, oldCertDer: f.oldCertDer, slot: f.slot });
+            let cert;
+            let dual = null;
+            if (this.caDual && isSm2Request(f.csrPem)) {
+                // The signing certificate is the one the records follow (it is what the key signs
+                // with); the encryption pair is the KMC's (escrowed there) and only travels to the key.
+                const d = await this.kmc.issueDual({ csrPem: f.csrPem, oldCertDer: f.oldCertDer });
+                cert = d.signing;
+                dual = {
+                    encryption_certificate: d.encryption.pem,
+                    enveloped_key: { skf_blob: d.blob.toString('base64'), sm2_enveloped_key: d.asn1.toString('base64') },
+                };
+                this.log(`renewal ${f.id}: KMC enveloped the encryption key of serial ${d.encryption.serial}`);
+            } else cert = await this.ca.issue({ csrPem: f.csrPem, oldCertDer: f.oldCertDer, slot: f.slot });
             const c = this.store.card(f.card);
             const rec = certRecord(cert.der, { slot: f.slot, state: 'issued', source: 'renewal', time: isoDate(this.now()) });
             c.certs.push(rec);
             this.store.save();
-            f.issued = { pem: cert.pem, fingerprint: rec.fingerprint };
+            f.issued = { pem: cert.pem, fingerprint: rec.fingerprint, dual };
             this.log(`renewal ${f.id}: issued serial ${cert.serial}, valid ${cert.notBefore} .. ${cert.notAfter}`);
         }
         const rec = this.store.card(f.card).certs.find((x) => x.fingerprint === f.issued.fingerprint);
-        return { certificate: f.issued.pem, renewal_id: f.renewalId, issued: publicCert(rec, this.now()) };
+        return { certificate: f.issued.pem, renewal_id: f.renewalId, issued: publicCert(rec, this.now()), ...(f.issued.dual || {}) };
     }
 
     // Step 4b: the page reports what renewal.commit said: `done` (the key uses the new
@@ -644,8 +662,12 @@ class Portal {
                 this.ca.start = b.start;
             }
             if (b.days !== undefined) this.ca.days = Number(b.days);
-            this.log(`test: CA refuse=${this.ca.refuse} start=${this.ca.start} days=${this.ca.days}`);
-            return ok({ refuse: this.ca.refuse, start: this.ca.start, days: this.ca.days });
+            if (b.dual !== undefined) {
+                if (typeof b.dual !== 'boolean') throw E.params('dual');
+                this.caDual = b.dual;
+            }
+            this.log(`test: CA refuse=${this.ca.refuse} start=${this.ca.start} days=${this.ca.days} dual=${this.caDual}`);
+            return ok({ refuse: this.ca.refuse, start: this.ca.start, days: this.ca.days, dual: this.caDual });
         }
         if (req.method === 'POST' && p === '/test/clock') {
             const b = await this.json(req);
