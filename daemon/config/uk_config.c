@@ -46,6 +46,11 @@ void uk_config_free(uk_config *cfg)
     free(cfg->state_dir);
     free(cfg->runtime_dir);
     free(cfg->renewal_ca_bundle);
+    for (size_t i = 0; i < cfg->n_pkcs11_modules; i++) {
+        free(cfg->pkcs11_modules[i].path);
+        free(cfg->pkcs11_modules[i].name);
+    }
+    free(cfg->pkcs11_modules);
     free(cfg->path);
     free(cfg->system_path);
     free(cfg);
@@ -382,6 +387,75 @@ static int parse_limits(const cJSON *obj, uk_config_limits *lim)
     return UK_OK;
 }
 
+/*
+ * "pkcs11_modules": [{"path": "/abs/module.so", "name": "..."}]. Paths must be
+ * absolute: a bare name would be looked up by dlopen in LD_LIBRARY_PATH, which
+ * whoever controls the environment chooses, and a module runs inside ukeyd.
+ */
+static int parse_pkcs11_modules(uk_config *cfg, const cJSON *arr)
+{
+    if (!cJSON_IsArray(arr)) {
+        UK_LOG_ERR("config: \"pkcs11_modules\" must be an array");
+        return UK_E_CONFIG_INVALID;
+    }
+    size_t n = (size_t)cJSON_GetArraySize(arr);
+    if (n > UK_LIMIT_PKCS11_MODULES) {
+        UK_LOG_ERR("config: \"pkcs11_modules\" lists %zu modules; at most %u", n,
+                   UK_LIMIT_PKCS11_MODULES);
+        return UK_E_CONFIG_INVALID;
+    }
+    if (n == 0)
+        return UK_OK;
+    cfg->pkcs11_modules = calloc(n, sizeof(*cfg->pkcs11_modules));
+    if (cfg->pkcs11_modules == NULL)
+        return UK_E_NO_MEMORY;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr)
+    {
+        uk_config_pkcs11_module *m = &cfg->pkcs11_modules[cfg->n_pkcs11_modules];
+        if (!cJSON_IsObject(e)) {
+            UK_LOG_ERR("config: \"pkcs11_modules\" entries must be objects");
+            return UK_E_CONFIG_INVALID;
+        }
+        const char *path = NULL, *name = "";
+        const cJSON *f;
+        cJSON_ArrayForEach(f, e)
+        {
+            bool is_path = strcmp(f->string, "path") == 0;
+            if ((!is_path && strcmp(f->string, "name") != 0) || !cJSON_IsString(f)) {
+                UK_LOG_ERR("config: \"pkcs11_modules\" entry member \"%.64s\" is unknown or not a "
+                           "string",
+                           f->string);
+                return UK_E_CONFIG_INVALID;
+            }
+            if (is_path)
+                path = f->valuestring;
+            else
+                name = f->valuestring;
+        }
+        if (path == NULL || path[0] != '/' || strlen(path) >= PATH_MAX) {
+            UK_LOG_ERR("config: every \"pkcs11_modules\" entry needs an absolute \"path\"");
+            return UK_E_CONFIG_INVALID;
+        }
+        if (strlen(name) > 63) {
+            UK_LOG_ERR("config: a \"pkcs11_modules\" name has at most 63 bytes");
+            return UK_E_CONFIG_INVALID;
+        }
+        for (size_t i = 0; i < cfg->n_pkcs11_modules; i++) {
+            if (strcmp(cfg->pkcs11_modules[i].path, path) == 0) {
+                UK_LOG_ERR("config: \"pkcs11_modules\" lists %.256s twice", path);
+                return UK_E_CONFIG_INVALID;
+            }
+        }
+        m->path = strdup(path);
+        m->name = strdup(name);
+        cfg->n_pkcs11_modules++;
+        if (m->path == NULL || m->name == NULL)
+            return UK_E_NO_MEMORY;
+    }
+    return UK_OK;
+}
+
 /* What parse_key needs besides the config: keys handled after the loop, and which file it reads. */
 struct parse_state {
     bool system; /* the system file: "user_origins" is allowed */
@@ -458,6 +532,8 @@ static int parse_key(uk_config *cfg, const cJSON *item, struct parse_state *st)
     }
     if (strcmp(key, "limits") == 0)
         return parse_limits(item, &cfg->limits);
+    if (strcmp(key, "pkcs11_modules") == 0)
+        return parse_pkcs11_modules(cfg, item);
     if (strcmp(key, "piv_allow_default_management_key") == 0)
         return get_bool(item, key, &cfg->piv_allow_default_mgm_key);
     if (strcmp(key, "piv_management_key") == 0) {

@@ -39,6 +39,11 @@
  *   audit_keep            rotated audit files kept (1-20)     5
  *   user_origins          system file only: false ignores the
  *                         user's origins and origin_policies  true
+ *   pkcs11_modules        [{"path": absolute path of a PKCS#11
+ *                         module, "name": shown in reader
+ *                         names and logs (optional)}], at most
+ *                         UK_LIMIT_PKCS11_MODULES, no path
+ *                         twice                               []
  *
  * origin_policies entry: "methods" (array of method names, at most
  * UK_CONFIG_METHOD_MAX bytes each; absent: every method the daemon offers to
@@ -100,6 +105,12 @@ typedef struct uk_config_origin_policy {
     bool from_system; /* the entry came from the system file */
 } uk_config_origin_policy;
 
+/* One pkcs11_modules entry. */
+typedef struct uk_config_pkcs11_module {
+    char *path; /* absolute */
+    char *name; /* "" when not given */
+} uk_config_pkcs11_module;
+
 typedef struct uk_config {
     char **origins; /* as written; the policy module parses them strictly */
     size_t n_origins;
@@ -130,6 +141,8 @@ typedef struct uk_config {
     size_t piv_mgm_key_len; /* 0: none configured */
     bool piv_allow_default_mgm_key;
     uk_config_limits limits;
+    uk_config_pkcs11_module *pkcs11_modules;
+    size_t n_pkcs11_modules;
 } uk_config;
 
 /*

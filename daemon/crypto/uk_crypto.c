@@ -8,6 +8,7 @@
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
@@ -414,4 +415,76 @@ int uk_crypto_random(uint8_t *buf, size_t n)
     if (n > 0 && RAND_bytes(buf, (int)n) != 1)
         return OSSL_FAIL("RAND_bytes");
     return UK_OK;
+}
+
+int uk_crypto_digest(uk_crypto_md md, const uint8_t *data, size_t n, uint8_t *out, size_t cap)
+{
+    const EVP_MD *m = md_of(md);
+    if (m == NULL || (data == NULL && n > 0) || out == NULL || cap < uk_crypto_md_size(md))
+        return UK_E_INVALID_PARAMS;
+    unsigned len = 0;
+    if (!EVP_Digest(n > 0 ? data : (const uint8_t *)"", n, out, &len, m, NULL))
+        return OSSL_FAIL("EVP_Digest");
+    return UK_OK;
+}
+
+int uk_crypto_cert_subject(const uint8_t *cert, size_t len, uint8_t **subject, size_t *subject_len)
+{
+    if (cert == NULL || len == 0 || len > INT_MAX || subject == NULL || subject_len == NULL)
+        return UK_E_INVALID_PARAMS;
+    const unsigned char *p = cert;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    if (x == NULL || p != cert + len) {
+        X509_free(x);
+        ERR_clear_error();
+        return UK_E_CERT_INVALID;
+    }
+    unsigned char *der = NULL;
+    int n = i2d_X509_NAME(X509_get_subject_name(x), &der);
+    X509_free(x);
+    if (n <= 0)
+        return OSSL_FAIL("i2d_X509_NAME");
+    *subject = malloc((size_t)n);
+    if (*subject == NULL) {
+        OPENSSL_free(der);
+        return UK_E_NO_MEMORY;
+    }
+    memcpy(*subject, der, (size_t)n);
+    *subject_len = (size_t)n;
+    OPENSSL_free(der);
+    return UK_OK;
+}
+
+int uk_crypto_ecdsa_raw_to_der(const uint8_t *raw, size_t len, uint8_t *der, size_t cap,
+                               size_t *der_len)
+{
+    if (raw == NULL || len == 0 || len % 2 != 0 || len > 2 * 66 || der == NULL || der_len == NULL)
+        return UK_E_INVALID_PARAMS;
+    int rc = UK_E_INTERNAL;
+    unsigned char *buf = NULL;
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(raw, (int)(len / 2), NULL);
+    BIGNUM *s = BN_bin2bn(raw + len / 2, (int)(len / 2), NULL);
+    if (sig == NULL || r == NULL || s == NULL || !ECDSA_SIG_set0(sig, r, s)) {
+        rc = OSSL_FAIL("ECDSA_SIG_set0");
+        BN_free(r);
+        BN_free(s);
+        goto out;
+    }
+    int n = i2d_ECDSA_SIG(sig, &buf);
+    if (n <= 0) {
+        rc = OSSL_FAIL("i2d_ECDSA_SIG");
+        goto out;
+    }
+    if ((size_t)n > cap) {
+        rc = UK_E_LIMIT_EXCEEDED;
+        goto out;
+    }
+    memcpy(der, buf, (size_t)n);
+    *der_len = (size_t)n;
+    rc = UK_OK;
+out:
+    OPENSSL_free(buf);
+    ECDSA_SIG_free(sig);
+    return rc;
 }

@@ -114,4 +114,19 @@ int uk_crypto_ecb(uk_crypto_cipher c, const uint8_t *key, size_t key_len, bool e
 /* n bytes from the OpenSSL DRBG. */
 int uk_crypto_random(uint8_t *buf, size_t n) __attribute__((warn_unused_result));
 
+/* The digest md of data[0..n) into out (cap >= uk_crypto_md_size(md)). */
+int uk_crypto_digest(uk_crypto_md md, const uint8_t *data, size_t n, uint8_t *out, size_t cap)
+    __attribute__((warn_unused_result));
+
+/* The subject Name of a DER certificate as DER (malloc'ed), e.g. for the
+ * CKA_SUBJECT of a PKCS#11 certificate object. UK_E_CERT_INVALID when the input
+ * is not exactly one certificate. */
+int uk_crypto_cert_subject(const uint8_t *cert, size_t len, uint8_t **subject, size_t *subject_len)
+    __attribute__((warn_unused_result));
+
+/* An ECDSA signature as the raw r || s of equal halves (PKCS#11 CKM_ECDSA) to
+ * DER ECDSA-Sig-Value; LIMIT_EXCEEDED when it does not fit cap. */
+int uk_crypto_ecdsa_raw_to_der(const uint8_t *raw, size_t len, uint8_t *der, size_t cap,
+                               size_t *der_len) __attribute__((warn_unused_result));
+
 #endif

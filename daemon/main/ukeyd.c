@@ -2,6 +2,7 @@
 #include "uk_audit.h"
 #include "uk_config.h"
 #include "uk_err.h"
+#include "uk_limits.h"
 #include "uk_log.h"
 #include "uk_policy.h"
 #include "uk_prompt.h"
@@ -292,6 +293,14 @@ static int start_tokens(daemon_state *d)
     memcpy(to.driver.piv_mgm_key, cfg->piv_mgm_key, cfg->piv_mgm_key_len);
     to.driver.piv_mgm_key_len = cfg->piv_mgm_key_len;
     to.driver.allow_default_mgm_key = cfg->piv_allow_default_mgm_key;
+    /* PKCS#11 modules: paths from the configuration files only (never from a request). */
+    uk_tokens_module mods[UK_LIMIT_PKCS11_MODULES];
+    for (size_t i = 0; i < cfg->n_pkcs11_modules && i < UK_LIMIT_PKCS11_MODULES; i++) {
+        mods[i].path = cfg->pkcs11_modules[i].path;
+        mods[i].name = cfg->pkcs11_modules[i].name;
+    }
+    to.modules = mods;
+    to.n_modules = cfg->n_pkcs11_modules;
     int rc = uk_tokens_start(&to, &d->tokens);
     OPENSSL_cleanse(to.driver.piv_mgm_key, sizeof(to.driver.piv_mgm_key));
     return rc;

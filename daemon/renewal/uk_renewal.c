@@ -1477,13 +1477,30 @@ static int lookup_job(void *arg)
     return uk_journal_get(o->r->journal, o->id, &o->rec);
 }
 
+bool uk_renewal_role_ok(const char *token_id, const char *slot)
+{
+    if (token_id == NULL || slot == NULL)
+        return false;
+    if (strncmp(token_id, "piv:", 4) == 0)
+        return strcmp(slot, "9a") == 0 || strcmp(slot, "9c") == 0;
+    size_t n = strlen(slot);
+    if (n == 0 || n >= UK_KEY_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = slot[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (i == 0 && c == 'h')))
+            return false;
+    }
+    return true;
+}
+
 int uk_renewal_prepare(uk_renewal *r, const uk_renewal_prepare_req *req, uk_renewal_cb cb,
                        void *arg)
 {
     if (r == NULL || req == NULL || cb == NULL || req->token_id == NULL || req->slot == NULL ||
         req->pin == NULL)
         return UK_E_INVALID_PARAMS;
-    if (strcmp(req->slot, "9a") != 0 && strcmp(req->slot, "9c") != 0)
+    if (!uk_renewal_role_ok(req->token_id, req->slot))
         return UK_E_INVALID_PARAMS;
     if (req->mode != UK_RENEWAL_EXTEND && req->mode != UK_RENEWAL_REPAIR)
         return UK_E_INVALID_PARAMS;

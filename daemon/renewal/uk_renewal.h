@@ -127,6 +127,14 @@ int uk_renewal_set_ca_bundle(uk_renewal *r, const char *path) __attribute__((war
  * with UK_E_CANCELLED. NULL-safe. */
 void uk_renewal_free(uk_renewal *r);
 
+/*
+ * Whether slot names a key a renewal may be prepared for on token_id: the PIV standard slots
+ * "9a" and "9c" on PIV tokens ("piv:..."); on tokens of other drivers (PKCS#11: "p11:...") any
+ * key id of the driver's form (1 to UK_KEY_ID_MAX-1 characters of [0-9a-f], or "h" + hex for a
+ * long CKA_ID), since their keys have no fixed slots.
+ */
+bool uk_renewal_role_ok(const char *token_id, const char *slot);
+
 /* Errors (sync or in cb): INVALID_PARAMS (also a subject that does not encode), NO_TOKEN,
  * RENEWAL_STATE (extend without a valid certificate, repair with one), RENEWAL_IN_PROGRESS,
  * NO_STAGING_SLOT, NOT_SUPPORTED (the card cannot stage keys), CERT_NOT_FOUND (repair of a slot

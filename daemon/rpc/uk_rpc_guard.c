@@ -47,7 +47,7 @@ struct uk__rpc_guard {
 
 /* ---- words (the dialog is the protocol edge too: made here, in zh-CN and English) ---- */
 
-static bool chinese(void)
+bool uk__rpc_chinese(void)
 {
     const char *vars[] = {"LC_ALL", "LC_MESSAGES", "LANG"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
@@ -60,7 +60,7 @@ static bool chinese(void)
 
 typedef struct words {
     const char *title;
-    const char *asks[4]; /* by uk__rpc_action */
+    const char *asks[6]; /* by uk__rpc_action */
     const char *key, *cert, *digest, *enter_pin, *confirm, *last_retry, *pin_prompt;
     const char *wrong_pin[2]; /* around the number of tries left */
     const char *allow, *deny, *local, *via, *pair, *ok_pin;
@@ -69,7 +69,9 @@ typedef struct words {
 static const words zh = {
     .title = "ukeyd：USB Key 请求",
     .asks = {"", "请求使用您的 USB Key 签名。", "请求在您的 USB Key 上生成新的密钥对（证书更新）。",
-             "请求将新证书写入您的 USB Key。"},
+             "请求将新证书写入您的 USB Key。",
+             "请求修改您的 USB Key 的 PIN 码（请先输入当前 PIN 码）。",
+             "请求用您的 USB Key 解密发给此证书的数据。"},
     .key = "USB Key：",
     .cert = "证书：",
     .digest = "待签名数据摘要：",
@@ -92,7 +94,9 @@ static const words en = {
     .title = "ukeyd: USB key request",
     .asks = {"", "asks to sign with your USB key.",
              "asks to generate a new key pair on your USB key (certificate renewal).",
-             "asks to write a new certificate onto your USB key."},
+             "asks to write a new certificate onto your USB key.",
+             "asks to change the PIN of your USB key (enter the current PIN first).",
+             "asks to decrypt data sent to this certificate with your USB key."},
     .key = "Key: ",
     .cert = "Certificate: ",
     .digest = "Digest of the data: ",
@@ -112,7 +116,7 @@ static const words en = {
 
 static const words *lang(void)
 {
-    return chinese() ? &zh : &en;
+    return uk__rpc_chinese() ? &zh : &en;
 }
 
 /* "https://portal.example (through the extension)" or "a program on this computer". */
@@ -143,11 +147,7 @@ static void describe(const uk__rpc_guard *g, const words *w, const char *tail, c
 
 static void finish(uk__rpc_guard *g, int err, int retries_left)
 {
-    cJSON *extra = NULL;
-    if (err == UK_E_PIN_INCORRECT && (extra = cJSON_CreateObject()) != NULL)
-        cJSON_AddNumberToObject(extra, "retries_left", retries_left);
-    else if (err != UK_E_PIN_INCORRECT)
-        extra = uk__rpc_error_extra(g->call, err, g->token);
+    cJSON *extra = uk__rpc_key_error_extra(g->call, err, retries_left, g->token);
     uk_rpc_call_set_audit(g->call, g->token, g->serial[0] ? g->serial : NULL, NULL);
     uk_rpc_call_error(g->call, err, NULL, extra);
     if (g->cleanup != NULL)
@@ -339,7 +339,8 @@ void uk__rpc_guard_start(uk_rpc_call *call, const uk__rpc_guard_info *info,
     const uk_rpc_options *opt = uk_rpc_get0_options(uk_rpc_call_rpc(call));
     uk__rpc_guard *g = calloc(1, sizeof(*g));
     if (g == NULL) {
-        uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(uk_rpc_call_params(call), "pin"));
+        uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(
+            uk_rpc_call_params(call), info->pin_param != NULL ? info->pin_param : "pin"));
         uk_rpc_call_error(call, UK_E_NO_MEMORY, NULL, NULL);
         if (cleanup != NULL)
             cleanup(arg);
@@ -363,7 +364,8 @@ void uk__rpc_guard_start(uk_rpc_call *call, const uk__rpc_guard_info *info,
     /* A PIN in params: whose is it allowed to be? */
     uk_jsonrpc_param_error pe;
     cJSON *params = uk_rpc_call_params(call);
-    cJSON *pin_item = cJSON_GetObjectItemCaseSensitive(params, "pin");
+    const char *pin_name = info->pin_param != NULL ? info->pin_param : "pin";
+    cJSON *pin_item = cJSON_GetObjectItemCaseSensitive(params, pin_name);
     const uk_rpc_peer *p = uk_rpc_call_peer(call);
     if (pin_item != NULL) {
         bool allowed =
@@ -373,8 +375,8 @@ void uk__rpc_guard_start(uk_rpc_call *call, const uk__rpc_guard_info *info,
             finish(g, allowed ? UK_E_INVALID_PARAMS : UK_E_PIN_FROM_PAGE_DISABLED, 0);
             return;
         }
-        if (uk_jsonrpc_param_get1_secret(params, "pin", true, UK_LIMIT_PIN_LENGTH, &g->pin, &pe) !=
-            UK_OK) {
+        if (uk_jsonrpc_param_get1_secret(params, pin_name, true, UK_LIMIT_PIN_LENGTH, &g->pin,
+                                         &pe) != UK_OK) {
             uk_jsonrpc_wipe_tree(pin_item);
             uk_rpc_call_param_error(call, &pe);
             if (cleanup != NULL)
@@ -418,12 +420,17 @@ void uk__rpc_guard_start(uk_rpc_call *call, const uk__rpc_guard_info *info,
 
 bool uk__rpc_guard_refuse_pin(uk_rpc_call *call)
 {
-    cJSON *pin = cJSON_GetObjectItemCaseSensitive(uk_rpc_call_params(call), "pin");
-    if (pin == NULL || uk_rpc_call_is_local(call) ||
+    static const char *const names[] = {"pin", "old_pin", "new_pin"};
+    cJSON *params = uk_rpc_call_params(call);
+    bool any = false;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        any = any || cJSON_GetObjectItemCaseSensitive(params, names[i]) != NULL;
+    if (!any || uk_rpc_call_is_local(call) ||
         uk_policy_pin_from_page(uk_rpc_get0_options(uk_rpc_call_rpc(call))->policy,
                                 uk_rpc_call_peer(call)->origin))
         return false;
-    uk_jsonrpc_wipe_tree(pin);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(params, names[i]));
     uk_rpc_call_error(call, UK_E_PIN_FROM_PAGE_DISABLED, NULL, NULL);
     return true;
 }

@@ -34,9 +34,11 @@
 #include "uk_secret.h"
 
 typedef enum uk__rpc_action {
-    UK__ACTION_SIGN = 1,     /* sign data with a key */
-    UK__ACTION_GENERATE = 2, /* generate a new key pair for a certificate renewal */
-    UK__ACTION_WRITE = 3,    /* write a new certificate onto the key */
+    UK__ACTION_SIGN = 1,       /* sign data with a key */
+    UK__ACTION_GENERATE = 2,   /* generate a new key pair for a certificate renewal */
+    UK__ACTION_WRITE = 3,      /* write a new certificate onto the key */
+    UK__ACTION_CHANGE_PIN = 4, /* change the key's PIN (the PIN asked is the current one) */
+    UK__ACTION_DECRYPT = 5,    /* decrypt data sent to the key's certificate */
 } uk__rpc_action;
 
 typedef struct uk__rpc_guard_info {
@@ -45,6 +47,7 @@ typedef struct uk__rpc_guard_info {
     const char *key;   /* key whose certificate the dialog names ("9a"), or NULL */
     const char *what;  /* one more line for the dialog (a digest in hex), or NULL */
     bool need_pin;
+    const char *pin_param; /* the params member that may carry the PIN; NULL: "pin" */
 } uk__rpc_guard_info;
 
 typedef struct uk__rpc_guard uk__rpc_guard;
@@ -56,10 +59,13 @@ typedef int (*uk__rpc_guard_run_fn)(uk__rpc_guard *g, void *arg, uk_secret *pin)
 void uk__rpc_guard_start(uk_rpc_call *call, const uk__rpc_guard_info *info,
                          uk__rpc_guard_run_fn run, void (*cleanup)(void *arg), void *arg);
 
-/* Before anything else: a PIN in params from a caller that may not send one is wiped and refused
- * (answers PIN_FROM_PAGE_DISABLED and returns true), so a page learns that before it learns
- * anything about its other parameters. */
+/* Before anything else: a PIN in params ("pin", or pin.change's "old_pin" and "new_pin") from a
+ * caller that may not send one is wiped and refused (answers PIN_FROM_PAGE_DISABLED and returns
+ * true), so a page learns that before it learns anything about its other parameters. */
 bool uk__rpc_guard_refuse_pin(uk_rpc_call *call);
+
+/* Whether dialogs speak Chinese (LC_ALL, LC_MESSAGES, LANG as gettext reads them), else English. */
+bool uk__rpc_chinese(void);
 
 /* The operation ended with err (retries_left with PIN_INCORRECT). See the contract above. */
 bool uk__rpc_guard_done(uk__rpc_guard *g, int err, int retries_left);

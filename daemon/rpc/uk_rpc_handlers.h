@@ -11,6 +11,12 @@ void uk__rpc_token_list(uk_rpc_call *call);
 void uk__rpc_cert_list(uk_rpc_call *call);
 void uk__rpc_sign(uk_rpc_call *call);
 void uk__rpc_renewal_prepare(uk_rpc_call *call);
+/* sign.cms, verify.cms, decrypt.cms (uk_rpc_cms.c); pin.status, pin.change (uk_rpc_pin.c). */
+void uk__rpc_sign_cms(uk_rpc_call *call);
+void uk__rpc_verify_cms(uk_rpc_call *call);
+void uk__rpc_decrypt_cms(uk_rpc_call *call);
+void uk__rpc_pin_status(uk_rpc_call *call);
+void uk__rpc_pin_change(uk_rpc_call *call);
 void uk__rpc_renewal_commit(uk_rpc_call *call);
 void uk__rpc_renewal_status(uk_rpc_call *call);
 void uk__rpc_renewal_list(uk_rpc_call *call);
@@ -22,6 +28,8 @@ cJSON *uk__rpc_cert_json(const uk_token_cert *tc, unsigned expiring_days, bool w
 /* What an error about a key says besides its reason: the reader's name with CARD_BUSY (so the
  * user knows which key another program holds). NULL when nothing. */
 cJSON *uk__rpc_error_extra(uk_rpc_call *call, int err, const char *token_id);
+/* The same after an operation that verified the PIN: with PIN_INCORRECT, retries_left. */
+cJSON *uk__rpc_key_error_extra(uk_rpc_call *call, int err, int retries_left, const char *token_id);
 
 /* system.pair (uk_rpc_guard.c). */
 void uk__rpc_system_pair(uk_rpc_call *call);

@@ -175,6 +175,18 @@ cJSON *uk__rpc_error_extra(uk_rpc_call *call, int err, const char *token_id)
     return extra;
 }
 
+cJSON *uk__rpc_key_error_extra(uk_rpc_call *call, int err, int retries_left, const char *token_id)
+{
+    if (err != UK_E_PIN_INCORRECT)
+        return uk__rpc_error_extra(call, err, token_id);
+    cJSON *extra = cJSON_CreateObject();
+    if (extra != NULL && !cJSON_AddNumberToObject(extra, "retries_left", retries_left)) {
+        cJSON_Delete(extra);
+        extra = NULL;
+    }
+    return extra;
+}
+
 typedef struct {
     uk_rpc_call *call;
     bool with_der;
@@ -270,13 +282,9 @@ static void sign_done(void *arg, int err, int retries_left, const uint8_t *sig, 
     sign_req *req = arg;
     if (uk__rpc_guard_done(req->guard, err, retries_left))
         return; /* a wrong PIN from the dialog: asked again */
-    if (err == UK_E_PIN_INCORRECT) {
-        cJSON *extra = cJSON_CreateObject();
-        if (extra != NULL)
-            cJSON_AddNumberToObject(extra, "retries_left", retries_left);
-        uk_rpc_call_error(req->call, err, NULL, extra);
-    } else if (err != UK_OK) {
-        uk_rpc_call_error(req->call, err, NULL, uk__rpc_error_extra(req->call, err, req->token));
+    if (err != UK_OK) {
+        uk_rpc_call_error(req->call, err, NULL,
+                          uk__rpc_key_error_extra(req->call, err, retries_left, req->token));
     } else {
         cJSON *r = cJSON_CreateObject();
         if (r == NULL || uk_jsonrpc_add_base64(r, "signature", sig, sig_len) != UK_OK ||

@@ -240,6 +240,11 @@ static void system_attach(uk_rpc_call *call)
 static const char *const attach_params[] = {"extension"};
 static const char *const cert_list_params[] = {"token", "der"};
 static const char *const sign_params[] = {"token", "key", "algorithm", "data", "digest", "pin"};
+static const char *const sign_cms_params[] = {"token", "key", "data", "hash", "detached", "pin"};
+static const char *const verify_cms_params[] = {"cms", "content"};
+static const char *const decrypt_cms_params[] = {"token", "cms", "pin"};
+static const char *const token_params[] = {"token"};
+static const char *const pin_change_params[] = {"token", "old_pin", "new_pin"};
 static const char *const events_params[] = {"events"};
 static const char *const renewal_prepare_params[] = {"token",     "slot", "mode",
                                                      "algorithm", "pin",  "subject"};
@@ -260,6 +265,12 @@ static const uk_rpc_method methods[] = {
     {"token.list", uk__rpc_token_list, NULL, 0, UK_METHOD_EXTENSION},
     {"cert.list", uk__rpc_cert_list, cert_list_params, 2, UK_METHOD_EXTENSION},
     {"sign", uk__rpc_sign, sign_params, 6, UK_METHOD_CONSENT | UK_METHOD_PIN},
+    {"sign.cms", uk__rpc_sign_cms, sign_cms_params, 6, UK_METHOD_CONSENT | UK_METHOD_PIN},
+    /* Touches no key: a check of bytes the caller holds. */
+    {"verify.cms", uk__rpc_verify_cms, verify_cms_params, 2, 0},
+    {"decrypt.cms", uk__rpc_decrypt_cms, decrypt_cms_params, 3, UK_METHOD_CONSENT | UK_METHOD_PIN},
+    {"pin.status", uk__rpc_pin_status, token_params, 1, 0},
+    {"pin.change", uk__rpc_pin_change, pin_change_params, 3, UK_METHOD_CONSENT | UK_METHOD_PIN},
     {"renewal.prepare", uk__rpc_renewal_prepare, renewal_prepare_params, 6,
      UK_METHOD_CONSENT | UK_METHOD_PIN},
     {"renewal.commit", uk__rpc_renewal_commit, renewal_commit_params, 3, UK_METHOD_CONSENT},

@@ -298,7 +298,8 @@ void uk__rpc_renewal_prepare(uk_rpc_call *call)
         /* pe is filled */
     } else if (!uk_renewal_mode_from_name(mode_name, &mode)) {
         pe = (uk_jsonrpc_param_error){.field = "mode", .problem = "must be extend or repair"};
-    } else if (strcmp(slot, "9a") != 0 && strcmp(slot, "9c") != 0) {
+    } else if (!uk_renewal_role_ok(token, slot)) {
+        /* PIV: the standard slots; other drivers: one of their key ids */
         pe = (uk_jsonrpc_param_error){.field = "slot", .problem = "must be 9a or 9c"};
     } else if (alg != NULL && strcmp(alg, "rsa2048") != 0 && strcmp(alg, "p256") != 0 &&
                strcmp(alg, "p384") != 0) {

@@ -2,7 +2,9 @@
  * uk_card.h - one card connection as a driver sees it.
  *
  * The PC/SC adapter (uk_pcsc.c, the only file that includes winscard.h)
- * implements it for real readers; unit tests implement it over the virtual
+ * implements it for real readers, p11/uk_p11_slots.c for PKCS#11 module
+ * slots (which take no APDUs: uk_card_transmit answers UK_E_NOT_SUPPORTED);
+ * uk_card_int.h has the kinds. Unit tests implement it over the virtual
  * card's engine or a scripted exchange (a link seam: same functions, another
  * object file). A driver never opens, locks or reconnects: the token layer
  * begins a transaction before it calls the driver and ends it afterwards,

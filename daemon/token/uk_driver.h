@@ -107,6 +107,11 @@ typedef enum uk_hash {
     UK_HASH_SM3,
 } uk_hash;
 
+typedef enum uk_decrypt_kind {
+    UK_DECRYPT_RSA_RAW = 1, /* RSA decryption primitive, no padding removed */
+    UK_DECRYPT_ECDH,        /* ECDH with the key: the shared secret */
+} uk_decrypt_kind;
+
 typedef struct uk_sign_req {
     char key_id[UK_KEY_ID_MAX];
     uk_sig_scheme scheme;
@@ -227,6 +232,30 @@ typedef struct uk_driver {
      * that verified the PIN, whatever its outcome.
      */
     void (*logout)(void *state, uk_card *card);
+
+    /*
+     * Changes the user PIN from old_pin to new_pin (optional; pin.change). Both formats are
+     * checked before anything is sent (PIN_INVALID: no try spent; PIV: 6 to 8 printable ASCII
+     * characters). A wrong old_pin is PIN_INCORRECT with *retries_left (a try was spent),
+     * PIN_LOCKED when none is left. Both secrets stay the caller's; the APDU buffer is wiped.
+     */
+    int (*change_pin)(void *state, uk_card *card, const uk_secret *old_pin,
+                      const uk_secret *new_pin, int *retries_left);
+
+    /*
+     * The private-key operation of decryption with key_id (optional; decrypt.cms), after the
+     * token layer verified the PIN in this transaction (PIV: GENERAL AUTHENTICATE, usually with
+     * the key-management key 9d):
+     *   UK_DECRYPT_RSA_RAW  in is the ciphertext (exactly the modulus length); out gets the raw
+     *                       result m = c^d mod n, left-padded to the modulus length. Padding is the
+     *                       host's business (uk_crypto_pkcs1_v15_unpad).
+     *   UK_DECRYPT_ECDH     in is the other party's public point (uncompressed, 04 || X || Y, on
+     *                       the key's curve); out gets the shared secret X coordinate.
+     * KEY_NOT_FOUND (no key), INVALID_PARAMS (the kind or the input does not fit the key: the
+     * card is not asked), LIMIT_EXCEEDED (cap too small). out holds a secret: the caller wipes it.
+     */
+    int (*decrypt)(void *state, uk_card *card, const char *key_id, uk_decrypt_kind kind,
+                   const uint8_t *in, size_t in_len, uint8_t *out, size_t cap, size_t *out_len);
 } uk_driver;
 
 #endif

@@ -487,7 +487,11 @@ void uk__pcsc_monitor_free(uk__pcsc_monitor *m)
 
 /* ---- card connections ------------------------------------------------- */
 
-struct uk_card {
+typedef struct pcsc_card pcsc_card;
+static const uk__card_ops pcsc_ops;
+
+struct pcsc_card {
+    uk_card base; /* first: the uk_card the token layer and drivers see */
     char reader[UK__READER_NAME_MAX];
     uk__stop *stop;
     SCARDCONTEXT ctx;
@@ -507,16 +511,17 @@ int uk__card_new(uk_card **out, const char *reader, uk__stop *stop)
 {
     if (strlen(reader) >= UK__READER_NAME_MAX)
         return UK_E_LIMIT_EXCEEDED;
-    uk_card *c = calloc(1, sizeof(*c));
+    pcsc_card *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return UK_E_NO_MEMORY;
+    c->base.ops = &pcsc_ops;
     strcpy(c->reader, reader);
     c->stop = stop;
-    *out = c;
+    *out = &c->base;
     return UK_OK;
 }
 
-static void card_disconnect(uk_card *c)
+static void card_disconnect(pcsc_card *c)
 {
     if (c->in_tx) {
         LONG rv = SCardEndTransaction(c->h, SCARD_LEAVE_CARD);
@@ -532,7 +537,7 @@ static void card_disconnect(uk_card *c)
     }
 }
 
-static void card_release(uk_card *c)
+static void card_release(pcsc_card *c)
 {
     card_disconnect(c);
     if (c->have_ctx) {
@@ -541,20 +546,22 @@ static void card_release(uk_card *c)
     }
 }
 
-void uk__card_free(uk_card *card)
+static void pcsc_free(uk_card *base)
 {
+    pcsc_card *card = (pcsc_card *)base;
     if (card == NULL)
         return;
     card_release(card);
     free(card);
 }
 
-void uk__card_forget(uk_card *card)
+static void pcsc_forget(uk_card *base)
 {
+    pcsc_card *card = (pcsc_card *)base;
     card->atr_len = 0;
 }
 
-static void card_read_atr(uk_card *c)
+static void card_read_atr(pcsc_card *c)
 {
     BYTE atr[MAX_ATR_SIZE];
     DWORD atr_len = sizeof(atr), state = 0, proto = 0;
@@ -565,7 +572,7 @@ static void card_read_atr(uk_card *c)
     }
 }
 
-static LONG card_begin_tx(uk_card *c)
+static LONG card_begin_tx(pcsc_card *c)
 {
     LONG rv = SCardBeginTransaction(c->h);
     if (rv == SCARD_W_RESET_CARD) {
@@ -577,7 +584,7 @@ static LONG card_begin_tx(uk_card *c)
     return rv;
 }
 
-int uk__card_begin(uk_card *c)
+static int pcsc_begin_c(pcsc_card *c)
 {
     for (int attempt = 0;; attempt++) {
         LONG rv;
@@ -619,15 +626,17 @@ int uk__card_begin(uk_card *c)
     }
 }
 
-void uk__card_end(uk_card *c)
+static void pcsc_end(uk_card *base)
 {
+    pcsc_card *c = (pcsc_card *)base;
     card_disconnect(c);
 }
 
-int uk__card_reconnect(uk_card *c)
+static int pcsc_reconnect(uk_card *base)
 {
+    pcsc_card *c = (pcsc_card *)base;
     if (!c->connected)
-        return uk__card_begin(c);
+        return pcsc_begin_c(c);
     if (c->in_tx) {
         (void)SCardEndTransaction(c->h, SCARD_LEAVE_CARD);
         c->in_tx = false;
@@ -652,7 +661,7 @@ int uk__card_reconnect(uk_card *c)
  * response with SCARD_S_SUCCESS; readers report SCARD_E_NOT_TRANSACTED):
  * ask pcscd, for a moment, whether the card is still there.
  */
-static int card_settle(uk_card *c, LONG transmit_rv)
+static int card_settle(pcsc_card *c, LONG transmit_rv)
 {
     uint64_t deadline = uk__now_ms() + UK__REMOVAL_SETTLE_MS;
     for (;;) {
@@ -676,9 +685,10 @@ static int card_settle(uk_card *c, LONG transmit_rv)
     return UK_E_CARD_ERROR;
 }
 
-int uk_card_transmit(uk_card *c, const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap,
-                     size_t *resp_len)
+static int pcsc_transmit(uk_card *base, const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap,
+                         size_t *resp_len)
 {
+    pcsc_card *c = (pcsc_card *)base;
     *resp_len = 0;
     if (!c->connected || !c->in_tx) {
         UK_LOG_ERR("'%s': transmit outside a transaction", c->reader);
@@ -708,18 +718,37 @@ int uk_card_transmit(uk_card *c, const uint8_t *apdu, size_t len, uint8_t *resp,
     return uk__pcsc_err(rv, "SCardTransmit", c->reader);
 }
 
-void uk_card_atr(const uk_card *card, const uint8_t **atr, size_t *len)
+static void pcsc_atr(const uk_card *base, const uint8_t **atr, size_t *len)
 {
+    const pcsc_card *card = (const pcsc_card *)base;
     *atr = card->atr;
     *len = card->atr_len;
 }
 
-const char *uk_card_reader(const uk_card *card)
+static const char *pcsc_reader(const uk_card *base)
 {
+    const pcsc_card *card = (const pcsc_card *)base;
     return card->reader;
 }
 
 uint64_t uk__card_transmits(const uk_card *card)
 {
-    return card->transmits;
+    return ((const pcsc_card *)card)->transmits;
 }
+
+static int pcsc_begin(uk_card *base)
+{
+    return pcsc_begin_c((pcsc_card *)base);
+}
+
+static const uk__card_ops pcsc_ops = {
+    .kind = "pcsc",
+    .begin = pcsc_begin,
+    .end = pcsc_end,
+    .reconnect = pcsc_reconnect,
+    .forget = pcsc_forget,
+    .free = pcsc_free,
+    .transmit = pcsc_transmit,
+    .atr = pcsc_atr,
+    .reader = pcsc_reader,
+};

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "uk_card.h"
+#include "uk_card_int.h"
 #include "uk_token_internal.h"
 
 /* ---- error translation ------------------------------------------------ */
@@ -105,34 +106,22 @@ void uk__pcsc_monitor_free(uk__pcsc_monitor *m);
 
 /* ---- card connections (the reader's worker thread only) ---------------- */
 
-/* A connection object for reader (copied). No PC/SC call is made here. */
+/* A PC/SC connection object for reader (copied). No PC/SC call is made here. */
 int uk__card_new(uk_card **out, const char *reader, uk__stop *stop)
     __attribute__((warn_unused_result));
 
-/* Ends what is open, releases the context, frees. NULL-safe. */
-void uk__card_free(uk_card *card);
-
-/* Forgets the cached ATR (a new card is in the reader). */
-void uk__card_forget(uk_card *card);
-
 /*
- * Connects (shared, T=1 or T=0) and begins a transaction; establishes the
- * worker's own context first when there is none or pcscd was restarted.
- * Errors: UK_E_CARD_BUSY (SCARD_E_SHARING_VIOLATION: another program holds
- * the card exclusively; one attempt, the caller retries), UK_E_CARD_REMOVED,
- * UK_E_NO_READER, UK_E_NO_SERVICE, UK_E_CARD_ERROR. A reset card is
- * reconnected here (SCardReconnect, SCARD_LEAVE_CARD).
+ * The PC/SC kind of uk_card (uk_card_int.h): uk__card_begin connects
+ * (shared, T=1 or T=0) and begins a transaction, establishing the worker's
+ * own context first when there is none or pcscd was restarted. Errors:
+ * UK_E_CARD_BUSY (SCARD_E_SHARING_VIOLATION: another program holds the card
+ * exclusively; one attempt, the caller retries), UK_E_CARD_REMOVED,
+ * UK_E_NO_READER, UK_E_NO_SERVICE, UK_E_CARD_ERROR; a reset card is
+ * reconnected there (SCardReconnect, SCARD_LEAVE_CARD). uk__card_end ends the
+ * transaction and disconnects (SCARD_LEAVE_CARD); uk__card_reconnect after
+ * UK_E_CARD_RESET does SCardReconnect and a new transaction; uk__card_forget
+ * drops the cached ATR; uk__card_free releases the context.
  */
-int uk__card_begin(uk_card *card) __attribute__((warn_unused_result));
-
-/* Ends the transaction (SCARD_LEAVE_CARD) and disconnects (SCARD_LEAVE_CARD). */
-void uk__card_end(uk_card *card);
-
-/*
- * After UK_E_CARD_RESET inside a transaction: SCardReconnect (shared,
- * SCARD_LEAVE_CARD) and a new transaction. Errors as uk__card_begin.
- */
-int uk__card_reconnect(uk_card *card) __attribute__((warn_unused_result));
 
 /* APDUs sent through this connection since it was made (for tests, logs). */
 uint64_t uk__card_transmits(const uk_card *card);

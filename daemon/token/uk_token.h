@@ -46,6 +46,13 @@ typedef struct uk_token_summary {
 
 typedef void (*uk_tokens_event_fn)(void *ctx, uk_token_event ev, const uk_token_summary *t);
 
+/* A PKCS#11 module to load: an absolute path from a configuration file (never
+ * from a request) and a name for logs and reader names ("" = the path). */
+typedef struct uk_tokens_module {
+    const char *path;
+    const char *name;
+} uk_tokens_module;
+
 typedef struct uk_tokens_options {
     uv_loop_t *loop;
     uk_driver_options driver;
@@ -54,6 +61,10 @@ typedef struct uk_tokens_options {
     /* How long to keep retrying when another program holds the card
      * exclusively, before answering CARD_BUSY. 0: a documented default. */
     unsigned busy_timeout_ms;
+    /* PKCS#11 modules from the configuration (copied at start): each one's
+     * slots are readers next to the PC/SC ones (docs/architecture.md). */
+    const uk_tokens_module *modules;
+    size_t n_modules;
 } uk_tokens_options;
 
 __attribute__((warn_unused_result)) int uk_tokens_start(const uk_tokens_options *opt,
@@ -79,5 +90,33 @@ typedef void (*uk_tokens_sign_fn)(void *arg, int err, int retries_left, const ui
 __attribute__((warn_unused_result)) int uk_tokens_sign(uk_tokens *t, const char *token_id,
                                                        const uk_sign_req *req, uk_secret *pin,
                                                        uk_tokens_sign_fn cb, void *arg);
+
+typedef void (*uk_tokens_pin_fn)(void *arg, int err, int retries_left);
+/* The PIN tries left, read from the card without spending one (driver pin_status): err UK_OK
+ * with retries_left (-1: the card does not tell). Updates the summary's pin_retries (and emits
+ * UK_TOKEN_CHANGED when it changed). NOT_SUPPORTED when the driver cannot tell. */
+__attribute__((warn_unused_result)) int uk_tokens_pin_status(uk_tokens *t, const char *token_id,
+                                                             uk_tokens_pin_fn cb, void *arg);
+
+/* Changes the PIN (driver change_pin) in one transaction. Both PINs are consumed (wiped and freed
+ * by the layer, on every path). PIN_INCORRECT / PIN_LOCKED come with retries_left, which also
+ * updates the summary as uk_tokens_sign does; PIN_INVALID (a format the card would refuse) is
+ * answered before anything is sent. NOT_SUPPORTED when the driver has no change_pin. */
+__attribute__((warn_unused_result)) int uk_tokens_change_pin(uk_tokens *t, const char *token_id,
+                                                             uk_secret *old_pin, uk_secret *new_pin,
+                                                             uk_tokens_pin_fn cb, void *arg);
+
+typedef void (*uk_tokens_decrypt_fn)(void *arg, int err, int retries_left, const uint8_t *out,
+                                     size_t out_len);
+/* Verifies the PIN (consumed as for uk_tokens_sign) and runs the driver's decrypt (uk_driver.h)
+ * with key_id on in (copied; at most 512 bytes), in one transaction; the card forgets the PIN
+ * afterwards. out (borrowed for the callback, wiped afterwards) is a secret: the callback copies
+ * what it needs and wipes its copy. PIN_INCORRECT / PIN_LOCKED with retries_left, which update
+ * the summary as for uk_tokens_sign. NOT_SUPPORTED when the driver cannot decrypt. */
+__attribute__((warn_unused_result)) int uk_tokens_decrypt(uk_tokens *t, const char *token_id,
+                                                          const char *key_id, uk_decrypt_kind kind,
+                                                          const uint8_t *in, size_t in_len,
+                                                          uk_secret *pin, uk_tokens_decrypt_fn cb,
+                                                          void *arg);
 
 #endif

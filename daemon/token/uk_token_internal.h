@@ -102,6 +102,15 @@ typedef void (*uk__token_done_fn)(void *arg, int err);
 int uk__tokens_run(uk_tokens *t, const char *token_id, unsigned flags, uk__token_op_fn op,
                    uk__token_done_fn done, void *arg) __attribute__((warn_unused_result));
 
+/* Inside an operation of uk__tokens_run (worker): replaces key_id by the active key of that role
+ * when the card record maps it (UK_RECORD_TAG_ROLE), as uk_tokens_sign does. */
+void uk__tokens_map_role(const uk_driver *d, void *state, uk_card *card,
+                         char key_id[UK_KEY_ID_MAX]);
+
+/* What an operation of uk__tokens_run learnt about the PIN tries of token_id (retries >= 0):
+ * stored in its summary, UK_TOKEN_CHANGED emitted when that changed it. Loop thread. */
+void uk__tokens_note_pin(uk_tokens *t, const char *token_id, int retries);
+
 /* driver->put_cert through uk__tokens_run with UK__OP_CHANGES_CARD; der is
  * copied. UK_E_NOT_SUPPORTED (in the callback) when the driver has none. */
 int uk__tokens_put_cert(uk_tokens *t, const char *token_id, const char *key_id, const uint8_t *der,

@@ -30,6 +30,7 @@
 #include "uk_err.h"
 #include "uk_limits.h"
 #include "uk_log.h"
+#include "uk_p11.h"
 #include "uk_pcsc.h"
 #include "uk_secret.h"
 #include "uk_token_internal.h"
@@ -133,9 +134,16 @@ struct certset {
 
 struct op;
 
+/* Where a reader comes from: the PC/SC monitor, or PKCS#11 module i (SRC_MODULE + i). */
+#define SRC_PCSC   0u
+#define SRC_MODULE 1u
+
 struct reader {
     uk_tokens *t;
     char name[UK__READER_NAME_MAX];
+    size_t src;      /* SRC_PCSC or SRC_MODULE + module index */
+    char desc[65];   /* module slots: the slot description (dedup against PC/SC readers) */
+    bool shadowed;   /* a module slot showing a card a PC/SC driver already serves */
     unsigned number; /* the n of "<driver>:reader-<n>", never reused */
     uk_worker *w;
     uk_card *card; /* jobs only (created before the first job) */
@@ -171,9 +179,15 @@ struct uk_tokens {
 
     uk__pcsc_monitor *mon;
     uv_async_t mon_async;
-    uv_mutex_t snap_mu; /* guards snaps and mon_exited */
+    uv_mutex_t snap_mu; /* guards snaps, mon_exited and scan_exited */
     struct snap_node *snaps, **snaps_tail;
     bool mon_exited;
+
+    /* PKCS#11 modules: one scanner thread each, reporting through mon_async. */
+    char *module_path[UK_LIMIT_PKCS11_MODULES], *module_name[UK_LIMIT_PKCS11_MODULES];
+    uk_p11_scan *scans[UK_LIMIT_PKCS11_MODULES];
+    bool scan_exited[UK_LIMIT_PKCS11_MODULES];
+    size_t n_modules;
 
     int service; /* SERVICE_UNKNOWN until the first snapshot, then UK_OK or UK_E_NO_SERVICE */
     struct reader *readers[READERS_KNOWN_MAX];
@@ -192,7 +206,9 @@ struct uk_tokens {
 
 struct snap_node {
     struct snap_node *next;
-    uk__pcsc_snapshot *snap;
+    uk__pcsc_snapshot *snap; /* from the PC/SC monitor, or */
+    uk_p11_snapshot *p11;    /* from the scanner of module src - SRC_MODULE */
+    size_t src;
 };
 
 enum op_kind { OP_IDENTIFY, OP_CLOSE, OP_TEARDOWN, OP_LIST, OP_SIGN, OP_RUN };
@@ -688,6 +704,7 @@ static void on_retry_timer(uv_timer_t *h)
 static void card_changed(uk_tokens *t, struct reader *r)
 {
     r->gen++;
+    r->shadowed = false;
     drop_cache(r);
     r->busy = false;
     uv_timer_stop(&r->retry);
@@ -714,7 +731,9 @@ static struct reader *reader_find(uk_tokens *t, const char *name)
     return NULL;
 }
 
-static struct reader *reader_add(uk_tokens *t, const char *name)
+/* A new reader: a PC/SC one (mod NULL) or slot of module mod (source src). */
+static struct reader *reader_add(uk_tokens *t, const char *name, size_t src, uk_p11_module *mod,
+                                 unsigned long slot)
 {
     if (t->n_readers == READERS_KNOWN_MAX) {
         UK_LOG_WARN("too many readers; '%s' is ignored", name);
@@ -728,7 +747,9 @@ static struct reader *reader_add(uk_tokens *t, const char *name)
     snprintf(r->name, sizeof(r->name), "%s", name);
     char thread[16];
     snprintf(thread, sizeof(thread), "uk-card-%u", r->number);
-    int rc = uk__card_new(&r->card, name, &t->stop);
+    r->src = src;
+    int rc = mod != NULL ? uk_p11_card_new(&r->card, mod, slot, name)
+                         : uk__card_new(&r->card, name, &t->stop);
     if (rc == UK_OK)
         rc = uk_worker_new(&r->w, t->loop, thread);
     if (rc != UK_OK) {
@@ -760,12 +781,37 @@ static void reader_gone(uk_tokens *t, struct reader *r)
     clear_summary(r);
 }
 
+/* What a source reports of reader r: a presence change, or a new event count or muteness while
+ * present, is a card event. mute_word says what "mute" means for the source, in the log. */
+static void reader_seen(uk_tokens *t, struct reader *r, bool present, bool mute, unsigned events,
+                        const char *mute_word)
+{
+    bool was_present = r->seen && r->present;
+    bool event = present != was_present || (present && (events != r->events || mute != r->mute));
+    r->seen = true;
+    r->present = present;
+    r->mute = mute;
+    r->events = events;
+    if (event) {
+        UK_LOG_DEBUG("reader '%s': card %s (event %u)", r->name,
+                     present ? (mute ? mute_word : "in") : "out", events);
+        card_changed(t, r);
+    }
+}
+
 static void apply_snapshot(uk_tokens *t, const uk__pcsc_snapshot *s)
 {
+    /* A module over PC/SC (OpenSC) sees the same change: let it look now. */
+    for (size_t i = 0; i < t->n_modules; i++) {
+        if (t->scans[i] != NULL)
+            uk_p11_scan_wake(t->scans[i]);
+    }
     if (s->service != UK_OK) {
         t->service = s->service;
-        for (size_t i = 0; i < t->n_readers; i++)
-            reader_gone(t, t->readers[i]);
+        for (size_t i = 0; i < t->n_readers; i++) {
+            if (t->readers[i]->src == SRC_PCSC)
+                reader_gone(t, t->readers[i]);
+        }
         return;
     }
     t->service = UK_OK;
@@ -773,28 +819,49 @@ static void apply_snapshot(uk_tokens *t, const uk__pcsc_snapshot *s)
     for (size_t i = 0; i < s->n; i++) {
         const uk__reader_state *rs = &s->readers[i];
         struct reader *r = reader_find(t, rs->name);
+        if (r != NULL && r->src != SRC_PCSC)
+            continue; /* a module slot took this name first */
         if (r == NULL)
-            r = reader_add(t, rs->name);
+            r = reader_add(t, rs->name, SRC_PCSC, NULL, 0);
         if (r == NULL)
             continue;
         seen_now[r->number] = true;
-        bool was_present = r->seen && r->present;
-        bool event = rs->present != was_present ||
-                     (rs->present && (rs->events != r->events || rs->mute != r->mute));
-        r->seen = true;
-        r->present = rs->present;
-        r->mute = rs->mute;
-        r->events = rs->events;
-        if (event) {
-            UK_LOG_DEBUG("reader '%s': card %s (event %u)", r->name,
-                         rs->present ? (rs->mute ? "mute" : "in") : "out", rs->events);
-            card_changed(t, r);
-        }
+        reader_seen(t, r, rs->present, rs->mute, rs->events, "mute");
         if (t->stopping)
             return;
     }
     for (size_t i = 0; i < t->n_readers; i++) {
-        if (!seen_now[i])
+        if (!seen_now[i] && t->readers[i]->src == SRC_PCSC)
+            reader_gone(t, t->readers[i]);
+    }
+}
+
+/* The slots of module src as its scanner last saw them: the same rules as
+ * PC/SC readers (a presence change or a new event count is a card event). A
+ * slot with an uninitialised token is shown present but is not identified. */
+static void apply_p11_snapshot(uk_tokens *t, size_t src, const uk_p11_snapshot *s)
+{
+    bool seen_now[READERS_KNOWN_MAX] = {false};
+    if (s->status != UK_OK)
+        UK_LOG_WARN("PKCS#11 module %s is not usable: %s", t->module_name[src - SRC_MODULE],
+                    uk_err_name(s->status));
+    for (size_t i = 0; s->status == UK_OK && i < s->n; i++) {
+        const uk_p11_slot_state *ss = &s->slots[i];
+        struct reader *r = reader_find(t, ss->name);
+        if (r != NULL && r->src != src)
+            continue; /* the name is taken by another source */
+        if (r == NULL)
+            r = reader_add(t, ss->name, src, s->mod, ss->slot);
+        if (r == NULL)
+            continue;
+        snprintf(r->desc, sizeof(r->desc), "%s", ss->desc);
+        seen_now[r->number] = true;
+        reader_seen(t, r, ss->present, !ss->usable, ss->events, "not initialised");
+        if (t->stopping)
+            return;
+    }
+    for (size_t i = 0; i < t->n_readers; i++) {
+        if (!seen_now[i] && t->readers[i]->src == src)
             reader_gone(t, t->readers[i]);
     }
 }
@@ -807,15 +874,27 @@ static void on_mon_async(uv_async_t *h)
     t->snaps = NULL;
     t->snaps_tail = &t->snaps;
     bool exited = t->mon_exited;
+    bool scan_exited[UK_LIMIT_PKCS11_MODULES];
+    memcpy(scan_exited, t->scan_exited, sizeof(scan_exited));
     uv_mutex_unlock(&t->snap_mu);
 
     while (n != NULL) {
         struct snap_node *next = n->next;
-        if (!t->stopping)
+        if (!t->stopping && n->snap != NULL)
             apply_snapshot(t, n->snap);
+        else if (!t->stopping && n->p11 != NULL)
+            apply_p11_snapshot(t, n->src, n->p11);
         free(n->snap);
+        free(n->p11);
         free(n);
         n = next;
+    }
+    for (size_t i = 0; i < t->n_modules; i++) {
+        if (scan_exited[i] && t->scans[i] != NULL) {
+            uk_p11_scan_free(t->scans[i]); /* joins: the thread has returned or is returning */
+            t->scans[i] = NULL;
+            maybe_finish(t);
+        }
     }
     if (exited && t->mon != NULL) {
         uk__pcsc_monitor_free(t->mon); /* joins: the thread has returned or is returning */
@@ -825,17 +904,19 @@ static void on_mon_async(uv_async_t *h)
     }
 }
 
-/* Monitor thread. */
-static void mon_snapshot(void *ctx, uk__pcsc_snapshot *snap)
+/* Monitor or scanner thread: queues a snapshot (one of snap, p11) for the loop. */
+static void queue_snapshot(uk_tokens *t, uk__pcsc_snapshot *snap, uk_p11_snapshot *p11, size_t src)
 {
-    uk_tokens *t = ctx;
     struct snap_node *n = malloc(sizeof(*n));
     if (n == NULL) {
         free(snap);
+        free(p11);
         return;
     }
     n->next = NULL;
     n->snap = snap;
+    n->p11 = p11;
+    n->src = src;
     uv_mutex_lock(&t->snap_mu);
     *t->snaps_tail = n;
     t->snaps_tail = &n->next;
@@ -844,11 +925,33 @@ static void mon_snapshot(void *ctx, uk__pcsc_snapshot *snap)
 }
 
 /* Monitor thread. */
+static void mon_snapshot(void *ctx, uk__pcsc_snapshot *snap)
+{
+    queue_snapshot(ctx, snap, NULL, SRC_PCSC);
+}
+
+/* Monitor thread. */
 static void mon_exited(void *ctx)
 {
     uk_tokens *t = ctx;
     uv_mutex_lock(&t->snap_mu);
     t->mon_exited = true;
+    uv_mutex_unlock(&t->snap_mu);
+    uv_async_send(&t->mon_async);
+}
+
+/* Scanner thread of module source. */
+static void scan_snapshot(void *ctx, size_t source, uk_p11_snapshot *snap)
+{
+    queue_snapshot(ctx, NULL, snap, SRC_MODULE + source);
+}
+
+/* Scanner thread of module source. */
+static void scan_exited(void *ctx, size_t source)
+{
+    uk_tokens *t = ctx;
+    uv_mutex_lock(&t->snap_mu);
+    t->scan_exited[source] = true;
     uv_mutex_unlock(&t->snap_mu);
     uv_async_send(&t->mon_async);
 }
@@ -882,6 +985,50 @@ static void make_id(uk_tokens *t, struct reader *r)
     }
 }
 
+/* Whether module slot m names PC/SC reader p: OpenSC and most modules over
+ * PC/SC put the reader name into slotDescription (cut to 64 bytes). */
+static bool slot_names_reader(const struct reader *m, const struct reader *p)
+{
+    size_t n = strlen(m->desc);
+    return m->src != SRC_PCSC && p->src == SRC_PCSC && n > 0 && strncmp(p->name, m->desc, n) == 0;
+}
+
+/*
+ * One card, two ways in (docs/drivers.md, "One card, two drivers"): a module
+ * slot whose card a built-in driver already serves through PC/SC is not
+ * listed; the built-in driver wins because it is the one ukeyd knows fully
+ * (renewal staging, key history). Called when r got a token.
+ */
+static bool dedup(uk_tokens *t, struct reader *r)
+{
+    for (size_t i = 0; i < t->n_readers; i++) {
+        struct reader *o = t->readers[i];
+        if (o == r || o->sess == NULL)
+            continue;
+        if (slot_names_reader(r, o)) {
+            UK_LOG_INFO("module slot '%s' shows the card in reader '%s' (token %s); not listed "
+                        "twice",
+                        r->name, o->name, o->sum.id);
+            return true; /* r is the module slot: it stays hidden */
+        }
+        if (slot_names_reader(o, r)) {
+            uk_token_summary old = o->sum;
+            old.present = false;
+            UK_LOG_INFO("module slot '%s' shows the card in reader '%s'; token %s is now served "
+                        "by %s",
+                        o->name, r->name, old.id, r->sess->drv->name);
+            o->gen++;
+            drop_cache(o);
+            close_session(t, o, o->sess);
+            o->sess = NULL;
+            clear_summary(o);
+            o->shadowed = true;
+            emit(t, UK_TOKEN_REMOVED, &old);
+        }
+    }
+    return false;
+}
+
 static void identify_done(struct op *op, int status)
 {
     uk_tokens *t = op->t;
@@ -893,6 +1040,12 @@ static void identify_done(struct op *op, int status)
     if (status == UK_OK && op->found != NULL) {
         struct session *s = op->found;
         r->sess = s;
+        if (dedup(t, r)) {
+            r->sess = NULL;
+            r->shadowed = true;
+            close_session(t, r, s);
+            return;
+        }
         clear_summary(r);
         snprintf(r->sum.driver, sizeof(r->sum.driver), "%s", s->drv->name);
         r->sum.identity = s->id;
@@ -1070,6 +1223,10 @@ static void free_tokens(uk_tokens *t)
         uk__card_free(r->card);
         free(r);
     }
+    for (size_t i = 0; i < t->n_modules; i++) {
+        free(t->module_path[i]);
+        free(t->module_name[i]);
+    }
     uv_mutex_destroy(&t->snap_mu);
     uk__stop_destroy(&t->stop);
     free(t);
@@ -1105,6 +1262,10 @@ static void maybe_finish(uk_tokens *t)
         return;
     if (t->mon != NULL || t->workers_open > 0 || t->defer_head != NULL)
         return;
+    for (size_t i = 0; i < t->n_modules; i++) {
+        if (t->scans[i] != NULL)
+            return;
+    }
     t->finishing = true;
     close_all_handles(t);
 }
@@ -1122,6 +1283,35 @@ static void on_cancel_timer(uv_timer_t *h)
     uk_tokens *t = h->data;
     if (t->mon != NULL)
         uk__pcsc_monitor_cancel(t->mon);
+    else
+        uv_timer_stop(&t->cancel_timer);
+}
+
+/* Copies the configured modules and starts a scanner for each. A module that
+ * cannot be loaded is reported by its scanner and leaves the others alone. */
+static int start_modules(uk_tokens *t, const uk_tokens_options *opt)
+{
+    if (opt->n_modules > UK_LIMIT_PKCS11_MODULES)
+        return UK_E_LIMIT_EXCEEDED;
+    if (opt->n_modules > 0 && opt->modules == NULL)
+        return UK_E_INTERNAL;
+    for (size_t i = 0; i < opt->n_modules; i++) {
+        const uk_tokens_module *m = &opt->modules[i];
+        if (m->path == NULL || m->path[0] != '/')
+            return UK_E_INVALID_PARAMS;
+        t->module_path[i] = strdup(m->path);
+        t->module_name[i] = strdup(m->name != NULL && m->name[0] != '\0' ? m->name : m->path);
+        t->n_modules = i + 1;
+        if (t->module_path[i] == NULL || t->module_name[i] == NULL)
+            return UK_E_NO_MEMORY;
+    }
+    uk_p11_scan_cbs cbs = {.snapshot = scan_snapshot, .exited = scan_exited, .ctx = t};
+    for (size_t i = 0; i < t->n_modules; i++) {
+        int rc = uk_p11_scan_start(&t->scans[i], t->module_path[i], t->module_name[i], i, &cbs);
+        if (rc != UK_OK)
+            return rc;
+    }
+    return UK_OK;
 }
 
 int uk__tokens_start_with(const uk_tokens_options *opt, const uk_driver *const *drivers,
@@ -1163,6 +1353,14 @@ int uk__tokens_start_with(const uk_tokens_options *opt, const uk_driver *const *
 
     uk__pcsc_monitor_cbs cbs = {.snapshot = mon_snapshot, .exited = mon_exited, .ctx = t};
     int rc = uk__pcsc_monitor_start(&t->mon, &cbs, &t->stop);
+    if (rc == UK_OK) {
+        rc = start_modules(t, opt);
+        if (rc != UK_OK) {
+            /* Stop what started; the caller sees the error, never a callback. */
+            uk_tokens_stop(t, NULL, NULL);
+            return rc;
+        }
+    }
     if (rc != UK_OK) {
         /* Nothing else started: close the handles; t goes with the last one. */
         t->stopping = true;
@@ -1187,6 +1385,10 @@ void uk_tokens_stop(uk_tokens *t, void (*done)(void *ctx), void *ctx)
     uv_ref((uv_handle_t *)&t->mon_async);
     uk__pcsc_monitor_cancel(t->mon);
     uv_timer_start(&t->cancel_timer, on_cancel_timer, CANCEL_REPEAT_MS, CANCEL_REPEAT_MS);
+    for (size_t i = 0; i < t->n_modules; i++) {
+        if (t->scans[i] != NULL)
+            uk_p11_scan_cancel(t->scans[i]);
+    }
 
     /* The workers: what is queued answers CANCELLED (jobs check the stop
      * flag), then TEARDOWN closes the session and the card on the worker's
@@ -1217,17 +1419,33 @@ void uk_tokens_stop(uk_tokens *t, void (*done)(void *ctx), void *ctx)
 
 /* ---- the API --------------------------------------------------------------- */
 
+/* Whether r appears in uk_tokens_list: a module slot that names a PC/SC reader ukeyd lists is
+ * the same reader seen twice, so it is listed only while it holds a token the module serves and
+ * no built-in driver does (dedup()). */
+static bool listed(uk_tokens *t, const struct reader *r)
+{
+    if (!r->seen || r->shadowed)
+        return false;
+    if (r->src == SRC_PCSC || r->sess != NULL)
+        return true;
+    for (size_t i = 0; i < t->n_readers; i++) {
+        if (t->readers[i]->seen && slot_names_reader(r, t->readers[i]))
+            return false;
+    }
+    return true;
+}
+
 int uk_tokens_list(uk_tokens *t, uk_token_summary **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
     if (t->stopping)
         return UK_E_CANCELLED;
-    if (t->service == UK_E_NO_SERVICE)
+    if (t->service == UK_E_NO_SERVICE && t->n_modules == 0)
         return UK_E_NO_SERVICE;
     size_t count = 0;
     for (size_t i = 0; i < t->n_readers; i++)
-        count += t->readers[i]->seen ? 1 : 0;
+        count += listed(t, t->readers[i]) ? 1 : 0;
     if (count == 0)
         return UK_OK;
     uk_token_summary *s = calloc(count, sizeof(*s));
@@ -1235,7 +1453,7 @@ int uk_tokens_list(uk_tokens *t, uk_token_summary **out, size_t *n)
         return UK_E_NO_MEMORY;
     size_t j = 0;
     for (size_t i = 0; i < t->n_readers; i++) {
-        if (t->readers[i]->seen)
+        if (listed(t, t->readers[i]))
             s[j++] = t->readers[i]->sum;
     }
     *out = s;
@@ -1248,7 +1466,7 @@ static int find_token(uk_tokens *t, const char *token_id, struct reader **out)
 {
     if (t->stopping)
         return UK_E_CANCELLED;
-    if (t->service == UK_E_NO_SERVICE)
+    if (t->service == UK_E_NO_SERVICE && t->n_modules == 0)
         return UK_E_NO_SERVICE;
     if (token_id == NULL || token_id[0] == '\0')
         return UK_E_NO_TOKEN;
@@ -1259,7 +1477,8 @@ static int find_token(uk_tokens *t, const char *token_id, struct reader **out)
             return UK_OK;
         }
     }
-    return UK_E_NO_TOKEN;
+    /* pcscd away: a PC/SC token cannot be there, and saying so is more useful */
+    return t->service == UK_E_NO_SERVICE ? UK_E_NO_SERVICE : UK_E_NO_TOKEN;
 }
 
 int uk_tokens_list_certs(uk_tokens *t, const char *token_id, uk_tokens_certs_fn cb, void *arg)
@@ -1373,6 +1592,20 @@ int uk__tokens_run(uk_tokens *t, const char *token_id, unsigned flags, uk__token
     if (rc != UK_OK)
         free(op);
     return rc;
+}
+
+void uk__tokens_map_role(const uk_driver *d, void *state, uk_card *card, char key_id[UK_KEY_ID_MAX])
+{
+    map_role(d, state, card, key_id);
+}
+
+void uk__tokens_note_pin(uk_tokens *t, const char *token_id, int retries)
+{
+    struct reader *r = NULL;
+    if (retries < 0 || find_token(t, token_id, &r) != UK_OK || r->sum.pin_retries == retries)
+        return;
+    r->sum.pin_retries = retries;
+    emit(t, UK_TOKEN_CHANGED, &r->sum);
 }
 
 struct put_cert {

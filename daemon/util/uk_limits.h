@@ -55,6 +55,9 @@
 /* Longest PIN accepted, in bytes (PIV allows 8, SKF 16, PKCS#11 modules vary). Fixed. */
 #define UK_LIMIT_PIN_LENGTH 64u
 
+/* PKCS#11 modules in the configuration (pkcs11_modules): each gets a scanner thread. */
+#define UK_LIMIT_PKCS11_MODULES 8u
+
 /* Longest JSON-RPC method name, in bytes. Fixed. */
 #define UK_LIMIT_METHOD_LENGTH 64u
 

@@ -504,4 +504,126 @@ void uk_x509_csr_free(uk_x509_csr *state);
 int uk_x509_sm2_digest(const uint8_t *spki, size_t spki_len, const uint8_t *msg, size_t n,
                        uint8_t *out, size_t *out_len) __attribute__((warn_unused_result));
 
+/* ==============================================================================================
+ * CMS SignedData (sign.cms, verify.cms)
+ * A SignedData is built in two steps around the card's signature, like a certificate request:
+ * uk_x509_cms_sign_begin gives the digest the card signs (the hash of the DER of the signed
+ * attributes: content type id-data, signing time, message digest of the content), the token layer
+ * signs it, uk_x509_cms_sign_finish attaches the signature and verifies the result. Same thread,
+ * error and logging rules as above (docs/certificates.md, "CMS").
+ * ============================================================================================== */
+
+/* Largest CMS structure uk_x509_cms_verify decodes, in bytes of DER. */
+#define UK_X509_CMS_MAX (1024u * 1024u)
+
+/* A SignedData being built; opaque. Used by one thread at a time. */
+typedef struct uk_x509_cms_sign uk_x509_cms_sign;
+
+typedef struct uk_x509_cms_sign_req {
+    const uk_cert_info *signer; /* the key's certificate (borrowed); it goes into the result */
+    uk_x509_digest_alg digest;  /* SHA-256, SHA-384 or SHA-512 (SM3 with SM2: not yet) */
+    const uint8_t *data;        /* the content (copied) */
+    size_t data_len;
+    bool detached;       /* true: the content is left out of the structure */
+    time_t signing_time; /* the signingTime attribute */
+} uk_x509_cms_sign_req;
+
+/*
+ * Build a SignedData (version 1, the signer identified by issuer and serial, the certificate
+ * included, no S/MIME capabilities) and return in tbs_digest (*tbs_digest_len: capacity on entry,
+ * UK_X509_DIGEST_MAX is enough; length on return) the digest the card signs with *sig_alg: RSA
+ * PKCS#1 v1.5 (signatureAlgorithm rsaEncryption) or ECDSA (ecdsa-with-SHA*, DER SEQUENCE
+ * { r, s }) with req->digest. *state is freed with uk_x509_cms_sign_free.
+ * Errors: UK_E_INVALID_PARAMS (NULL pointers, a digest other than SHA-2), UK_E_NOT_SUPPORTED (the
+ * certificate's key is neither RSA nor a NIST/other EC key: SM2 and others), UK_E_CERT_INVALID,
+ * UK_E_NO_MEMORY, UK_E_INTERNAL. On error nothing is returned.
+ */
+int uk_x509_cms_sign_begin(const uk_x509_cms_sign_req *req, uk_x509_cms_sign **state,
+                           uk_x509_sig_alg *sig_alg, uint8_t *tbs_digest, size_t *tbs_digest_len)
+    __attribute__((warn_unused_result));
+
+/*
+ * Attach the card's signature, encode the SignedData, decode it again and verify it (signature and
+ * message digest, as uk_x509_cms_verify); return its DER in *der (malloc'd, caller frees).
+ * UK_E_SIGNATURE_INVALID when it does not verify (the card signed with another key than the
+ * certificate's): nothing is returned. Also UK_E_INVALID_PARAMS, UK_E_NO_MEMORY.
+ */
+int uk_x509_cms_sign_finish(uk_x509_cms_sign *state, const uint8_t *sig, size_t sig_len,
+                            uint8_t **der, size_t *der_len) __attribute__((warn_unused_result));
+
+/* Free a state from uk_x509_cms_sign_begin. NULL-safe. */
+void uk_x509_cms_sign_free(uk_x509_cms_sign *state);
+
+/* What uk_x509_cms_verify found; every pointer owned by it. */
+typedef struct uk_x509_cms_verified {
+    uint8_t *signer_der; /* the signer's certificate, as carried in the structure */
+    size_t signer_der_len;
+    uint8_t *content; /* the signed content (a copy of the detached content when given) */
+    size_t content_len;
+    bool detached;
+    bool has_signing_time;
+    time_t signing_time;
+} uk_x509_cms_verified;
+
+/*
+ * Verify a DER CMS SignedData with exactly one signer whose certificate it carries: the signature
+ * with that certificate's key and the message digest against the content — attached, or given in
+ * content (content_len bytes) for a detached one. Says nothing about trust in the certificate
+ * (no chain, no validity period, no revocation): the caller judges the signer it returns.
+ * *out is freed with uk_x509_cms_verified_free.
+ * Errors: UK_E_INVALID_PARAMS (not DER of a SignedData, trailing bytes, larger than
+ * UK_X509_CMS_MAX, content both attached and given or in neither), UK_E_NOT_SUPPORTED (not one
+ * signer), UK_E_SIGNATURE_INVALID (does not verify, or the signer's certificate is missing),
+ * UK_E_NO_MEMORY.
+ */
+int uk_x509_cms_verify(const uint8_t *der, size_t len, const uint8_t *content, size_t content_len,
+                       uk_x509_cms_verified **out) __attribute__((warn_unused_result));
+
+/* Free a result of uk_x509_cms_verify. NULL-safe. */
+void uk_x509_cms_verified_free(uk_x509_cms_verified *v);
+
+/* An EnvelopedData being opened (decrypt.cms); opaque. */
+typedef struct uk_x509_cms_envelope uk_x509_cms_envelope;
+
+/* What the card does for an envelope. */
+typedef enum uk_x509_unwrap {
+    UK_X509_UNWRAP_RSA = 1, /* the raw RSA primitive on the encrypted key (modulus length) */
+    UK_X509_UNWRAP_ECDH,    /* ECDH with the originator's point (04 || X || Y): the X coordinate */
+} uk_x509_unwrap;
+
+/*
+ * Decode a DER CMS EnvelopedData and find the recipient that is one of certs (n_certs parsed
+ * certificates of the key, borrowed): a KeyTransRecipientInfo naming the certificate by issuer and
+ * serial or by subjectKeyIdentifier, RSA key, rsaEncryption (PKCS#1 v1.5) key transport; or a
+ * KeyAgreeRecipientInfo (RFC 5753: ephemeral-static ECDH, an X9.63 KDF scheme, AES key wrap) with
+ * an EC key. Other recipients (for other keys, of other kinds) may be there too. *which is that
+ * certificate's index, *how what the card must do with *card_in (borrowed from *out). *out is
+ * freed with uk_x509_cms_envelope_free.
+ * Errors: UK_E_INVALID_PARAMS (not the DER of an EnvelopedData, no encrypted content: detached, an
+ * originator point that is not on the key's curve's size), UK_E_DECRYPT_FAILED (no recipient is
+ * one of certs: not meant for this key), UK_E_NOT_SUPPORTED (the key's recipient is of a kind
+ * ukeyd cannot use: RSA-OAEP, another KDF or key wrap; an AEAD or unknown content cipher; content
+ * in BER pieces), UK_E_NO_MEMORY.
+ */
+int uk_x509_cms_envelope_open(const uint8_t *der, size_t len, const uk_cert_info *const *certs,
+                              size_t n_certs, uk_x509_cms_envelope **out, size_t *which,
+                              uk_x509_unwrap *how, const uint8_t **card_in, size_t *card_in_len)
+    __attribute__((warn_unused_result));
+
+/*
+ * With the card's answer card_out (RSA: the raw result, the modulus length; ECDH: the shared X
+ * coordinate), recover the content-encryption key — PKCS#1 v1.5 unpadding in constant time over
+ * the block, the key exactly the content cipher's length; or the X9.63 KDF over
+ * ECC-CMS-SharedInfo and the AES key unwrap with its integrity check — and decrypt the content (CBC
+ * ciphers such as AES-128/192/256-CBC, DES-EDE3-CBC) into *content (malloc'd, caller frees).
+ * UK_E_DECRYPT_FAILED for a bad padding or unwrap, a wrong key length and content that does not
+ * decrypt, alike. Also UK_E_INVALID_PARAMS, UK_E_NO_MEMORY, UK_E_INTERNAL.
+ */
+int uk_x509_cms_envelope_finish(uk_x509_cms_envelope *e, const uint8_t *card_out,
+                                size_t card_out_len, uint8_t **content, size_t *content_len)
+    __attribute__((warn_unused_result));
+
+/* Free an envelope from uk_x509_cms_envelope_open. NULL-safe. */
+void uk_x509_cms_envelope_free(uk_x509_cms_envelope *e);
+
 #endif

@@ -122,6 +122,43 @@ static void test_config_wss_port_zero_disables_wss(void **state)
     uk_config_free(cfg);
 }
 
+static void test_config_pkcs11_modules_are_read_and_checked(void **state)
+{
+    (void)state;
+    uk_config *cfg = NULL;
+    assert_int_equal(parse("{}", &cfg), UK_OK);
+    assert_int_equal(cfg->n_pkcs11_modules, 0);
+    uk_config_free(cfg);
+    assert_int_equal(parse("{\"pkcs11_modules\": [{\"path\": \"/usr/lib/softhsm/libsofthsm2.so\", "
+                           "\"name\": \"SoftHSM\"}, {\"path\": \"/opt/vendor/p11.so\"}]}",
+                           &cfg),
+                     UK_OK);
+    assert_int_equal(cfg->n_pkcs11_modules, 2);
+    assert_string_equal(cfg->pkcs11_modules[0].path, "/usr/lib/softhsm/libsofthsm2.so");
+    assert_string_equal(cfg->pkcs11_modules[0].name, "SoftHSM");
+    assert_string_equal(cfg->pkcs11_modules[1].path, "/opt/vendor/p11.so");
+    assert_string_equal(cfg->pkcs11_modules[1].name, "");
+    uk_config_free(cfg);
+    const char *bad[] = {
+        "{\"pkcs11_modules\": {}}",
+        "{\"pkcs11_modules\": [\"/a.so\"]}",
+        "{\"pkcs11_modules\": [{\"path\": \"libsofthsm2.so\"}]}", /* looked up in LD paths */
+        "{\"pkcs11_modules\": [{\"path\": \"~/p11.so\"}]}",
+        "{\"pkcs11_modules\": [{\"name\": \"no path\"}]}",
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"atr\": \"3b\"}]}",
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\"}, {\"path\": \"/a.so\"}]}",
+        "{\"pkcs11_modules\": [{\"path\": 1}]}",
+        "{\"pkcs11_modules\": [{\"path\": \"/1\"}, {\"path\": \"/2\"}, {\"path\": \"/3\"}, "
+        "{\"path\": \"/4\"}, {\"path\": \"/5\"}, {\"path\": \"/6\"}, {\"path\": \"/7\"}, "
+        "{\"path\": \"/8\"}, {\"path\": \"/9\"}]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cfg = NULL;
+        assert_int_equal(parse(bad[i], &cfg), UK_E_CONFIG_INVALID);
+        assert_null(cfg);
+    }
+}
+
 static void test_config_rejects_bad_input(void **state)
 {
     (void)state;
@@ -520,6 +557,7 @@ int main(void)
         cmocka_unit_test_setup(test_config_pinned_keys_are_read, setup_env),
         cmocka_unit_test_setup(test_config_wss_port_zero_disables_wss, setup_env),
         cmocka_unit_test_setup(test_config_rejects_bad_input, setup_env),
+        cmocka_unit_test_setup(test_config_pkcs11_modules_are_read_and_checked, setup_env),
         cmocka_unit_test_setup(test_config_load_missing_default_file_gives_defaults, setup_env),
         cmocka_unit_test_setup(test_config_policy_keys_are_read, setup_env),
         cmocka_unit_test_setup_teardown(test_config_layered_missing_system_file_is_none,

@@ -12,6 +12,7 @@
 
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
@@ -258,6 +259,74 @@ static void test_crypto_cert_key_info_parses_and_rejects(void **state)
     EVP_PKEY_free(key);
 }
 
+static void test_crypto_cert_subject_is_the_der_name(void **state)
+{
+    (void)state;
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    uint8_t der[2048];
+    size_t n = make_cert(key, der);
+    uint8_t *subj = NULL;
+    size_t subj_len = 0;
+    assert_int_equal(uk_crypto_cert_subject(der, n, &subj, &subj_len), UK_OK);
+    const unsigned char *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)n);
+    assert_non_null(x);
+    unsigned char *want = NULL;
+    int wl = i2d_X509_NAME(X509_get_subject_name(x), &want);
+    assert_true(wl > 0);
+    assert_int_equal(subj_len, (size_t)wl);
+    assert_memory_equal(subj, want, subj_len);
+    OPENSSL_free(want);
+    X509_free(x);
+    free(subj);
+    subj = NULL;
+    assert_int_equal(uk_crypto_cert_subject(der, n - 1, &subj, &subj_len), UK_E_CERT_INVALID);
+    assert_null(subj);
+    EVP_PKEY_free(key);
+}
+
+/* A raw r || s (PKCS#11 CKM_ECDSA) becomes the DER that OpenSSL verifies. */
+static void test_crypto_ecdsa_raw_to_der_verifies_with_openssl(void **state)
+{
+    (void)state;
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    uint8_t md[32];
+    assert_int_equal(uk_crypto_digest(UK_CRYPTO_SHA256, (const uint8_t *)"abc", 3, md, sizeof(md)),
+                     UK_OK);
+    static const uint8_t abc256[4] = {0xba, 0x78, 0x16, 0xbf}; /* SHA-256("abc") begins so */
+    assert_memory_equal(md, abc256, sizeof(abc256));
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+    assert_int_equal(EVP_PKEY_sign_init(ctx), 1);
+    uint8_t sig[80];
+    size_t sig_len = sizeof(sig);
+    assert_int_equal(EVP_PKEY_sign(ctx, sig, &sig_len, md, sizeof(md)), 1);
+    /* DER -> raw with OpenSSL, back to DER with uk_crypto */
+    const unsigned char *p = sig;
+    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)sig_len);
+    assert_non_null(es);
+    uint8_t raw[64];
+    assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, 32), 32);
+    assert_int_equal(BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + 32, 32), 32);
+    ECDSA_SIG_free(es);
+    uint8_t der[80];
+    size_t der_len = 0;
+    assert_int_equal(uk_crypto_ecdsa_raw_to_der(raw, sizeof(raw), der, sizeof(der), &der_len),
+                     UK_OK);
+    assert_int_equal(EVP_PKEY_verify_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_verify(ctx, der, der_len, md, sizeof(md)), 1);
+    raw[5] ^= 1; /* another r does not verify: the check can fail */
+    assert_int_equal(uk_crypto_ecdsa_raw_to_der(raw, sizeof(raw), der, sizeof(der), &der_len),
+                     UK_OK);
+    assert_int_not_equal(EVP_PKEY_verify(ctx, der, der_len, md, sizeof(md)), 1);
+    assert_int_equal(uk_crypto_ecdsa_raw_to_der(raw, 63, der, sizeof(der), &der_len),
+                     UK_E_INVALID_PARAMS);
+    assert_int_equal(uk_crypto_ecdsa_raw_to_der(raw, sizeof(raw), der, 10, &der_len),
+                     UK_E_LIMIT_EXCEEDED);
+    assert_int_equal(uk_crypto_digest(UK_CRYPTO_SHA256, md, 1, md, 31), UK_E_INVALID_PARAMS);
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(key);
+}
+
 static void hex(const char *s, uint8_t *out)
 {
     for (size_t i = 0; s[2 * i]; i++) {
@@ -322,6 +391,8 @@ int main(void)
         cmocka_unit_test(test_crypto_cert_key_info_parses_and_rejects),
         cmocka_unit_test(test_crypto_ecb_known_answers),
         cmocka_unit_test(test_crypto_random_fills),
+        cmocka_unit_test(test_crypto_cert_subject_is_the_der_name),
+        cmocka_unit_test(test_crypto_ecdsa_raw_to_der_verifies_with_openssl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

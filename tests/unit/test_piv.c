@@ -738,6 +738,130 @@ static void test_piv_generic_profile_works_without_vendor_extensions(void **stat
     assert_int_equal(uk_driver_piv.pin_status(f->st, f->card, &retries), UK_OK);
 }
 
+/* ---- PIN change and decryption ------------------------------------------ */
+
+static int change_pin_str(piv_fx *f, const char *old_pin, const char *new_pin, int *retries)
+{
+    uk_secret *o = uk_secret_new(old_pin, strlen(old_pin));
+    uk_secret *n = uk_secret_new(new_pin, strlen(new_pin));
+    assert_non_null(o);
+    assert_non_null(n);
+    int rc = uk_driver_piv.change_pin(f->st, f->card, o, n, retries);
+    uk_secret_free(o);
+    uk_secret_free(n);
+    return rc;
+}
+
+static void test_piv_change_pin_checks_formats_then_changes(void **state)
+{
+    piv_fx *f = *state = piv_fx_new(VPIV_PROFILE_YUBICO, true);
+    int retries = 0;
+    piv_fx_open(f);
+    piv_seam_reset_counts(f->card);
+    assert_int_equal(change_pin_str(f, "123456", "12345", &retries), UK_E_PIN_INVALID);
+    assert_int_equal(change_pin_str(f, "123456", "123456789", &retries), UK_E_PIN_INVALID);
+    assert_int_equal(change_pin_str(f, "12345", "654321", &retries), UK_E_PIN_INVALID);
+    assert_int_equal(piv_seam_apdus(f->card), 0);
+    assert_int_equal(change_pin_str(f, "000000", "654321", &retries), UK_E_PIN_INCORRECT);
+    assert_int_equal(retries, 2);
+    assert_int_equal(change_pin_str(f, "123456", "654321", &retries), UK_OK);
+    assert_int_equal(piv_verify_pin_str(f, "123456", &retries), UK_E_PIN_INCORRECT);
+    assert_int_equal(piv_verify_pin_str(f, "654321", &retries), UK_OK);
+}
+
+/* The certificate's public key of slot, for the host side of the checks below. */
+static EVP_PKEY *slot_key(piv_fx *f, const char *slot)
+{
+    uk_token_cert *certs;
+    size_t n;
+    piv_list(f, &certs, &n);
+    const uk_token_cert *c = piv_find(certs, n, slot);
+    assert_non_null(c);
+    const unsigned char *p = c->der;
+    X509 *x = d2i_X509(NULL, &p, (long)c->der_len);
+    assert_non_null(x);
+    EVP_PKEY *pk = X509_get_pubkey(x); /* a reference of its own */
+    X509_free(x);
+    piv_certs_free(certs, n);
+    assert_non_null(pk);
+    return pk;
+}
+
+static void test_piv_decrypt_rsa_raw_and_ecdh_match_openssl(void **state)
+{
+    piv_fx *f = *state = piv_fx_new(VPIV_PROFILE_YUBICO, true);
+    assert_int_equal(vpiv_card_provision_slot(f->vc, piv_test_ca(), 0x9D, VPIV_ALG_RSA2048,
+                                              "张三 (key management)", -1, 365),
+                     0);
+    assert_int_equal(vpiv_card_provision_slot(f->vc, piv_test_ca(), 0x9E, VPIV_ALG_ECCP256,
+                                              "张三 (ECDH)", -1, 365),
+                     0);
+    piv_fx_open(f);
+    int retries = 0;
+    uint8_t out[512];
+    size_t out_len = 0;
+
+    /* RSA: PKCS#1 v1.5 encryption of a key on the host, the raw primitive on the card. */
+    EVP_PKEY *rsa = slot_key(f, "9d");
+    const uint8_t cek[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    uint8_t ct[256];
+    size_t ct_len = sizeof(ct);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(rsa, NULL);
+    assert_non_null(ctx);
+    assert_int_equal(EVP_PKEY_encrypt_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_encrypt(ctx, ct, &ct_len, cek, sizeof(cek)), 1);
+    EVP_PKEY_CTX_free(ctx);
+    assert_int_equal(piv_verify_pin_str(f, "123456", &retries), UK_OK);
+    assert_int_equal(uk_driver_piv.decrypt(f->st, f->card, "9d", UK_DECRYPT_RSA_RAW, ct, ct_len,
+                                           out, sizeof(out), &out_len),
+                     UK_OK);
+    assert_int_equal(out_len, 256);
+    assert_int_equal(out[0], 0x00);
+    assert_int_equal(out[1], 0x02);
+    assert_int_equal(out[256 - 33], 0x00);
+    assert_memory_equal(out + 256 - 32, cek, sizeof(cek));
+    /* Input that does not fit the key is refused before the card is asked. */
+    piv_seam_reset_counts(f->card);
+    assert_int_equal(uk_driver_piv.decrypt(f->st, f->card, "9d", UK_DECRYPT_RSA_RAW, ct, 255, out,
+                                           sizeof(out), &out_len),
+                     UK_E_INVALID_PARAMS);
+    assert_int_equal(uk_driver_piv.decrypt(f->st, f->card, "9d", UK_DECRYPT_ECDH, ct, 65, out,
+                                           sizeof(out), &out_len),
+                     UK_E_INVALID_PARAMS);
+    assert_int_equal(piv_seam_apdus(f->card), 0);
+
+    /* ECDH: the card's secret equals the host's with an ephemeral key. */
+    EVP_PKEY *ec = slot_key(f, "9e");
+    EVP_PKEY *eph = EVP_EC_gen("P-256");
+    assert_non_null(eph);
+    uint8_t point[65], secret[32];
+    size_t point_len = 0, secret_len = sizeof(secret);
+    assert_int_equal(
+        EVP_PKEY_get_octet_string_param(eph, "encoded-pub-key", point, sizeof(point), &point_len),
+        1);
+    assert_int_equal(point_len, 65);
+    ctx = EVP_PKEY_CTX_new(eph, NULL);
+    assert_int_equal(EVP_PKEY_derive_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_derive_set_peer(ctx, ec), 1);
+    assert_int_equal(EVP_PKEY_derive(ctx, secret, &secret_len), 1);
+    EVP_PKEY_CTX_free(ctx);
+    assert_int_equal(piv_verify_pin_str(f, "123456", &retries), UK_OK);
+    assert_int_equal(uk_driver_piv.decrypt(f->st, f->card, "9e", UK_DECRYPT_ECDH, point, point_len,
+                                           out, sizeof(out), &out_len),
+                     UK_OK);
+    assert_int_equal(out_len, 32);
+    assert_memory_equal(out, secret, 32);
+    /* Without the PIN the card refuses the key-management key (9e, card authentication, never
+     * needs one). */
+    uk_driver_piv.logout(f->st, f->card);
+    assert_int_equal(uk_driver_piv.decrypt(f->st, f->card, "9d", UK_DECRYPT_RSA_RAW, ct, ct_len,
+                                           out, sizeof(out), &out_len),
+                     UK_E_SECURITY_STATUS);
+    EVP_PKEY_free(eph);
+    EVP_PKEY_free(ec);
+    EVP_PKEY_free(rsa);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_teardown(name, teardown)
@@ -766,6 +890,8 @@ int main(void)
         T(test_piv_admin_without_a_configured_key_never_tries_the_default),
         cmocka_unit_test(test_piv_mgm_auth_with_3des_and_aes_keys),
         cmocka_unit_test(test_piv_mgm_auth_with_a_wrong_key_is_auth_failed),
+        T(test_piv_change_pin_checks_formats_then_changes),
+        T(test_piv_decrypt_rsa_raw_and_ecdh_match_openssl),
         T(test_piv_generate_put_cert_and_list),
         T(test_piv_generic_profile_works_without_vendor_extensions),
     };

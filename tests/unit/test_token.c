@@ -23,6 +23,7 @@
 #include <winscard.h>
 
 #include "fake_pcsclite.h"
+#include "token_test_util.h"
 #include "uk_err.h"
 #include "uk_limits.h"
 #include "uk_log.h"
@@ -328,42 +329,6 @@ static const uk_driver fake_driver = {
 
 static const uk_driver *const drivers[] = {&fake_driver};
 
-/* ---- log capture ------------------------------------------------------------- */
-
-static uv_mutex_t log_mu;
-static char log_buf[64 * 1024];
-static size_t log_len;
-
-static void log_sink(void *ctx, uk_log_level level, const char *line, size_t len)
-{
-    (void)ctx;
-    (void)level;
-    uv_mutex_lock(&log_mu);
-    if (log_len + len + 2 < sizeof(log_buf)) {
-        memcpy(log_buf + log_len, line, len);
-        log_len += len;
-        log_buf[log_len++] = '\n';
-        log_buf[log_len] = '\0';
-    }
-    uv_mutex_unlock(&log_mu);
-}
-
-static bool log_has(const char *s)
-{
-    uv_mutex_lock(&log_mu);
-    bool has = strstr(log_buf, s) != NULL;
-    uv_mutex_unlock(&log_mu);
-    return has;
-}
-
-static void log_clear(void)
-{
-    uv_mutex_lock(&log_mu);
-    log_len = 0;
-    log_buf[0] = '\0';
-    uv_mutex_unlock(&log_mu);
-}
-
 /* ---- fixture ------------------------------------------------------------------ */
 
 struct event {
@@ -398,25 +363,24 @@ static void on_stopped(void *ctx)
     f->stopped = true;
 }
 
-static void tick(uv_timer_t *h)
-{
-    (void)h;
-}
-
 typedef bool (*pred_fn)(struct fx *f, const void *arg);
+
+struct until {
+    struct fx *f;
+    pred_fn pred;
+    const void *arg;
+};
+
+static bool until_done(void *p)
+{
+    struct until *u = p;
+    return u->pred(u->f, u->arg);
+}
 
 static bool run_until(struct fx *f, pred_fn pred, const void *arg, unsigned timeout_ms)
 {
-    uv_timer_t t;
-    uv_timer_init(&f->loop, &t);
-    uv_timer_start(&t, tick, 2, 2);
-    uint64_t deadline = uk__now_ms() + timeout_ms;
-    bool ok;
-    while (!(ok = pred(f, arg)) && uk__now_ms() < deadline)
-        uv_run(&f->loop, UV_RUN_ONCE);
-    uv_close((uv_handle_t *)&t, NULL);
-    uv_run(&f->loop, UV_RUN_NOWAIT);
-    return ok;
+    struct until u = {f, pred, arg};
+    return loop_run_until(&f->loop, until_done, &u, timeout_ms);
 }
 
 static bool pred_events(struct fx *f, const void *arg)

@@ -299,6 +299,23 @@ static int piv_pin_status(void *state, uk_card *card, int *retries_left)
     return uk_piv_sw_to_err(sw, NULL);
 }
 
+/* SP 800-73-4: 6 to 8 characters, padded with FF, into out. We accept printable ASCII (vendor
+ * cards take more than digits) and never send a PIN the card would have to reject on format,
+ * which could cost a retry. */
+static int pad_pin(const uk_secret *pin, uint8_t out[PIV_PIN_LEN])
+{
+    const uint8_t *p = pin ? uk_secret_get0_data(pin) : NULL;
+    size_t n = pin ? uk_secret_get0_len(pin) : 0;
+    if (p == NULL || n < 6 || n > PIV_PIN_LEN)
+        return UK_E_PIN_INVALID;
+    for (size_t i = 0; i < n; i++)
+        if (p[i] < 0x20 || p[i] > 0x7E)
+            return UK_E_PIN_INVALID;
+    memset(out, 0xFF, PIV_PIN_LEN);
+    memcpy(out, p, n);
+    return UK_OK;
+}
+
 static int piv_verify_pin(void *state, uk_card *card, const uk_secret *pin, int *retries_left)
 {
     uk__piv_state *st = state;
@@ -307,27 +324,44 @@ static int piv_verify_pin(void *state, uk_card *card, const uk_secret *pin, int 
     int rc;
     *retries_left = -1;
     st->io.card = card;
-    const uint8_t *p = pin ? uk_secret_get0_data(pin) : NULL;
-    size_t n = pin ? uk_secret_get0_len(pin) : 0;
-    /* SP 800-73-4: 6 to 8 characters, padded with FF. We accept printable
-     * ASCII (vendor cards take more than digits) and never send a PIN the
-     * card would have to reject on format, which could cost a retry. */
-    if (p == NULL || n < 6 || n > PIV_PIN_LEN)
-        return UK_E_PIN_INVALID;
-    for (size_t i = 0; i < n; i++)
-        if (p[i] < 0x20 || p[i] > 0x7E)
-            return UK_E_PIN_INVALID;
-    rc = uk__piv_select(&st->io);
-    if (rc != UK_OK)
+    if ((rc = pad_pin(pin, padded)) != UK_OK)
         return rc;
-    memset(padded, 0xFF, sizeof(padded));
-    memcpy(padded, p, n);
+    rc = uk__piv_select(&st->io);
+    if (rc != UK_OK) {
+        uk_wipe(padded, sizeof(padded));
+        return rc;
+    }
     rc = uk__piv_transceive(&st->io, UK__PIV_INS_VERIFY, 0x00, UK__PIV_KEY_PIN, padded,
                             sizeof(padded), NULL, 0, NULL, &sw);
     uk_wipe(padded, sizeof(padded));
     if (rc != UK_OK)
         return rc;
     return uk_piv_sw_to_err(sw, retries_left);
+}
+
+/* CHANGE REFERENCE DATA of the PIN (SP 800-73-4 3.2.2): old and new, each padded to 8 bytes.
+ * The card counts a wrong old PIN like a wrong VERIFY (63Cx, 6983 when blocked). */
+static int piv_change_pin(void *state, uk_card *card, const uk_secret *old_pin,
+                          const uk_secret *new_pin, int *retries_left)
+{
+    uk__piv_state *st = state;
+    uint8_t data[2 * PIV_PIN_LEN];
+    uint16_t sw = 0;
+    int rc;
+    *retries_left = -1;
+    st->io.card = card;
+    if ((rc = pad_pin(old_pin, data)) != UK_OK ||
+        (rc = pad_pin(new_pin, data + PIV_PIN_LEN)) != UK_OK)
+        goto out;
+    if ((rc = uk__piv_select(&st->io)) != UK_OK)
+        goto out;
+    rc = uk__piv_transceive(&st->io, UK__PIV_INS_CHANGE_REFERENCE, 0x00, UK__PIV_KEY_PIN, data,
+                            sizeof(data), NULL, 0, NULL, &sw);
+    if (rc == UK_OK)
+        rc = uk_piv_sw_to_err(sw, retries_left);
+out:
+    uk_wipe(data, sizeof(data));
+    return rc;
 }
 
 /* ---- signing --------------------------------------------------------- */
@@ -428,9 +462,11 @@ static int crypto_md(uk_hash h, uk_crypto_md *md)
     }
 }
 
-/* GENERAL AUTHENTICATE: 7C { 82 00, 81 input } -> 7C { 82 result }. */
-static int general_authenticate(uk__piv_state *st, uint8_t alg, uint8_t slot, const uint8_t *in,
-                                size_t in_len, uint8_t *res, size_t cap, size_t *res_len)
+/* GENERAL AUTHENTICATE: 7C { 82 00, tag input } -> 7C { 82 result }; tag 81 (challenge: sign,
+ * RSA decipher) or 85 (exponentiation: ECDH). */
+static int general_authenticate(uk__piv_state *st, uint8_t alg, uint8_t slot, uint8_t tag,
+                                const uint8_t *in, size_t in_len, uint8_t *res, size_t cap,
+                                size_t *res_len)
 {
     uint8_t cmd[600], *resp = NULL;
     uk__piv_buf b;
@@ -443,7 +479,7 @@ static int general_authenticate(uk__piv_state *st, uint8_t alg, uint8_t slot, co
     uk__piv_buf_init(&b, cmd, sizeof(cmd));
     uk__piv_buf_tl(&b, 0x7C, (in_len < 0x80 ? 2 : in_len <= 0xFF ? 3 : 4) + in_len + 2);
     uk__piv_buf_tlv(&b, 0x82, NULL, 0);
-    uk__piv_buf_tlv(&b, 0x81, in, in_len);
+    uk__piv_buf_tlv(&b, tag, in, in_len);
     if (b.overflow)
         return UK_E_INVALID_PARAMS;
     resp = malloc(1024);
@@ -560,7 +596,7 @@ static int piv_sign(void *state, uk_card *card, const uk_sign_req *req, uint8_t 
         else
             rc = UK_E_INVALID_PARAMS;
         if (rc == UK_OK)
-            rc = general_authenticate(st, alg, slot, in, k, out, sizeof(out), &out_len);
+            rc = general_authenticate(st, alg, slot, 0x81, in, k, out, sizeof(out), &out_len);
         uk_wipe(in, k);
         if (rc == UK_OK && out_len > k) {
             UK_LOG_WARN("the card's RSA signature is longer than the modulus");
@@ -585,7 +621,7 @@ static int piv_sign(void *state, uk_card *card, const uk_sign_req *req, uint8_t 
             memcpy(in, req->digest, f);
         else
             memcpy(in + (f - req->digest_len), req->digest, req->digest_len);
-        rc = general_authenticate(st, alg, slot, in, f, out, sizeof(out), &out_len);
+        rc = general_authenticate(st, alg, slot, 0x81, in, f, out, sizeof(out), &out_len);
         uk_wipe(in, f);
         if (rc == UK_OK && !ecdsa_der_ok(out, out_len)) {
             UK_LOG_WARN("the card's ECDSA signature is not DER");
@@ -603,6 +639,55 @@ static int piv_sign(void *state, uk_card *card, const uk_sign_req *req, uint8_t 
         rc = UK_E_NOT_SUPPORTED;
     }
     uk_wipe(out, sizeof(out));
+    return rc;
+}
+
+/* Decryption with a slot's key (uk_driver.h, decrypt). No SELECT: as for a signature, the token
+ * layer verified the PIN just before. The input is checked against the key first, so the card is
+ * only asked what it can answer. */
+static int piv_decrypt(void *state, uk_card *card, const char *key_id, uk_decrypt_kind kind,
+                       const uint8_t *in, size_t in_len, uint8_t *out, size_t cap, size_t *out_len)
+{
+    uk__piv_state *st = state;
+    uint8_t slot = 0, alg = 0;
+    st->io.card = card;
+    if (in == NULL || out == NULL || out_len == NULL || !uk__piv_slot_parse(key_id, &slot))
+        return UK_E_INVALID_PARAMS;
+    int rc = slot_alg(st, slot, &alg);
+    if (rc != UK_OK)
+        return rc;
+    size_t k = rsa_bytes(alg), f = ec_bytes(alg);
+    uint8_t res[600];
+    size_t res_len = 0;
+    if (kind == UK_DECRYPT_RSA_RAW && k > 0 && in_len == k) {
+        rc = general_authenticate(st, alg, slot, 0x81, in, in_len, res, sizeof(res), &res_len);
+        if (rc == UK_OK && res_len > k) {
+            UK_LOG_WARN("the card's RSA result is longer than the modulus");
+            rc = UK_E_CARD_ERROR;
+        }
+        if (rc == UK_OK && cap < k)
+            rc = UK_E_LIMIT_EXCEEDED;
+        if (rc == UK_OK) { /* I2OSP: the card may drop leading zeros */
+            memset(out, 0, k - res_len);
+            memcpy(out + (k - res_len), res, res_len);
+            *out_len = k;
+        }
+    } else if (kind == UK_DECRYPT_ECDH && f > 0 && in_len == 2 * f + 1 && in[0] == 0x04) {
+        rc = general_authenticate(st, alg, slot, 0x85, in, in_len, res, sizeof(res), &res_len);
+        if (rc == UK_OK && res_len != f) {
+            UK_LOG_WARN("the card's ECDH secret has %zu bytes, not %zu", res_len, f);
+            rc = UK_E_CARD_ERROR;
+        }
+        if (rc == UK_OK && cap < f)
+            rc = UK_E_LIMIT_EXCEEDED;
+        if (rc == UK_OK) {
+            memcpy(out, res, f);
+            *out_len = f;
+        }
+    } else {
+        rc = k > 0 || f > 0 ? UK_E_INVALID_PARAMS : UK_E_NOT_SUPPORTED;
+    }
+    uk_wipe(res, sizeof(res));
     return rc;
 }
 
@@ -628,4 +713,6 @@ const uk_driver uk_driver_piv = {
     .update_key_history = uk__piv_update_key_history,
     .check_sign = piv_check_sign,
     .logout = piv_logout,
+    .change_pin = piv_change_pin,
+    .decrypt = piv_decrypt,
 };

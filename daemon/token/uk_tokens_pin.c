@@ -1,0 +1,239 @@
+/* PIN operations of the token layer (uk_token.h): pin.status, pin.change, and decryption (which
+ * verifies the PIN first), run through uk__tokens_run so that card I/O stays on the reader's
+ * worker, each in one transaction. */
+#include "uk_err.h"
+#include "uk_limits.h"
+#include "uk_token.h"
+#include "uk_token_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct pin_op {
+    uk_tokens *t;
+    char token[96];
+    uk_secret *old_pin; /* change only; freed on the worker right after use, else at done */
+    uk_secret *new_pin;
+    int retries; /* learnt on the worker; -1 nothing */
+    uk_tokens_pin_fn cb;
+    void *arg;
+} pin_op;
+
+static void pin_op_free(pin_op *p)
+{
+    uk_secret_free(p->old_pin);
+    uk_secret_free(p->new_pin);
+    free(p);
+}
+
+static void pin_op_done(void *arg, int err)
+{
+    pin_op *p = arg;
+    if (err == UK_E_PIN_LOCKED)
+        p->retries = 0;
+    uk__tokens_note_pin(p->t, p->token, p->retries);
+    int retries = p->retries;
+    if (err != UK_OK && err != UK_E_PIN_INCORRECT && err != UK_E_PIN_LOCKED)
+        retries = -1;
+    uk_tokens_pin_fn cb = p->cb;
+    void *cb_arg = p->arg;
+    pin_op_free(p);
+    cb(cb_arg, err, retries);
+}
+
+static int status_op(void *arg, const uk_driver *drv, void *state, uk_card *card)
+{
+    pin_op *p = arg;
+    if (drv->pin_status == NULL)
+        return UK_E_NOT_SUPPORTED;
+    return drv->pin_status(state, card, &p->retries);
+}
+
+static int change_op(void *arg, const uk_driver *drv, void *state, uk_card *card)
+{
+    pin_op *p = arg;
+    int rc = UK_E_NOT_SUPPORTED;
+    if (drv->change_pin != NULL)
+        rc = drv->change_pin(state, card, p->old_pin, p->new_pin, &p->retries);
+    /* Gone from memory as soon as the card has them, whatever it said. */
+    uk_secret_free(p->old_pin);
+    uk_secret_free(p->new_pin);
+    p->old_pin = p->new_pin = NULL;
+    if (rc == UK_OK) {
+        /* The right old PIN restored the counter: ask the card for it (one APDU). A card that
+         * now counts the PIN as verified is told to forget it, as after a signature. */
+        p->retries = -1;
+        if (drv->pin_status != NULL && drv->pin_status(state, card, &p->retries) != UK_OK)
+            p->retries = -1;
+        if (drv->logout != NULL)
+            drv->logout(state, card);
+    }
+    return rc;
+}
+
+static int submit(uk_tokens *t, const char *token_id, uk__token_op_fn fn, pin_op *p)
+{
+    p->t = t;
+    p->retries = -1;
+    snprintf(p->token, sizeof(p->token), "%s", token_id ? token_id : "");
+    return uk__tokens_run(t, token_id, 0, fn, pin_op_done, p);
+}
+
+int uk_tokens_pin_status(uk_tokens *t, const char *token_id, uk_tokens_pin_fn cb, void *arg)
+{
+    if (cb == NULL)
+        return UK_E_INTERNAL;
+    pin_op *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return UK_E_NO_MEMORY;
+    p->cb = cb;
+    p->arg = arg;
+    int rc = submit(t, token_id, status_op, p);
+    if (rc != UK_OK)
+        pin_op_free(p);
+    return rc;
+}
+
+int uk_tokens_change_pin(uk_tokens *t, const char *token_id, uk_secret *old_pin, uk_secret *new_pin,
+                         uk_tokens_pin_fn cb, void *arg)
+{
+    int rc = UK_E_NO_MEMORY;
+    pin_op *p = NULL;
+    if (cb == NULL) {
+        rc = UK_E_INTERNAL;
+        goto fail;
+    }
+    if (old_pin == NULL || new_pin == NULL) {
+        rc = UK_E_PIN_REQUIRED;
+        goto fail;
+    }
+    if (uk_secret_get0_len(old_pin) > UK_LIMIT_PIN_LENGTH ||
+        uk_secret_get0_len(new_pin) > UK_LIMIT_PIN_LENGTH) {
+        rc = UK_E_PIN_INVALID;
+        goto fail;
+    }
+    if ((p = calloc(1, sizeof(*p))) == NULL)
+        goto fail;
+    p->cb = cb;
+    p->arg = arg;
+    p->old_pin = old_pin;
+    p->new_pin = new_pin;
+    rc = submit(t, token_id, change_op, p);
+    if (rc != UK_OK)
+        pin_op_free(p); /* frees both PINs */
+    return rc;
+fail:
+    uk_secret_free(old_pin); /* consumed in every case */
+    uk_secret_free(new_pin);
+    return rc;
+}
+
+/* ---- decryption ---- */
+
+/* Largest input (an RSA-4096 ciphertext) and result. */
+#define DECRYPT_MAX 512u
+
+typedef struct decrypt_op {
+    uk_tokens *t;
+    char token[96];
+    char key_id[UK_KEY_ID_MAX];
+    uk_decrypt_kind kind;
+    uint8_t in[DECRYPT_MAX];
+    size_t in_len;
+    uk_secret *pin; /* freed on the worker right after VERIFY, else at done */
+    int retries;
+    uint8_t out[DECRYPT_MAX]; /* a secret: wiped before free */
+    size_t out_len;
+    uk_tokens_decrypt_fn cb;
+    void *arg;
+} decrypt_op;
+
+static void decrypt_op_free(decrypt_op *p)
+{
+    uk_secret_free(p->pin);
+    uk_wipe(p->out, sizeof(p->out));
+    free(p);
+}
+
+static int decrypt_run(void *arg, const uk_driver *drv, void *state, uk_card *card)
+{
+    decrypt_op *p = arg;
+    if (drv->verify_pin == NULL || drv->decrypt == NULL)
+        return UK_E_NOT_SUPPORTED;
+    /* The key of the certificate the caller found: after a renewal on a card that cannot move
+     * keys, a role's certificate belongs to the key in the staging slot. */
+    uk__tokens_map_role(drv, state, card, p->key_id);
+    int rc = drv->verify_pin(state, card, p->pin, &p->retries);
+    uk_secret_free(p->pin);
+    p->pin = NULL;
+    if (rc != UK_OK)
+        return rc;
+    rc = drv->decrypt(state, card, p->key_id, p->kind, p->in, p->in_len, p->out, sizeof(p->out),
+                      &p->out_len);
+    if (drv->logout != NULL)
+        drv->logout(state, card);
+    /* The right PIN restored the counter: read it (one APDU, spends nothing). */
+    p->retries = -1;
+    if (drv->pin_status != NULL && drv->pin_status(state, card, &p->retries) != UK_OK)
+        p->retries = -1;
+    return rc;
+}
+
+static void decrypt_done(void *arg, int err)
+{
+    decrypt_op *p = arg;
+    if (err == UK_E_PIN_LOCKED)
+        p->retries = 0;
+    uk__tokens_note_pin(p->t, p->token, p->retries);
+    int retries = err == UK_E_PIN_INCORRECT || err == UK_E_PIN_LOCKED ? p->retries : -1;
+    if (err == UK_OK)
+        p->cb(p->arg, UK_OK, -1, p->out, p->out_len);
+    else
+        p->cb(p->arg, err, retries, NULL, 0);
+    decrypt_op_free(p);
+}
+
+int uk_tokens_decrypt(uk_tokens *t, const char *token_id, const char *key_id, uk_decrypt_kind kind,
+                      const uint8_t *in, size_t in_len, uk_secret *pin, uk_tokens_decrypt_fn cb,
+                      void *arg)
+{
+    int rc = UK_E_NO_MEMORY;
+    decrypt_op *p = NULL;
+    if (cb == NULL) {
+        rc = UK_E_INTERNAL;
+        goto fail;
+    }
+    if (key_id == NULL || key_id[0] == '\0' || strlen(key_id) >= UK_KEY_ID_MAX || in == NULL ||
+        in_len == 0 || in_len > DECRYPT_MAX) {
+        rc = UK_E_INVALID_PARAMS;
+        goto fail;
+    }
+    if (pin == NULL) {
+        rc = UK_E_PIN_REQUIRED;
+        goto fail;
+    }
+    if (uk_secret_get0_len(pin) > UK_LIMIT_PIN_LENGTH) {
+        rc = UK_E_PIN_INVALID;
+        goto fail;
+    }
+    if ((p = calloc(1, sizeof(*p))) == NULL)
+        goto fail;
+    p->t = t;
+    p->retries = -1;
+    snprintf(p->token, sizeof(p->token), "%s", token_id ? token_id : "");
+    snprintf(p->key_id, sizeof(p->key_id), "%s", key_id);
+    p->kind = kind;
+    memcpy(p->in, in, in_len);
+    p->in_len = in_len;
+    p->pin = pin;
+    p->cb = cb;
+    p->arg = arg;
+    rc = uk__tokens_run(t, token_id, 0, decrypt_run, decrypt_done, p);
+    if (rc != UK_OK)
+        decrypt_op_free(p); /* frees the PIN */
+    return rc;
+fail:
+    uk_secret_free(pin); /* consumed in every case */
+    return rc;
+}
