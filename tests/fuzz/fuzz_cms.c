@@ -1,0 +1,154 @@
+/*
+ * fuzz_cms.c - libFuzzer target for the CMS code of the x509 module: what a web page hands to
+ * verify.cms and decrypt.cms. The first byte picks what is done with the rest:
+ *   0  uk_x509_cms_verify on the DER, attached content
+ *   1  the same, detached: the second byte n, then the DER, then n bytes of content
+ *   2  uk_x509_cms_envelope_open for two recipients (RSA-2048 and P-256, fuzz_cms_keys.h), then
+ *      uk_x509_cms_envelope_finish with a card answer made of input bytes (a card that lies)
+ *   3  the same, with the answer the card would give (the recipient's private key here does the
+ *      card's part), so that the unpadding, KDF, unwrap and content decryption see real keys
+ *      with fuzzed envelopes.
+ * Invariants: a success returns what the header promises (lengths within the input's, a card
+ * input of the size the key needs); nothing leaks (LeakSanitizer in the fuzz preset).
+ * Seed corpus: tests/fuzz/corpus/cms/: `openssl cms -sign` (RSA attached, P-256 detached and
+ * without attributes) and `openssl cms -encrypt` to these recipients (RSA, EC, both, by key id,
+ * RSA-OAEP), each after its mode byte. Run: build/fuzz/tests/fuzz/fuzz_cms -max_len=4096
+ * tests/fuzz/corpus/cms/
+ */
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "fuzz_cms_keys.h"
+#include "uk_err.h"
+#include "uk_x509.h"
+
+enum { MODE_VERIFY, MODE_VERIFY_DETACHED, MODE_OPEN_LYING_CARD, MODE_OPEN_TRUE_CARD, MODES };
+
+static uk_cert_info *certs[2];
+static EVP_PKEY *keys[2];
+
+static void setup(void)
+{
+    if (certs[0] != NULL)
+        return;
+    const unsigned char *k0 = fuzz_cms_rsa_key, *k1 = fuzz_cms_ec_key;
+    if (uk_x509_parse(fuzz_cms_rsa_cert, fuzz_cms_rsa_cert_len, &certs[0]) != UK_OK ||
+        uk_x509_parse(fuzz_cms_ec_cert, fuzz_cms_ec_cert_len, &certs[1]) != UK_OK ||
+        (keys[0] = d2i_AutoPrivateKey(NULL, &k0, (long)fuzz_cms_rsa_key_len)) == NULL ||
+        (keys[1] = d2i_AutoPrivateKey(NULL, &k1, (long)fuzz_cms_ec_key_len)) == NULL)
+        abort();
+}
+
+static void verify(const uint8_t *der, size_t len, const uint8_t *content, size_t content_len)
+{
+    uk_x509_cms_verified *v = NULL;
+    if (uk_x509_cms_verify(der, len, content, content_len, &v) != UK_OK)
+        return;
+    if (v == NULL || v->signer_der == NULL || v->signer_der_len == 0 || v->signer_der_len >= len ||
+        v->detached != (content != NULL) || (v->content_len > 0 && v->content == NULL))
+        abort();
+    if (content != NULL ? v->content_len != content_len ||
+                              (content_len > 0 && memcmp(v->content, content, content_len) != 0)
+                        : v->content_len >= len)
+        abort();
+    uk_x509_cms_verified_free(v);
+}
+
+/* What the card computes for how with keys[which]: RSA without padding, or ECDH's X. */
+static size_t card_answer(size_t which, uk_x509_unwrap how, const uint8_t *in, size_t in_len,
+                          uint8_t *out, size_t cap)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(keys[which], NULL);
+    EVP_PKEY *peer = NULL;
+    size_t n = cap;
+    bool ok = false;
+    if (ctx == NULL)
+        abort();
+    if (how == UK_X509_UNWRAP_RSA) {
+        ok = EVP_PKEY_decrypt_init(ctx) == 1 &&
+             EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) == 1 &&
+             EVP_PKEY_decrypt(ctx, out, &n, in, in_len) == 1;
+    } else {
+        /* The peer point on the recipient's curve, as the card would take it. */
+        EVP_PKEY *tmpl = keys[which];
+        peer = EVP_PKEY_new();
+        ok = peer != NULL && EVP_PKEY_copy_parameters(peer, tmpl) == 1 &&
+             EVP_PKEY_set1_encoded_public_key(peer, in, in_len) == 1 &&
+             EVP_PKEY_derive_init(ctx) == 1 && EVP_PKEY_derive_set_peer(ctx, peer) == 1 &&
+             EVP_PKEY_derive(ctx, out, &n) == 1;
+    }
+    EVP_PKEY_free(peer);
+    EVP_PKEY_CTX_free(ctx);
+    return ok ? n : 0;
+}
+
+static void open_envelope(const uint8_t *der, size_t len, bool true_card)
+{
+    uk_x509_cms_envelope *e = NULL;
+    size_t which = 99, card_in_len = 0;
+    uk_x509_unwrap how = 0;
+    const uint8_t *card_in = NULL;
+    const uk_cert_info *const recips[2] = {certs[0], certs[1]};
+    if (uk_x509_cms_envelope_open(der, len, recips, 2, &e, &which, &how, &card_in, &card_in_len) !=
+        UK_OK)
+        return;
+    if (e == NULL || which > 1 || card_in == NULL || card_in_len == 0 ||
+        (how != UK_X509_UNWRAP_RSA && how != UK_X509_UNWRAP_ECDH) ||
+        (how == UK_X509_UNWRAP_RSA && (which != 0 || card_in_len != 256)) ||
+        (how == UK_X509_UNWRAP_ECDH && (which != 1 || card_in_len != 65)))
+        abort();
+    uint8_t out[512];
+    size_t out_len = how == UK_X509_UNWRAP_RSA ? 256 : 32;
+    if (true_card) {
+        out_len = card_answer(which, how, card_in, card_in_len, out, sizeof(out));
+    } else {
+        for (size_t i = 0; i < out_len; i++)
+            out[i] = der[i % len] ^ (uint8_t)i;
+    }
+    uint8_t *content = NULL;
+    size_t content_len = 0;
+    if (out_len > 0 &&
+        uk_x509_cms_envelope_finish(e, out, out_len, &content, &content_len) == UK_OK) {
+        if (content == NULL && content_len != 0)
+            abort();
+        if (content_len > len)
+            abort();
+    }
+    free(content);
+    uk_x509_cms_envelope_free(e);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uk_fuzz_quiet();
+    setup();
+    if (size < 2)
+        return 0;
+    unsigned mode = data[0] % MODES;
+    const uint8_t *p = data + 1;
+    size_t n = size - 1;
+    switch (mode) {
+    case MODE_VERIFY:
+        verify(p, n, NULL, 0);
+        break;
+    case MODE_VERIFY_DETACHED: {
+        size_t k = p[0];
+        if (k > n - 1)
+            return 0;
+        verify(p + 1, n - 1 - k, p + n - k, k);
+        break;
+    }
+    case MODE_OPEN_LYING_CARD:
+        open_envelope(p, n, false);
+        break;
+    default:
+        open_envelope(p, n, true);
+        break;
+    }
+    return 0;
+}
