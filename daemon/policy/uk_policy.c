@@ -60,11 +60,26 @@ struct pairable {
     struct bucket rate;
 };
 
+/*
+ * The last origin classified (allowed extension IDs counting) and its rules entry. A session keeps
+ * its origin, and the dispatcher asks about it on every request, system.hello once per method:
+ * parsing it once instead of a dozen times per call is a fifth of ukeyd's own work for a
+ * system.hello (docs/performance.md). Reached through a pointer so that the lookups, which take a
+ * const policy, may fill it; cleared whenever the tables or the paired list change.
+ */
+struct memo {
+    bool valid;
+    char origin[UK_ORIGIN_MAX + 1];
+    uk_origin_access access;
+    const struct rules *rules; /* NULL: none (defaults), or not ALLOWED/PAIRED */
+};
+
 struct uk_policy {
     struct tables t;
     char *state_dir; /* the pairing store's directory (from uk_policy_new), or NULL */
     struct paired *paired;
     size_t n_paired;
+    struct memo *memo;
     struct pairable pairable[UK_POLICY_PAIRABLE_BUCKETS];
     struct bucket pairable_all;
 };
@@ -280,6 +295,10 @@ int uk_policy_new(const uk_config *cfg, uk_policy **out)
     uk_policy *p = calloc(1, sizeof *p);
     if (p == NULL)
         return UK_E_NO_MEMORY;
+    if ((p->memo = calloc(1, sizeof *p->memo)) == NULL) {
+        free(p);
+        return UK_E_NO_MEMORY;
+    }
     int rc = tables_build(cfg, &p->t);
     if (rc == UK_OK && cfg->state_dir != NULL && (p->state_dir = strdup(cfg->state_dir)) == NULL)
         rc = UK_E_NO_MEMORY;
@@ -300,6 +319,7 @@ void uk_policy_free(uk_policy *policy)
     tables_close(&policy->t);
     paired_free(policy->paired, policy->n_paired);
     free(policy->state_dir);
+    free(policy->memo);
     free(policy);
 }
 
@@ -333,6 +353,7 @@ int uk_policy_reload(uk_policy *policy, const uk_config *cfg)
                       policy->state_dir);
     tables_close(&policy->t);
     policy->t = t;
+    policy->memo->valid = false;
     return UK_OK;
 }
 
@@ -370,14 +391,44 @@ static uk_origin_access classify(const uk_policy *p, const uk_origin *o, bool ex
     return UK_ACCESS_PAIRABLE;
 }
 
-uk_origin_access uk_policy_origin_access(const uk_policy *policy, const char *origin)
+static uk_origin_access access_of(const uk_policy *p, const char *origin)
 {
     uk_origin o;
     const char *why = NULL;
-    if (policy == NULL || origin == NULL ||
-        uk_origin_parse(origin, strlen(origin), &o, NULL) != UK_OK)
+    if (uk_origin_parse(origin, strlen(origin), &o, NULL) != UK_OK)
         return UK_ACCESS_REFUSED;
-    return classify(policy, &o, true, &why);
+    return classify(p, &o, true, &why);
+}
+
+/* The memo filled for origin (classified now unless it is the last one asked about). */
+static const struct memo *memo_for(const uk_policy *p, const char *origin)
+{
+    struct memo *m = p->memo;
+    if (m->valid && strcmp(m->origin, origin) == 0)
+        return m;
+    size_t len = strlen(origin);
+    m->valid = false;
+    m->access = access_of(p, origin);
+    m->rules = NULL;
+    if (m->access == UK_ACCESS_ALLOWED || m->access == UK_ACCESS_PAIRED)
+        for (size_t i = 0; i < p->t.n_rules; i++)
+            if (strcmp(p->t.rules[i].origin, origin) == 0) {
+                m->rules = &p->t.rules[i];
+                break;
+            }
+    /* A parsed origin fits; anything longer was refused and is not kept. */
+    if (len < sizeof m->origin) {
+        memcpy(m->origin, origin, len + 1);
+        m->valid = true;
+    }
+    return m;
+}
+
+uk_origin_access uk_policy_origin_access(const uk_policy *policy, const char *origin)
+{
+    if (policy == NULL || origin == NULL)
+        return UK_ACCESS_REFUSED;
+    return memo_for(policy, origin)->access;
 }
 
 uk_origin_access uk_policy_wss_origin_access(const uk_policy *policy, const char *header,
@@ -405,14 +456,12 @@ bool uk_policy_origin_allowed(const uk_policy *policy, const char *header, size_
 /* The rules entry of an ALLOWED or PAIRED origin, or NULL (defaults); *ok: whether it is one. */
 static const struct rules *rules_for(const uk_policy *p, const char *origin, bool *ok)
 {
-    uk_origin_access a = uk_policy_origin_access(p, origin);
-    *ok = a == UK_ACCESS_ALLOWED || a == UK_ACCESS_PAIRED;
-    if (!*ok)
+    *ok = false;
+    if (p == NULL || origin == NULL)
         return NULL;
-    for (size_t i = 0; i < p->t.n_rules; i++)
-        if (strcmp(p->t.rules[i].origin, origin) == 0)
-            return &p->t.rules[i];
-    return NULL;
+    const struct memo *m = memo_for(p, origin);
+    *ok = m->access == UK_ACCESS_ALLOWED || m->access == UK_ACCESS_PAIRED;
+    return m->rules;
 }
 
 bool uk_policy_method_allowed(const uk_policy *policy, const char *origin, const char *method)
@@ -476,6 +525,7 @@ int uk_policy_pair(uk_policy *policy, const char *origin, int64_t now_unix)
         return rc;
     }
     policy->n_paired++;
+    policy->memo->valid = false;
     UK_LOG_NOTICE("pairing: %s paired", origin);
     return UK_OK;
 }
@@ -503,6 +553,7 @@ int uk_policy_unpair(uk_policy *policy, const char *origin)
     free(policy->paired);
     policy->paired = rest;
     policy->n_paired--;
+    policy->memo->valid = false;
     return UK_OK;
 }
 

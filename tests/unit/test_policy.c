@@ -873,6 +873,43 @@ static void test_policy_per_origin_rules_and_defaults(void **state)
     assert_false(uk_policy_pin_from_page(p, NULL));
 }
 
+/* The answers for one origin, asked again and again as a session does, follow every change: a
+ * reload that changes its rules or drops it, pairing and unpairing. */
+static void test_policy_repeated_questions_follow_changes(void **state)
+{
+    *state = reopen(*state, rules_json);
+    uk_policy *p = *state;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(uk_policy_origin_access(p, "https://a.cn"), UK_ACCESS_ALLOWED);
+        assert_false(uk_policy_method_allowed(p, "https://a.cn", "cert.write"));
+        assert_true(uk_policy_pin_from_page(p, "https://a.cn"));
+    }
+    uk_config *cfg = config("{\"origins\": [\"https://a.cn\"], \"origin_policies\": {"
+                            " \"https://a.cn\": {\"methods\": [\"cert.write\"]}}}");
+    assert_int_equal(uk_policy_reload(p, cfg), UK_OK);
+    uk_config_free(cfg);
+    assert_true(uk_policy_method_allowed(p, "https://a.cn", "cert.write"));
+    assert_false(uk_policy_pin_from_page(p, "https://a.cn"));
+    cfg = config("{\"origins\": [\"https://b.cn\"]}");
+    assert_int_equal(uk_policy_reload(p, cfg), UK_OK);
+    uk_config_free(cfg);
+    assert_int_equal(uk_policy_origin_access(p, "https://a.cn"), UK_ACCESS_PAIRABLE);
+    assert_false(uk_policy_method_allowed(p, "https://a.cn", "cert.write"));
+    assert_int_equal(uk_policy_pair(p, "https://a.cn", 1), UK_OK);
+    assert_int_equal(uk_policy_origin_access(p, "https://a.cn"), UK_ACCESS_PAIRED);
+    assert_true(uk_policy_method_allowed(p, "https://a.cn", "cert.write"));
+    assert_int_equal(uk_policy_unpair(p, "https://a.cn"), UK_OK);
+    assert_int_equal(uk_policy_origin_access(p, "https://a.cn"), UK_ACCESS_PAIRABLE);
+    /* Two origins in turn, and one too long to keep. */
+    char longo[UK_ORIGIN_MAX + 40];
+    snprintf(longo, sizeof longo, "https://%0*d.cn", UK_ORIGIN_MAX, 7);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(uk_policy_origin_access(p, "https://b.cn"), UK_ACCESS_ALLOWED);
+        assert_int_equal(uk_policy_origin_access(p, longo), UK_ACCESS_REFUSED);
+        assert_int_equal(uk_policy_origin_access(p, "https://a.cn"), UK_ACCESS_PAIRABLE);
+    }
+}
+
 static void test_policy_rules_origin_must_be_canonical(void **state)
 {
     (void)state;
@@ -1028,6 +1065,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_reload_keeps_pairings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_policy_per_origin_rules_and_defaults, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_policy_repeated_questions_follow_changes, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_policy_rules_origin_must_be_canonical, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_policy_origins_foreach_lists_config_then_paired, setup,
