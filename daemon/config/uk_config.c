@@ -51,6 +51,11 @@ void uk_config_free(uk_config *cfg)
         free(cfg->pkcs11_modules[i].name);
     }
     free(cfg->pkcs11_modules);
+    for (size_t i = 0; i < cfg->n_skf_modules; i++) {
+        free(cfg->skf_modules[i].path);
+        free(cfg->skf_modules[i].name);
+    }
+    free(cfg->skf_modules);
     free(cfg->path);
     free(cfg->system_path);
     free(cfg);
@@ -388,43 +393,52 @@ static int parse_limits(const cJSON *obj, uk_config_limits *lim)
 }
 
 /*
- * "pkcs11_modules": [{"path": "/abs/module.so", "name": "..."}]. Paths must be
- * absolute: a bare name would be looked up by dlopen in LD_LIBRARY_PATH, which
- * whoever controls the environment chooses, and a module runs inside ukeyd.
+ * "pkcs11_modules": [{"path": "/abs/module.so", "name": "..."}] and "skf_modules" (the same, with
+ * "ulong_bytes": 4 or 8). Paths must be absolute: a bare name would be looked up by dlopen in
+ * LD_LIBRARY_PATH, which whoever controls the environment chooses, and a module runs inside
+ * ukeyd. key names the array; skf allows "ulong_bytes".
  */
-static int parse_pkcs11_modules(uk_config *cfg, const cJSON *arr)
+static int parse_modules(const cJSON *arr, const char *key, size_t limit, bool skf,
+                         uk_config_module **out, size_t *n_out)
 {
     if (!cJSON_IsArray(arr)) {
-        UK_LOG_ERR("config: \"pkcs11_modules\" must be an array");
+        UK_LOG_ERR("config: \"%s\" must be an array", key);
         return UK_E_CONFIG_INVALID;
     }
     size_t n = (size_t)cJSON_GetArraySize(arr);
-    if (n > UK_LIMIT_PKCS11_MODULES) {
-        UK_LOG_ERR("config: \"pkcs11_modules\" lists %zu modules; at most %u", n,
-                   UK_LIMIT_PKCS11_MODULES);
+    if (n > limit) {
+        UK_LOG_ERR("config: \"%s\" lists %zu modules; at most %zu", key, n, limit);
         return UK_E_CONFIG_INVALID;
     }
     if (n == 0)
         return UK_OK;
-    cfg->pkcs11_modules = calloc(n, sizeof(*cfg->pkcs11_modules));
-    if (cfg->pkcs11_modules == NULL)
+    *out = calloc(n, sizeof(**out));
+    if (*out == NULL)
         return UK_E_NO_MEMORY;
     const cJSON *e;
     cJSON_ArrayForEach(e, arr)
     {
-        uk_config_pkcs11_module *m = &cfg->pkcs11_modules[cfg->n_pkcs11_modules];
+        uk_config_module *m = &(*out)[*n_out];
         if (!cJSON_IsObject(e)) {
-            UK_LOG_ERR("config: \"pkcs11_modules\" entries must be objects");
+            UK_LOG_ERR("config: \"%s\" entries must be objects", key);
             return UK_E_CONFIG_INVALID;
         }
         const char *path = NULL, *name = "";
+        unsigned width = skf ? 4u : 0u;
         const cJSON *f;
         cJSON_ArrayForEach(f, e)
         {
+            if (skf && strcmp(f->string, "ulong_bytes") == 0) {
+                if (!cJSON_IsNumber(f) || (f->valuedouble != 4 && f->valuedouble != 8)) {
+                    UK_LOG_ERR("config: \"%s\" \"ulong_bytes\" must be 4 or 8", key);
+                    return UK_E_CONFIG_INVALID;
+                }
+                width = (unsigned)f->valuedouble;
+                continue;
+            }
             bool is_path = strcmp(f->string, "path") == 0;
             if ((!is_path && strcmp(f->string, "name") != 0) || !cJSON_IsString(f)) {
-                UK_LOG_ERR("config: \"pkcs11_modules\" entry member \"%.64s\" is unknown or not a "
-                           "string",
+                UK_LOG_ERR("config: \"%s\" entry member \"%.64s\" is unknown or not a string", key,
                            f->string);
                 return UK_E_CONFIG_INVALID;
             }
@@ -434,22 +448,23 @@ static int parse_pkcs11_modules(uk_config *cfg, const cJSON *arr)
                 name = f->valuestring;
         }
         if (path == NULL || path[0] != '/' || strlen(path) >= PATH_MAX) {
-            UK_LOG_ERR("config: every \"pkcs11_modules\" entry needs an absolute \"path\"");
+            UK_LOG_ERR("config: every \"%s\" entry needs an absolute \"path\"", key);
             return UK_E_CONFIG_INVALID;
         }
         if (strlen(name) > 63) {
-            UK_LOG_ERR("config: a \"pkcs11_modules\" name has at most 63 bytes");
+            UK_LOG_ERR("config: a \"%s\" name has at most 63 bytes", key);
             return UK_E_CONFIG_INVALID;
         }
-        for (size_t i = 0; i < cfg->n_pkcs11_modules; i++) {
-            if (strcmp(cfg->pkcs11_modules[i].path, path) == 0) {
-                UK_LOG_ERR("config: \"pkcs11_modules\" lists %.256s twice", path);
+        for (size_t i = 0; i < *n_out; i++) {
+            if (strcmp((*out)[i].path, path) == 0) {
+                UK_LOG_ERR("config: \"%s\" lists %.256s twice", key, path);
                 return UK_E_CONFIG_INVALID;
             }
         }
         m->path = strdup(path);
         m->name = strdup(name);
-        cfg->n_pkcs11_modules++;
+        m->ulong_bytes = width;
+        (*n_out)++;
         if (m->path == NULL || m->name == NULL)
             return UK_E_NO_MEMORY;
     }
@@ -533,7 +548,11 @@ static int parse_key(uk_config *cfg, const cJSON *item, struct parse_state *st)
     if (strcmp(key, "limits") == 0)
         return parse_limits(item, &cfg->limits);
     if (strcmp(key, "pkcs11_modules") == 0)
-        return parse_pkcs11_modules(cfg, item);
+        return parse_modules(item, key, UK_LIMIT_PKCS11_MODULES, false, &cfg->pkcs11_modules,
+                             &cfg->n_pkcs11_modules);
+    if (strcmp(key, "skf_modules") == 0)
+        return parse_modules(item, key, UK_LIMIT_SKF_MODULES, true, &cfg->skf_modules,
+                             &cfg->n_skf_modules);
     if (strcmp(key, "piv_allow_default_management_key") == 0)
         return get_bool(item, key, &cfg->piv_allow_default_mgm_key);
     if (strcmp(key, "piv_management_key") == 0) {

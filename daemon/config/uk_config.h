@@ -44,6 +44,11 @@
  *                         names and logs (optional)}], at most
  *                         UK_LIMIT_PKCS11_MODULES, no path
  *                         twice                               []
+ *   skf_modules           [{"path": absolute path of a GM/T
+ *                         0016 SKF module, "name" (optional),
+ *                         "ulong_bytes": 4 or 8, the module's
+ *                         ULONG width (optional, 4)}], at most
+ *                         UK_LIMIT_SKF_MODULES, no path twice []
  *
  * origin_policies entry: "methods" (array of method names, at most
  * UK_CONFIG_METHOD_MAX bytes each; absent: every method the daemon offers to
@@ -105,11 +110,13 @@ typedef struct uk_config_origin_policy {
     bool from_system; /* the entry came from the system file */
 } uk_config_origin_policy;
 
-/* One pkcs11_modules entry. */
-typedef struct uk_config_pkcs11_module {
-    char *path; /* absolute */
-    char *name; /* "" when not given */
-} uk_config_pkcs11_module;
+/* One pkcs11_modules or skf_modules entry. */
+typedef struct uk_config_module {
+    char *path;           /* absolute */
+    char *name;           /* "" when not given */
+    unsigned ulong_bytes; /* skf_modules: 4 (default) or 8; pkcs11_modules: 0 */
+} uk_config_module;
+typedef uk_config_module uk_config_pkcs11_module;
 
 typedef struct uk_config {
     char **origins; /* as written; the policy module parses them strictly */
@@ -143,6 +150,8 @@ typedef struct uk_config {
     uk_config_limits limits;
     uk_config_pkcs11_module *pkcs11_modules;
     size_t n_pkcs11_modules;
+    uk_config_module *skf_modules;
+    size_t n_skf_modules;
 } uk_config;
 
 /*

@@ -308,7 +308,7 @@ int uk_crypto_spki_from_rsa(const uint8_t *n, size_t n_len, const uint8_t *e, si
 int uk_crypto_spki_from_ec(uk_crypto_curve curve, const uint8_t *point, size_t len, uint8_t **spki,
                            size_t *spki_len)
 {
-    const char *group;
+    const char *group, *type = "EC";
     size_t field;
     switch (curve) {
     case UK_CRYPTO_CURVE_P256:
@@ -318,6 +318,11 @@ int uk_crypto_spki_from_ec(uk_crypto_curve curve, const uint8_t *point, size_t l
     case UK_CRYPTO_CURVE_P384:
         group = "P-384";
         field = 48;
+        break;
+    case UK_CRYPTO_CURVE_SM2:
+        group = "SM2";
+        type = "SM2";
+        field = 32;
         break;
     default:
         return UK_E_INVALID_PARAMS;
@@ -336,7 +341,7 @@ int uk_crypto_spki_from_ec(uk_crypto_curve curve, const uint8_t *point, size_t l
         OSSL_PARAM_BLD_free(bld);
         return OSSL_FAIL("EC parameters");
     }
-    return spki_from_params("EC", bld, spki, spki_len);
+    return spki_from_params(type, bld, spki, spki_len);
 }
 
 /* ---- management-key ciphers ------------------------------------------ */
@@ -487,4 +492,23 @@ out:
     OPENSSL_free(buf);
     ECDSA_SIG_free(sig);
     return rc;
+}
+
+int uk_crypto_digest_info(uk_crypto_md md, const uint8_t *digest, size_t digest_len, uint8_t *out,
+                          size_t cap, size_t *out_len)
+{
+    /* The tail of 00 01 FF.. 00 DigestInfo, encoded by uk_crypto_emsa_pkcs1_v15. */
+    uint8_t em[128];
+    int rc = uk_crypto_emsa_pkcs1_v15(md, digest, digest_len, em, sizeof(em));
+    if (rc != UK_OK)
+        return rc;
+    size_t i = 2;
+    while (i < sizeof(em) && em[i] == 0xff)
+        i++;
+    size_t n = sizeof(em) - i - 1;
+    if (n > cap)
+        return UK_E_LIMIT_EXCEEDED;
+    memcpy(out, em + i + 1, n);
+    *out_len = n;
+    return UK_OK;
 }

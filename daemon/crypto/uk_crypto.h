@@ -49,6 +49,13 @@ int uk_crypto_emsa_pkcs1_v15(uk_crypto_md md, const uint8_t *digest, size_t dige
                              size_t em_len) __attribute__((warn_unused_result));
 
 /*
+ * The DER DigestInfo of an already computed digest (what EMSA-PKCS1-v1_5 pads, and what an SKF
+ * SKF_RSASignData or a PKCS#11 CKM_RSA_PKCS signs) into out (cap bytes; 83 always suffice).
+ */
+int uk_crypto_digest_info(uk_crypto_md md, const uint8_t *digest, size_t digest_len, uint8_t *out,
+                          size_t cap, size_t *out_len) __attribute__((warn_unused_result));
+
+/*
  * EMSA-PSS (RFC 8017 9.1.1) of an already computed digest, MGF1 with the
  * same hash, a random salt as long as the hash, trailer BC. mod_bits is the
  * modulus size in bits; the encoded message is written right-aligned into
@@ -69,6 +76,7 @@ typedef enum uk_crypto_curve {
     UK_CRYPTO_CURVE_P256,
     UK_CRYPTO_CURVE_P384,
     UK_CRYPTO_CURVE_OTHER,
+    UK_CRYPTO_CURVE_SM2, /* only for uk_crypto_spki_from_ec (key info reports SM2 as OTHER) */
 } uk_crypto_curve;
 
 typedef struct uk_crypto_key_info {
@@ -90,8 +98,9 @@ int uk_crypto_cert_key_info(const uint8_t *cert, size_t len, uk_crypto_key_info 
 int uk_crypto_spki_from_rsa(const uint8_t *n, size_t n_len, const uint8_t *e, size_t e_len,
                             uint8_t **spki, size_t *spki_len) __attribute__((warn_unused_result));
 
-/* SPKI DER of an EC public key given as an uncompressed point (04 X Y). The
- * point is checked to be on the curve. */
+/* SPKI DER of an EC public key given as an uncompressed point (04 X Y): P-256,
+ * P-384 or SM2 (an id-ecPublicKey SPKI with the SM2 curve). The point is
+ * checked to be on the curve. */
 int uk_crypto_spki_from_ec(uk_crypto_curve curve, const uint8_t *point, size_t len, uint8_t **spki,
                            size_t *spki_len) __attribute__((warn_unused_result));
 

@@ -293,7 +293,8 @@ static int start_tokens(daemon_state *d)
     memcpy(to.driver.piv_mgm_key, cfg->piv_mgm_key, cfg->piv_mgm_key_len);
     to.driver.piv_mgm_key_len = cfg->piv_mgm_key_len;
     to.driver.allow_default_mgm_key = cfg->piv_allow_default_mgm_key;
-    /* PKCS#11 modules: paths from the configuration files only (never from a request). */
+    /* PKCS#11 and SKF modules: paths from the configuration files only (never from a
+     * request). */
     uk_tokens_module mods[UK_LIMIT_PKCS11_MODULES];
     for (size_t i = 0; i < cfg->n_pkcs11_modules && i < UK_LIMIT_PKCS11_MODULES; i++) {
         mods[i].path = cfg->pkcs11_modules[i].path;
@@ -301,6 +302,13 @@ static int start_tokens(daemon_state *d)
     }
     to.modules = mods;
     to.n_modules = cfg->n_pkcs11_modules;
+    uk_tokens_skf_module skf[UK_LIMIT_SKF_MODULES];
+    for (size_t i = 0; i < cfg->n_skf_modules && i < UK_LIMIT_SKF_MODULES; i++)
+        skf[i] = (uk_tokens_skf_module){.path = cfg->skf_modules[i].path,
+                                        .name = cfg->skf_modules[i].name,
+                                        .ulong_bytes = cfg->skf_modules[i].ulong_bytes};
+    to.skf_modules = skf;
+    to.n_skf_modules = cfg->n_skf_modules;
     int rc = uk_tokens_start(&to, &d->tokens);
     OPENSSL_cleanse(to.driver.piv_mgm_key, sizeof(to.driver.piv_mgm_key));
     return rc;

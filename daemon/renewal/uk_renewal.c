@@ -86,6 +86,9 @@ typedef struct op {
     uk_renewal_rec **recs;
     size_t n_recs;
     int pin_retries;
+    /* The card job verified pin (commit, abort on a token with UK_TOKEN_CAP_DELETE_NEEDS_PIN; the
+     * prepare): private keys may be deleted; logged out when the job ends. */
+    bool pin_ok;
     /* Earliest not_before of a certificate waiting for activation (0: none), seen by the job. */
     time_t next_due;
     /* recover: whether the journal has something for the card to do. */
@@ -453,6 +456,31 @@ static void now_step(uk_renewal_rec *rec, const char *step, int rc)
         step_hook(step_hook_ctx, step);
 }
 
+/*
+ * On a token that hides private keys until the PIN is verified (UK_TOKEN_CAP_DELETE_NEEDS_PIN),
+ * verifies o->pin so that the job may delete them (commit: retirement; abort: the staged key).
+ * PIN_REQUIRED, before anything changes, without one. Other tokens: nothing (a PIN given stays
+ * unused and is wiped with the op).
+ */
+static int login_for_delete(op *o, const uk_driver *d, void *st, uk_card *card, unsigned caps)
+{
+    if (!(caps & UK_TOKEN_CAP_DELETE_NEEDS_PIN))
+        return UK_OK;
+    if (o->pin == NULL || d->verify_pin == NULL)
+        return UK_E_PIN_REQUIRED;
+    int rc = d->verify_pin(st, card, o->pin, &o->pin_retries);
+    if (rc == UK_OK)
+        o->pin_ok = true;
+    return rc;
+}
+
+static void logout_if(op *o, const uk_driver *d, void *st, uk_card *card)
+{
+    if (o->pin_ok && d->logout != NULL)
+        d->logout(st, card);
+    o->pin_ok = false;
+}
+
 static const char *serial_of(const char *token_id)
 {
     const char *c = strchr(token_id, ':');
@@ -486,6 +514,7 @@ static bool not_due(op *o, const uk_renewal_rec *rec)
 
 static int clean_staging(const uk_driver *d, void *st, uk_card *card, uk_renewal_rec *const *recs,
                          size_t n, const char *token_id);
+static int activate(op *o, const uk_driver *d, void *st, uk_card *card, uk_renewal_rec *rec);
 
 static bool alg_from_name(const char *name, uk_key_alg *alg, uk_x509_key_kind *kind)
 {
@@ -540,7 +569,9 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     for (size_t i = 0; i < n_unf; i++) {
         if (strcmp(unf[i]->token_id, o->token_id) != 0)
             continue;
-        if (strcmp(unf[i]->slot, o->slot) == 0)
+        /* An ACTIVATED renewal whose retirement waits for the PIN is finished below, once the
+         * PIN is verified; only then does it hold the slot no more. */
+        if (strcmp(unf[i]->slot, o->slot) == 0 && unf[i]->state != UK_RENEWAL_ACTIVATED)
             rc = UK_E_RENEWAL_IN_PROGRESS;
         if (unf[i]->state != UK_RENEWAL_PREPARED && !not_due(o, unf[i]))
             at_rest = false;
@@ -603,6 +634,21 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     if (rc != UK_OK)
         goto out;
     pin_ok = true;
+
+    /* Retirements a job without the PIN left pending (UK_TOKEN_CAP_DELETE_NEEDS_PIN): done now. */
+    for (size_t i = 0; i < n_unf; i++) {
+        if (strcmp(unf[i]->token_id, o->token_id) != 0 || unf[i]->state != UK_RENEWAL_ACTIVATED)
+            continue;
+        o->pin_ok = true;
+        int rc2 = activate(o, d, st, card, unf[i]);
+        o->pin_ok = false;
+        if (rc2 != UK_OK)
+            UK_LOG_WARN("renewal %s: retirement not finished: %s", unf[i]->id, uk_err_name(rc2));
+        if (unf[i]->state != UK_RENEWAL_DONE && strcmp(unf[i]->slot, o->slot) == 0) {
+            rc = UK_E_RENEWAL_IN_PROGRESS;
+            goto out;
+        }
+    }
 
     /* What an interrupted prepare left is cleaned at recovery; this card job may run before the
      * recovery of an insert (that first reads the journal elsewhere): clean here too. */
@@ -717,13 +763,20 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     }
 
 out:
-    if (pin_ok && d->logout != NULL)
-        d->logout(st, card);
+    /* The staged key goes while the PIN is still verified (a token that hides private keys
+     * until then cannot delete it later in this job). A key that could not be deleted keeps
+     * its record entry: recovery, or the next prepare, deletes it. NOT_SUPPORTED: a card that
+     * cannot delete keys; the next key generated in the free slot overwrites it. */
     if (rc != UK_OK && generated) {
         int rc2 = d->delete_key(st, card, staged);
-        if (rc2 != UK_OK && rc2 != UK_E_KEY_NOT_FOUND)
-            UK_LOG_WARN("staged key in %s not deleted: %s", staged, uk_err_name(rc2));
+        if (rc2 != UK_OK && rc2 != UK_E_KEY_NOT_FOUND && rc2 != UK_E_NOT_SUPPORTED) {
+            UK_LOG_WARN("staged key in %s not deleted: %s; the card record keeps it for recovery",
+                        staged, uk_err_name(rc2));
+            recorded = false;
+        }
     }
+    if (pin_ok && d->logout != NULL)
+        d->logout(st, card);
     if (rc != UK_OK && recorded &&
         rec_edit(d, st, card, false, UK_RECORD_TAG_KEY_ID, staged) != UK_OK)
         UK_LOG_WARN("card record still names %s", staged);
@@ -927,7 +980,13 @@ static int activate_move(const uk_driver *d, void *st, uk_card *card, uk_renewal
  *   - the old pair is looked for in the retired slots 82..95 by its certificate (the old
  *     certificate's bytes), leaving out the staging slot and every slot a role maps to; the
  *     standard slots (9a/9c) are never touched: on a card without MOVE KEY the old pair stays
- *     in 9A for the tools that read only the standard slot;
+ *     in 9A for the tools that read only the standard slot. A token whose key ids are free-form
+ *     (UK_TOKEN_CAP_ANY_KEY_ID, PKCS#11) has no standard slot: any key id but the active one
+ *     is looked at, the role's own id (the first renewal's old pair) included;
+ *   - on a token that hides private keys until the PIN is verified
+ *     (UK_TOKEN_CAP_DELETE_NEEDS_PIN), a job without the PIN (recovery, the activation timer)
+ *     changes nothing: step "old_key_pending", PIN_REQUIRED, the record stays ACTIVATED until a
+ *     job with the PIN (commit again, the next prepare of the token) retires it;
  *   - for each such slot, in this order: its UK_RECORD_TAG_KEY_ID entry removed (the slot still
  *     holds a certificate, so find_staging_slot does not take it), its key deleted (DELETE KEY;
  *     a card without it and without key metadata keeps the key until the next key generated
@@ -938,7 +997,14 @@ static int activate_move(const uk_driver *d, void *st, uk_card *card, uk_renewal
  * Then Key History. Each card change is a step of the record (written with DONE, or with the
  * record when retirement stops; the record stays ACTIVATED until it is done).
  */
-static int retire(const uk_driver *d, void *st, uk_card *card, unsigned caps, uk_renewal_rec *rec)
+/* Whether rec's last step is step (so that a recovery repeated at every insert logs it once). */
+static bool last_step_is(const uk_renewal_rec *rec, const char *step)
+{
+    return rec->n_steps > 0 && strcmp(rec->steps[rec->n_steps - 1].step, step) == 0;
+}
+
+static int retire(const op *o, const uk_driver *d, void *st, uk_card *card, unsigned caps,
+                  uk_renewal_rec *rec)
 {
     if (rec->old_cert_der == NULL)
         return UK_OK; /* no old certificate: the old key is unknown (and was replaced, or stays) */
@@ -972,12 +1038,23 @@ static int retire(const uk_driver *d, void *st, uk_card *card, unsigned caps, uk
     for (size_t i = 0; ok && rc == UK_OK && i < n; i++) {
         const char *id = certs[i].key_id;
         unsigned long v = strtoul(id, NULL, 16);
-        if (certs[i].error != UK_OK || v < 0x82 || v > 0x95 || strcmp(id, rec->staged_slot) == 0 ||
-            certs[i].der_len != rec->old_cert_der_len ||
+        bool spare = (caps & UK_TOKEN_CAP_ANY_KEY_ID) || (v >= 0x82 && v <= 0x95);
+        if (certs[i].error != UK_OK || !spare || strcmp(id, rec->staged_slot) == 0 ||
+            strcmp(id, active) == 0 || certs[i].der_len != rec->old_cert_der_len ||
             memcmp(certs[i].der, rec->old_cert_der, certs[i].der_len) != 0)
             continue;
         if (role_maps_to(&rb, id))
             continue; /* the active key of a role, whatever certificate it holds */
+        if (can_delete && (caps & UK_TOKEN_CAP_DELETE_NEEDS_PIN) && !o->pin_ok) {
+            /* Nothing is touched before this point: the old pair stays whole. */
+            UK_LOG_INFO("renewal %s: the old key in %s can only be deleted with the PIN; it stays "
+                        "until the next renewal operation with the PIN",
+                        rec->id, id);
+            if (!last_step_is(rec, "old_key_pending"))
+                now_step(rec, "old_key_pending", UK_E_PIN_REQUIRED);
+            rc = UK_E_PIN_REQUIRED;
+            break;
+        }
         if (!reusable) {
             UK_LOG_INFO("renewal %s: the card cannot delete the old key in %s; the old pair stays",
                         rec->id, id);
@@ -1053,7 +1130,10 @@ static int activate(op *o, const uk_driver *d, void *st, uk_card *card, uk_renew
         if (rc != UK_OK)
             return rc;
     }
-    rc = retire(d, st, card, caps, rec);
+    size_t steps = rec->n_steps;
+    rc = retire(o, d, st, card, caps, rec);
+    if (rc == UK_E_PIN_REQUIRED) /* retirement waits for the PIN: the record stays ACTIVATED */
+        return rec->n_steps != steps ? uk_journal_update(j, rec) : UK_OK;
     if (rc != UK_OK)
         return rc;
     return journal_to(j, rec, UK_RENEWAL_DONE, "done");
@@ -1067,16 +1147,36 @@ static int commit_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     if (d->get_caps == NULL || d->put_cert == NULL || d->list_certs == NULL ||
         d->read_record == NULL || d->write_record == NULL || d->find_staging_slot == NULL)
         return UK_E_NOT_SUPPORTED;
+    unsigned caps = 0;
     int rc = uk_journal_get(j, o->id, &rec);
     if (rc != UK_OK)
         return rc;
-    if (rec->state != UK_RENEWAL_PREPARED) {
+    rc = d->get_caps(st, card, &caps);
+    if (rc != UK_OK)
+        goto out;
+    /* The same certificate again for an ACTIVATED renewal: finish its retirement (one that a
+     * job without the PIN left pending). */
+    bool again = rec->state == UK_RENEWAL_ACTIVATED && rec->new_cert_der != NULL &&
+                 rec->new_cert_der_len == o->cert_der_len &&
+                 memcmp(rec->new_cert_der, o->cert_der, o->cert_der_len) == 0;
+    if (rec->state != UK_RENEWAL_PREPARED && !again) {
         rc = UK_E_RENEWAL_STATE;
         goto out;
     }
-    rc = commit_checks(o, d, st, card, rec, o->cert_der, o->cert_der_len);
+    if (!again) {
+        rc = commit_checks(o, d, st, card, rec, o->cert_der, o->cert_der_len);
+        if (rc != UK_OK)
+            goto out;
+    }
+    /* Retirement deletes the old private key: on a token that hides it until the PIN is
+     * verified, before anything changes. */
+    rc = login_for_delete(o, d, st, card, caps);
     if (rc != UK_OK)
         goto out;
+    if (again) {
+        rc = activate(o, d, st, card, rec);
+        goto out;
+    }
 
     /* A commit tried before (and rolled back) made the backup already; it never changes. */
     if (rec->old_cert_der != NULL && rec->old_cert_backup == NULL) {
@@ -1117,6 +1217,7 @@ static int commit_job(void *arg, const uk_driver *d, void *st, uk_card *card)
             UK_LOG_WARN("renewal %s: steps not logged", rec->id);
     }
 out:
+    logout_if(o, d, st, card);
     if (rc == UK_OK) {
         o->rec = rec;
         rec = NULL;
@@ -1157,11 +1258,14 @@ static int abort_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     op *o = arg;
     uk_journal *j = o->r->journal;
     uk_renewal_rec *rec = NULL;
+    unsigned caps = 0;
     if (d->delete_key == NULL || d->read_record == NULL || d->write_record == NULL)
         return UK_E_NOT_SUPPORTED;
     int rc = uk_journal_get(j, o->id, &rec);
     if (rc != UK_OK)
         return rc;
+    if (d->get_caps != NULL && (rc = d->get_caps(st, card, &caps)) != UK_OK)
+        goto out;
     if (rec->state == UK_RENEWAL_WRITTEN) {
         /* Only while the new certificate waits to become valid: activation has not begun. */
         bool untouched = not_due(o, rec);
@@ -1177,6 +1281,9 @@ static int abort_job(void *arg, const uk_driver *d, void *st, uk_card *card)
         rc = UK_E_RENEWAL_STATE;
         goto out;
     }
+    rc = login_for_delete(o, d, st, card, caps);
+    if (rc != UK_OK)
+        goto out;
     rc = d->delete_key(st, card, rec->staged_slot);
     if (rc == UK_E_KEY_NOT_FOUND)
         rc = UK_OK;
@@ -1205,6 +1312,7 @@ static int abort_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     rec = NULL;
     rc = uk_journal_get(j, o->id, &o->rec);
 out:
+    logout_if(o, d, st, card);
     uk_renewal_rec_free(rec);
     return rc;
 }
@@ -1333,8 +1441,16 @@ static int clean_staging(const uk_driver *d, void *st, uk_card *card, uk_renewal
         rc = slot_in_use(d, st, card, slot, certs, n_certs, &used);
         if (rc != UK_OK || used)
             continue;
-        UK_LOG_NOTICE("staging slot %s: left by an interrupted renewal.prepare; cleaned", slot);
         int rc2 = d->delete_key != NULL ? d->delete_key(st, card, slot) : UK_E_NOT_SUPPORTED;
+        if (rc2 == UK_E_PIN_REQUIRED) {
+            /* A token that hides private keys until the PIN is verified (recovery has none):
+             * the key and its entry stay until a prepare, which verifies the PIN, cleans. */
+            UK_LOG_INFO("staging slot %s: left by an interrupted renewal.prepare; its key is "
+                        "deleted at the next renewal.prepare (needs the PIN)",
+                        slot);
+            continue;
+        }
+        UK_LOG_NOTICE("staging slot %s: left by an interrupted renewal.prepare; cleaned", slot);
         if (rc2 != UK_OK && rc2 != UK_E_KEY_NOT_FOUND && rc2 != UK_E_NOT_SUPPORTED) {
             rc = rc2;
             break;
@@ -1627,6 +1743,15 @@ static int dup_der(const uint8_t *p, size_t n, uint8_t **out)
     return UK_OK;
 }
 
+/* A copy of pin (NULL: none) into o->pin. */
+static int take_pin(op *o, const uk_secret *pin)
+{
+    if (pin == NULL)
+        return UK_OK;
+    o->pin = uk_secret_new(uk_secret_get0_data(pin), uk_secret_get0_len(pin));
+    return o->pin != NULL ? UK_OK : UK_E_NO_MEMORY;
+}
+
 int uk_renewal_commit(uk_renewal *r, const uk_renewal_commit_req *req, uk_renewal_cb cb, void *arg)
 {
     if (req == NULL || req->cert_der == NULL || req->cert_der_len == 0 ||
@@ -1646,6 +1771,8 @@ int uk_renewal_commit(uk_renewal *r, const uk_renewal_commit_req *req, uk_renewa
     }
     if (rc == UK_OK && r->ca_bundle != NULL && (o->ca_bundle = strdup(r->ca_bundle)) == NULL)
         rc = UK_E_NO_MEMORY;
+    if (rc == UK_OK)
+        rc = take_pin(o, req->pin);
     if (rc != UK_OK) {
         op_free(o);
         return rc;
@@ -1653,12 +1780,22 @@ int uk_renewal_commit(uk_renewal *r, const uk_renewal_commit_req *req, uk_renewa
     return submit_op(r, o, lookup_job, lookup_done);
 }
 
-int uk_renewal_abort(uk_renewal *r, const char *id, uk_renewal_cb cb, void *arg)
+bool uk_renewal_needs_pin(const uk_renewal_rec *rec)
+{
+    return rec != NULL && rec->driver != NULL && strcmp(rec->driver, "p11") == 0;
+}
+
+int uk_renewal_abort(uk_renewal *r, const char *id, const uk_secret *pin, uk_renewal_cb cb,
+                     void *arg)
 {
     op *o = NULL;
     int rc = submit_by_id(r, OP_ABORT, id, cb, arg, &o);
     if (rc != UK_OK)
         return rc;
+    if ((rc = take_pin(o, pin)) != UK_OK) {
+        op_free(o);
+        return rc;
+    }
     return submit_op(r, o, lookup_job, lookup_done);
 }
 

@@ -93,6 +93,9 @@ typedef struct uk_renewal_commit_req {
     const uint8_t *const *chain;
     const size_t *chain_len;
     size_t n_chain;
+    /* The PIN (borrowed for the call: copied), or NULL. Needed on a token whose private keys are
+     * hidden until the PIN is verified (uk_renewal_needs_pin): retiring the old key deletes one. */
+    const uk_secret *pin;
 } uk_renewal_commit_req;
 
 /* Called on the loop thread with a record that recovery or the activation timer changed (not for
@@ -107,7 +110,7 @@ typedef struct uk_renewal_result {
     size_t n_recs;
     const uint8_t *cert_der;
     size_t cert_der_len;
-    int pin_retries; /* prepare: retries left after a wrong PIN, -1 unknown */
+    int pin_retries; /* prepare, commit, abort: retries left after a wrong PIN, -1 unknown */
 } uk_renewal_result;
 
 typedef void (*uk_renewal_cb)(void *arg, int err, const uk_renewal_result *res);
@@ -143,18 +146,31 @@ bool uk_renewal_role_ok(const char *token_id, const char *slot);
  * that cannot move keys). */
 int uk_renewal_prepare(uk_renewal *r, const uk_renewal_prepare_req *req, uk_renewal_cb cb,
                        void *arg) __attribute__((warn_unused_result));
+/*
+ * Whether renewal.commit and renewal.abort of rec need the PIN: on PKCS#11 tokens (driver "p11")
+ * private keys are hidden until the PIN is verified (CKF_LOGIN_REQUIRED, nearly every token), and
+ * commit (retirement) and abort delete one. The card job verifies it only when the token says so
+ * (UK_TOKEN_CAP_DELETE_NEEDS_PIN); without it there it fails with PIN_REQUIRED before changing
+ * anything. Docs: docs/renewal.md, "PKCS#11 tokens".
+ */
+bool uk_renewal_needs_pin(const uk_renewal_rec *rec);
+
 /* Errors: RENEWAL_NOT_FOUND, RENEWAL_STATE, CERT_INVALID (also a chain element),
  * CERT_KEY_MISMATCH, CERT_EXPIRED, CHAIN_INVALID (the chain or the CA bundle does not verify
  * it), CONFIG_INVALID (the CA bundle cannot be read) - nothing on the card changed for these -,
- * card errors. A certificate not valid yet is written and waits: the record reported is WRITTEN. */
+ * PIN_REQUIRED (see uk_renewal_needs_pin), PIN_* (res.pin_retries), card errors. A certificate
+ * not valid yet is written and waits: the record reported is WRITTEN. Committing an ACTIVATED
+ * renewal again with its certificate finishes its retirement (one left pending for the PIN by a
+ * recovery: step "old_key_pending"). */
 int uk_renewal_commit(uk_renewal *r, const uk_renewal_commit_req *req, uk_renewal_cb cb, void *arg)
     __attribute__((warn_unused_result));
 /* Deletes the staged key (and its certificate) of a PREPARED renewal, or of a WRITTEN one whose
- * certificate is not valid yet (the old pair stays active); the record ends ABORTED.
+ * certificate is not valid yet (the old pair stays active); the record ends ABORTED. pin: NULL,
+ * or the PIN (borrowed: copied) for a token that needs it (uk_renewal_needs_pin).
  * Errors: RENEWAL_NOT_FOUND, RENEWAL_STATE (another state, or a WRITTEN one already being
- * activated), card errors. */
-int uk_renewal_abort(uk_renewal *r, const char *id, uk_renewal_cb cb, void *arg)
-    __attribute__((warn_unused_result));
+ * activated), PIN_REQUIRED, PIN_* (res.pin_retries), card errors. */
+int uk_renewal_abort(uk_renewal *r, const char *id, const uk_secret *pin, uk_renewal_cb cb,
+                     void *arg) __attribute__((warn_unused_result));
 /* Finishes or rolls back the unfinished renewals of token_id (journal state COMMITTING, WRITTEN,
  * ACTIVATED), from what the card holds, then removes what an interrupted prepare left on the card
  * (see UK_RENEWAL_RECORD_TAG_STAGED): call it when the token is inserted (which includes the

@@ -148,14 +148,8 @@ static int cms_run(uk__rpc_guard *g, void *arg, uk_secret *pin)
 static void cms_certs(void *arg, int err, const uk_token_cert *certs, size_t n)
 {
     cms_req *req = arg;
-    for (size_t i = 0; err == UK_OK && req->cert == NULL && i < n; i++) {
-        if (strcmp(certs[i].key_id, req->key) != 0)
-            continue;
-        err = certs[i].error != UK_OK ? certs[i].error
-                                      : uk_x509_parse(certs[i].der, certs[i].der_len, &req->cert);
-    }
-    if (err == UK_OK && req->cert == NULL)
-        err = UK_E_CERT_NOT_FOUND;
+    if (err == UK_OK)
+        err = uk__rpc_key_cert(certs, n, req->key, &req->cert);
     if (err == UK_OK) { /* a dry run: the real one takes the time after the dialog */
         uk_x509_cms_sign_req sr = {
             .signer = req->cert, .digest = cms_hashes[req->h].alg, .detached = true};

@@ -60,7 +60,7 @@ bool uk__rpc_chinese(void)
 
 typedef struct words {
     const char *title;
-    const char *asks[6]; /* by uk__rpc_action */
+    const char *asks[8]; /* by uk__rpc_action */
     const char *key, *cert, *digest, *enter_pin, *confirm, *last_retry, *pin_prompt;
     const char *wrong_pin[2]; /* around the number of tries left */
     const char *allow, *deny, *local, *via, *pair, *ok_pin;
@@ -71,7 +71,9 @@ static const words zh = {
     .asks = {"", "请求使用您的 USB Key 签名。", "请求在您的 USB Key 上生成新的密钥对（证书更新）。",
              "请求将新证书写入您的 USB Key。",
              "请求修改您的 USB Key 的 PIN 码（请先输入当前 PIN 码）。",
-             "请求用您的 USB Key 解密发给此证书的数据。"},
+             "请求用您的 USB Key 解密发给此证书的数据。",
+             "请求删除为证书更新在您的 USB Key 上生成的新密钥（放弃更新）。",
+             "请求核对您的 USB Key 的 PIN 码（登录；不签名，也不改动 USB Key）。"},
     .key = "USB Key：",
     .cert = "证书：",
     .digest = "待签名数据摘要：",
@@ -96,7 +98,9 @@ static const words en = {
              "asks to generate a new key pair on your USB key (certificate renewal).",
              "asks to write a new certificate onto your USB key.",
              "asks to change the PIN of your USB key (enter the current PIN first).",
-             "asks to decrypt data sent to this certificate with your USB key."},
+             "asks to decrypt data sent to this certificate with your USB key.",
+             "asks to delete the key prepared on your USB key for a certificate renewal (abort).",
+             "asks to check the PIN of your USB key (log in; nothing is signed or changed)."},
     .key = "Key: ",
     .cert = "Certificate: ",
     .digest = "Digest of the data: ",

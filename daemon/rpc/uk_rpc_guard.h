@@ -1,8 +1,9 @@
 /*
  * uk_rpc_guard.h - the user's say before a key is used: consent and the PIN.
  *
- * A handler that uses a key (sign, renewal.prepare, renewal.commit) parses its params, then hands
- * the call to a guard with a run function that starts the card operation. The guard decides, by
+ * A handler that uses a key (sign, renewal.prepare, renewal.commit, renewal.abort of a PKCS#11
+ * renewal) parses its params, then hands the call to a guard with a run function that starts the
+ * card operation. The guard decides, by
  * who is calling and the per-origin policy (docs/security.md, "PIN and consent"):
  *
  *   - a PIN in params: taken only from the local user's tools (Unix socket) or from an origin
@@ -39,6 +40,8 @@ typedef enum uk__rpc_action {
     UK__ACTION_WRITE = 3,      /* write a new certificate onto the key */
     UK__ACTION_CHANGE_PIN = 4, /* change the key's PIN (the PIN asked is the current one) */
     UK__ACTION_DECRYPT = 5,    /* decrypt data sent to the key's certificate */
+    UK__ACTION_DELETE = 6,     /* delete a key prepared for a renewal (renewal.abort; PKCS#11) */
+    UK__ACTION_VERIFY_PIN = 7, /* check the PIN only (pin.verify: a portal's "log in") */
 } uk__rpc_action;
 
 typedef struct uk__rpc_guard_info {

@@ -265,6 +265,9 @@ static const struct {
     {"ECDSA-SHA256", UK_SIG_ECDSA, UK_HASH_SHA256, UK_X509_DIGEST_SHA256},
     {"ECDSA-SHA384", UK_SIG_ECDSA, UK_HASH_SHA384, UK_X509_DIGEST_SHA384},
     {"ECDSA-SHA512", UK_SIG_ECDSA, UK_HASH_SHA512, UK_X509_DIGEST_SHA512},
+    /* GM/T 0003 SM2 with SM3: the key signs e = SM3(Z || data), Z over the key's public key and
+     * the ID 1234567812345678 (taken from the key's certificate); a `digest` is e itself. */
+    {"SM2-SM3", UK_SIG_SM2, UK_HASH_SM3, UK_X509_DIGEST_SM3},
 };
 
 typedef struct {
@@ -275,6 +278,8 @@ typedef struct {
     char token[96];
     uk_sign_req sreq; /* sreq.digest points at hash */
     uint8_t hash[UK_X509_DIGEST_MAX];
+    uint8_t *data; /* SM2-SM3 with data: the message, until e is computed */
+    size_t data_len;
 } sign_req;
 
 static void sign_done(void *arg, int err, int retries_left, const uint8_t *sig, size_t sig_len)
@@ -306,6 +311,72 @@ static int sign_run(uk__rpc_guard *g, void *arg, uk_secret *pin)
     const uk_rpc_options *opt = uk_rpc_get0_options(uk_rpc_call_rpc(req->call));
     /* The token layer copies the request; the PIN is consumed either way. */
     return uk_tokens_sign(opt->tokens, req->token, &req->sreq, pin, sign_done, req);
+}
+
+static uk_tokens *opt_tokens(uk_rpc_call *call)
+{
+    return uk_rpc_get0_options(uk_rpc_call_rpc(call))->tokens;
+}
+
+/* Asks for consent and the PIN, then signs req->hash (sign_run). */
+static void sign_start(sign_req *req)
+{
+    /* The dialog shows the digest: what is signed, in a form the page cannot dress up. */
+    char hex[UK_X509_DIGEST_MAX * 2 + 1];
+    if (OPENSSL_buf2hexstr_ex(hex, sizeof(hex), NULL, req->hash, req->sreq.digest_len, '\0') != 1)
+        hex[0] = '\0';
+    uk__rpc_guard_info info = {.action = UK__ACTION_SIGN,
+                               .token = req->token,
+                               .key = req->key,
+                               .what = hex,
+                               .need_pin = true};
+    uk__rpc_guard_start(req->call, &info, sign_run, free, req);
+}
+
+int uk__rpc_key_cert(const uk_token_cert *certs, size_t n, const char *key, uk_cert_info **out)
+{
+    *out = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(certs[i].key_id, key) == 0)
+            return certs[i].error != UK_OK ? certs[i].error
+                                           : uk_x509_parse(certs[i].der, certs[i].der_len, out);
+    }
+    return UK_E_CERT_NOT_FOUND;
+}
+
+/* e = SM3(Z || data) with the public key of the certificate of req->key. */
+static int sm2_e(sign_req *req, const uk_token_cert *certs, size_t n)
+{
+    uk_cert_info *ci = NULL;
+    int rc = uk__rpc_key_cert(certs, n, req->key, &ci);
+    if (rc == UK_E_CERT_NOT_FOUND)
+        return UK_E_KEY_NOT_FOUND; /* without its certificate the key's Z is unknown */
+    if (rc != UK_OK)
+        return rc;
+    size_t len = sizeof(req->hash);
+    rc = uk_x509_sm2_digest(ci->spki, ci->spki_len, req->data, req->data_len, req->hash, &len);
+    uk_cert_info_free(ci);
+    if (rc == UK_E_NOT_SUPPORTED)
+        rc = UK_E_INVALID_PARAMS; /* the algorithm does not fit the key */
+    return rc;
+}
+
+static void sm2_certs_done(void *arg, int err, const uk_token_cert *certs, size_t n)
+{
+    sign_req *req = arg;
+    if (err == UK_OK)
+        err = sm2_e(req, certs, n);
+    free(req->data);
+    req->data = NULL;
+    if (err != UK_OK) {
+        cJSON *params = uk_rpc_call_params(req->call);
+        uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(params, "pin"));
+        uk_rpc_call_error(req->call, err, NULL, uk__rpc_error_extra(req->call, err, req->token));
+        free(req);
+        return;
+    }
+    req->sreq.digest_len = 32;
+    sign_start(req);
 }
 
 void uk__rpc_sign(uk_rpc_call *call)
@@ -367,18 +438,22 @@ void uk__rpc_sign(uk_rpc_call *call)
                               .digest = req->hash,
                               .digest_len = hash_len};
     snprintf(req->sreq.key_id, sizeof(req->sreq.key_id), "%s", key);
-    /* The dialog shows the digest: what is signed, in a form the page cannot dress up. */
-    char hex[UK_X509_DIGEST_MAX * 2 + 1];
-    if (OPENSSL_buf2hexstr_ex(hex, sizeof(hex), NULL, req->hash, hash_len, '\0') != 1)
-        hex[0] = '\0';
-    free(data);
     free(digest);
-    uk__rpc_guard_info info = {.action = UK__ACTION_SIGN,
-                               .token = req->token,
-                               .key = req->key,
-                               .what = hex,
-                               .need_pin = true};
-    uk__rpc_guard_start(call, &info, sign_run, free, req);
+    if (sig_algs[a].scheme == UK_SIG_SM2 && data != NULL) {
+        /* e needs the key's public key: from its certificate (cached by the token layer). */
+        req->data = data;
+        req->data_len = data_len;
+        rc = uk_tokens_list_certs(opt_tokens(call), req->token, sm2_certs_done, req);
+        if (rc != UK_OK) {
+            free(req->data);
+            free(req);
+            uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(params, "pin"));
+            uk_rpc_call_error(call, rc, NULL, NULL);
+        }
+        return;
+    }
+    free(data);
+    sign_start(req);
     return;
 param_error:
     uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(params, "pin"));

@@ -245,11 +245,13 @@ static const char *const verify_cms_params[] = {"cms", "content"};
 static const char *const decrypt_cms_params[] = {"token", "cms", "pin"};
 static const char *const token_params[] = {"token"};
 static const char *const pin_change_params[] = {"token", "old_pin", "new_pin"};
+static const char *const pin_verify_params[] = {"token", "pin"};
 static const char *const events_params[] = {"events"};
 static const char *const renewal_prepare_params[] = {"token",     "slot", "mode",
                                                      "algorithm", "pin",  "subject"};
-static const char *const renewal_commit_params[] = {"renewal_id", "certificate", "chain"};
+static const char *const renewal_commit_params[] = {"renewal_id", "certificate", "chain", "pin"};
 static const char *const renewal_id_params[] = {"renewal_id"};
+static const char *const renewal_abort_params[] = {"renewal_id", "pin"};
 static const char *const origin_params[] = {"origin"};
 static const char *const limit_params[] = {"limit"};
 
@@ -270,13 +272,14 @@ static const uk_rpc_method methods[] = {
     {"verify.cms", uk__rpc_verify_cms, verify_cms_params, 2, 0},
     {"decrypt.cms", uk__rpc_decrypt_cms, decrypt_cms_params, 3, UK_METHOD_CONSENT | UK_METHOD_PIN},
     {"pin.status", uk__rpc_pin_status, token_params, 1, 0},
+    {"pin.verify", uk__rpc_pin_verify, pin_verify_params, 2, UK_METHOD_CONSENT | UK_METHOD_PIN},
     {"pin.change", uk__rpc_pin_change, pin_change_params, 3, UK_METHOD_CONSENT | UK_METHOD_PIN},
     {"renewal.prepare", uk__rpc_renewal_prepare, renewal_prepare_params, 6,
      UK_METHOD_CONSENT | UK_METHOD_PIN},
-    {"renewal.commit", uk__rpc_renewal_commit, renewal_commit_params, 3, UK_METHOD_CONSENT},
+    {"renewal.commit", uk__rpc_renewal_commit, renewal_commit_params, 4, UK_METHOD_CONSENT},
     {"renewal.status", uk__rpc_renewal_status, renewal_id_params, 1, 0},
     {"renewal.list", uk__rpc_renewal_list, NULL, 0, 0},
-    {"renewal.abort", uk__rpc_renewal_abort, renewal_id_params, 1, UK_METHOD_CONSENT},
+    {"renewal.abort", uk__rpc_renewal_abort, renewal_abort_params, 2, UK_METHOD_CONSENT},
     {"origins.list", uk__rpc_origins_list, NULL, 0, UK_METHOD_LOCAL_ONLY | UK_METHOD_EXTENSION},
     {"origins.revoke", uk__rpc_origins_revoke, origin_params, 1, UK_METHOD_LOCAL_ONLY},
     {"audit.read", uk__rpc_audit_read, limit_params, 1, UK_METHOD_LOCAL_ONLY},

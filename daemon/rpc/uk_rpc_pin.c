@@ -1,7 +1,8 @@
-/* Handlers for the PIN: pin.status (the tries left, read from the key) and pin.change. The
- * current PIN goes through the guard exactly like the PIN of `sign` (dialog, page-PIN policy,
- * last-try confirmation, rate limit); the new PIN comes from params under the same policy, or
- * from two further PIN dialogs that must agree. */
+/* Handlers for the PIN: pin.status (the tries left, read from the key), pin.verify (the PIN
+ * checked and forgotten again: a portal's "log in") and pin.change. The current PIN goes through
+ * the guard exactly like the PIN of `sign` (dialog, page-PIN policy, last-try confirmation, rate
+ * limit); the new PIN comes from params under the same policy, or from two further PIN dialogs
+ * that must agree. */
 #include "uk_err.h"
 #include "uk_limits.h"
 #include "uk_log.h"
@@ -94,6 +95,64 @@ void uk__rpc_pin_status(uk_rpc_call *call)
         free(req);
         uk_rpc_call_error(call, rc, NULL, NULL);
     }
+}
+
+/* ---- pin.verify ---- */
+
+static void verified(void *arg, int err, int retries_left)
+{
+    pin_req *req = arg;
+    if (uk__rpc_guard_done(req->guard, err, retries_left))
+        return; /* a wrong PIN typed in the dialog: asked again */
+    if (err == UK_E_PIN_INCORRECT || err == UK_E_PIN_LOCKED) {
+        uk_rpc_call_error(req->call, err, NULL, retries_json(retries_left));
+    } else if (err != UK_OK) {
+        uk_rpc_call_error(req->call, err, NULL, uk__rpc_error_extra(req->call, err, req->token));
+    } else {
+        cJSON *r = retries_json(retries_left);
+        if (r == NULL || !cJSON_AddStringToObject(r, "token", req->token) ||
+            !cJSON_AddBoolToObject(r, "verified", true)) {
+            cJSON_Delete(r);
+            uk_rpc_call_error(req->call, UK_E_NO_MEMORY, NULL, NULL);
+        } else {
+            uk_rpc_call_result(req->call, r);
+        }
+    }
+    pin_req_free(req);
+}
+
+static int verify_run(uk__rpc_guard *g, void *arg, uk_secret *pin)
+{
+    pin_req *req = arg;
+    const uk_rpc_options *opt = uk_rpc_get0_options(uk_rpc_call_rpc(req->call));
+    req->guard = g;
+    return uk_tokens_verify_pin(opt->tokens, req->token, pin, verified, req);
+}
+
+/* pin.verify {token, pin?}: the PIN from the dialog (or params, under the page-PIN policy). */
+void uk__rpc_pin_verify(uk_rpc_call *call)
+{
+    const char *token = NULL;
+    uk_jsonrpc_param_error pe;
+    if (uk__rpc_guard_refuse_pin(call))
+        return;
+    if (uk_jsonrpc_param_get0_string(uk_rpc_call_params(call), "token", true, 95, &token, &pe) !=
+        UK_OK) {
+        uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(uk_rpc_call_params(call), "pin"));
+        uk_rpc_call_param_error(call, &pe);
+        return;
+    }
+    pin_req *req = calloc(1, sizeof(*req));
+    if (req == NULL) {
+        uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(uk_rpc_call_params(call), "pin"));
+        uk_rpc_call_error(call, UK_E_NO_MEMORY, NULL, NULL);
+        return;
+    }
+    req->call = call;
+    snprintf(req->token, sizeof(req->token), "%s", token);
+    uk__rpc_guard_info info = {
+        .action = UK__ACTION_VERIFY_PIN, .token = req->token, .need_pin = true};
+    uk__rpc_guard_start(call, &info, verify_run, pin_req_free, req);
 }
 
 /* ---- pin.change ---- */

@@ -401,18 +401,43 @@ static int chain_param(const cJSON *params, renewal_req *req, uk_jsonrpc_param_e
     return UK_OK;
 }
 
+/* A PIN in params that no guard takes (an error before the guard, a token that needs none) is
+ * wiped before the call's params are freed. */
+static void wipe_pin(uk_rpc_call *call)
+{
+    uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(uk_rpc_call_params(call), "pin"));
+}
+
 static int commit_run(uk__rpc_guard *g, void *arg, uk_secret *pin)
 {
     renewal_req *req = arg;
     req->guard = g;
-    uk_secret_free(pin); /* none: writing a certificate takes the management key */
+    /* PIV: no PIN (writing a certificate takes the management key); PKCS#11: retiring the old
+     * key needs it (uk_renewal_needs_pin). */
     uk_renewal_commit_req cr = {.id = req->id,
                                 .cert_der = req->der,
                                 .cert_der_len = req->der_len,
                                 .chain = (const uint8_t *const *)req->chain,
                                 .chain_len = req->chain_len,
-                                .n_chain = req->n_chain};
-    return uk_renewal_commit(uk_rpc_get0_options(req->rpc)->renewal, &cr, renewal_done, req);
+                                .n_chain = req->n_chain,
+                                .pin = pin};
+    int rc = uk_renewal_commit(uk_rpc_get0_options(req->rpc)->renewal, &cr, renewal_done, req);
+    uk_secret_free(pin);
+    return rc;
+}
+
+/* Hands req to the guard for the renewal rec (its key named in the dialog). */
+static void guard_renewal(renewal_req *req, const uk_renewal_rec *rec, uk__rpc_action action,
+                          bool need_pin, uk__rpc_guard_run_fn run)
+{
+    snprintf(req->token, sizeof(req->token), "%s", rec->token_id);
+    snprintf(req->slot, sizeof(req->slot), "%s", rec->slot);
+    uk__rpc_guard_info info = {.action = action,
+                               .token = req->token,
+                               .key = req->slot,
+                               .what = NULL,
+                               .need_pin = need_pin};
+    uk__rpc_guard_start(req->call, &info, run, req_free, req);
 }
 
 /* The record tells which key the certificate goes to, for the consent dialog; another origin's
@@ -423,18 +448,12 @@ static void commit_found(void *arg, int err, const uk_renewal_result *res)
     if (err == UK_OK && !visible(req, res->rec))
         err = UK_E_RENEWAL_NOT_FOUND;
     if (err != UK_OK) {
+        wipe_pin(req->call);
         uk_rpc_call_error(req->call, err, NULL, NULL);
         req_free(req);
         return;
     }
-    snprintf(req->token, sizeof(req->token), "%s", res->rec->token_id);
-    snprintf(req->slot, sizeof(req->slot), "%s", res->rec->slot);
-    uk__rpc_guard_info info = {.action = UK__ACTION_WRITE,
-                               .token = req->token,
-                               .key = req->slot,
-                               .what = NULL,
-                               .need_pin = false};
-    uk__rpc_guard_start(req->call, &info, commit_run, req_free, req);
+    guard_renewal(req, res->rec, UK__ACTION_WRITE, uk_renewal_needs_pin(res->rec), commit_run);
 }
 
 void uk__rpc_renewal_commit(uk_rpc_call *call)
@@ -442,10 +461,13 @@ void uk__rpc_renewal_commit(uk_rpc_call *call)
     cJSON *params = uk_rpc_call_params(call);
     const char *id = NULL, *cert = NULL;
     uk_jsonrpc_param_error pe;
+    if (uk__rpc_guard_refuse_pin(call))
+        return;
     if (uk_jsonrpc_param_get0_string(params, "renewal_id", true, UK_JOURNAL_ID_LEN - 1, &id, &pe) !=
             UK_OK ||
         uk_jsonrpc_param_get0_string(params, "certificate", true, CERT_PARAM_MAX, &cert, &pe) !=
             UK_OK) {
+        wipe_pin(call);
         uk_rpc_call_param_error(call, &pe);
         return;
     }
@@ -458,6 +480,7 @@ void uk__rpc_renewal_commit(uk_rpc_call *call)
     if (rc == UK_OK)
         rc = chain_param(params, req, &pe);
     if (rc == UK_E_INVALID_PARAMS) {
+        wipe_pin(call);
         req_free(req);
         uk_rpc_call_param_error(call, &pe);
         return;
@@ -467,6 +490,7 @@ void uk__rpc_renewal_commit(uk_rpc_call *call)
         rc = uk_renewal_status(service(call), req->id, commit_found, req);
     }
     if (rc != UK_OK) {
+        wipe_pin(call);
         req_free(req);
         uk_rpc_call_error(call, rc, NULL, NULL);
     }
@@ -479,6 +503,7 @@ static void by_id(uk_rpc_call *call, const char *method,
     uk_jsonrpc_param_error pe;
     if (uk_jsonrpc_param_get0_string(uk_rpc_call_params(call), "renewal_id", true,
                                      UK_JOURNAL_ID_LEN - 1, &id, &pe) != UK_OK) {
+        wipe_pin(call);
         uk_rpc_call_param_error(call, &pe);
         return;
     }
@@ -492,6 +517,7 @@ static void by_id(uk_rpc_call *call, const char *method,
         rc = fn(service(call), id, renewal_done, req);
     if (rc != UK_OK) {
         free(req);
+        wipe_pin(call);
         uk_rpc_call_error(call, rc, NULL, NULL);
     }
 }
@@ -501,14 +527,31 @@ void uk__rpc_renewal_status(uk_rpc_call *call)
     by_id(call, "status", uk_renewal_status);
 }
 
-/* abort: the record is looked up first, so that another origin's renewal is not found. */
+static int abort_run(uk__rpc_guard *g, void *arg, uk_secret *pin)
+{
+    renewal_req *req = arg;
+    req->guard = g;
+    int rc =
+        uk_renewal_abort(uk_rpc_get0_options(req->rpc)->renewal, req->id, pin, renewal_done, req);
+    uk_secret_free(pin);
+    return rc;
+}
+
+/* abort: the record is looked up first, so that another origin's renewal is not found. A token
+ * that hides private keys until the PIN is verified (PKCS#11) deletes the staged key only with
+ * it: the PIN is asked like for sign. */
 static void abort_found(void *arg, int err, const uk_renewal_result *res)
 {
     renewal_req *req = arg;
     if (err == UK_OK && !visible(req, res->rec))
         err = UK_E_RENEWAL_NOT_FOUND;
+    if (err == UK_OK && uk_renewal_needs_pin(res->rec)) {
+        guard_renewal(req, res->rec, UK__ACTION_DELETE, true, abort_run);
+        return;
+    }
+    wipe_pin(req->call);
     if (err == UK_OK)
-        err = uk_renewal_abort(service(req->call), req->id, renewal_done, req);
+        err = uk_renewal_abort(service(req->call), req->id, NULL, renewal_done, req);
     if (err != UK_OK) {
         uk_rpc_call_error(req->call, err, NULL, NULL);
         req_free(req);
@@ -525,6 +568,8 @@ static int abort_lookup(uk_renewal *svc, const char *id, uk_renewal_cb cb, void 
 
 void uk__rpc_renewal_abort(uk_rpc_call *call)
 {
+    if (uk__rpc_guard_refuse_pin(call))
+        return;
     by_id(call, "abort", abort_lookup);
 }
 

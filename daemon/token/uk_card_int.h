@@ -39,6 +39,16 @@ struct uk_card {
     const uk__card_ops *ops;
 };
 
+/*
+ * Ops shared by the kinds without APDUs (module slots, SKF devices): end and forget that hold
+ * nothing per operation, a transmit that answers UK_E_NOT_SUPPORTED (so APDU drivers say "not
+ * mine" without I/O), no ATR.
+ */
+void uk__card_nop(uk_card *card);
+int uk__card_no_transmit(uk_card *card, const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap,
+                         size_t *resp_len);
+void uk__card_no_atr(const uk_card *card, const uint8_t **atr, size_t *len);
+
 /* Ends what is open, releases what the kind holds, frees. NULL-safe. */
 void uk__card_free(uk_card *card);
 

@@ -68,6 +68,15 @@ enum {
     UK_TOKEN_CAP_RECORD = 1u << 6,       /* read_record, write_record (the token may still
                                             refuse to store it: NOT_SUPPORTED at the write) */
     UK_TOKEN_CAP_KEY_HISTORY = 1u << 7,  /* update_key_history */
+
+    /* Key locations are free-form ids, none of them a standard place other software reads by
+     * position (PKCS#11 CKA_ID): a renewal retires the old pair wherever it is (PIV: only in the
+     * retired slots 82..95, never 9A/9C). */
+    UK_TOKEN_CAP_ANY_KEY_ID = 1u << 8,
+    /* Private keys are seen (and destroyed) only after verify_pin in the same transaction
+     * (PKCS#11 CKF_LOGIN_REQUIRED): delete_key without it answers PIN_REQUIRED, changing
+     * nothing. */
+    UK_TOKEN_CAP_DELETE_NEEDS_PIN = 1u << 9,
 };
 
 typedef struct uk_token_identity {
@@ -179,7 +188,9 @@ typedef struct uk_driver {
      * it).
      */
     int (*move_key)(void *state, uk_card *card, const char *from, const char *to);
-    /* Destroys the private key in key_id (its certificate stays). Errors as move_key. */
+    /* Destroys the private key in key_id (its certificate stays). Errors as move_key;
+     * PIN_REQUIRED, with nothing changed, on a token with UK_TOKEN_CAP_DELETE_NEEDS_PIN when the
+     * PIN was not verified in this transaction. */
     int (*delete_key)(void *state, uk_card *card, const char *key_id);
     /* Empties key_id's certificate object (its key stays). OK when already empty. */
     int (*delete_cert)(void *state, uk_card *card, const char *key_id);
@@ -256,6 +267,19 @@ typedef struct uk_driver {
      */
     int (*decrypt)(void *state, uk_card *card, const char *key_id, uk_decrypt_kind kind,
                    const uint8_t *in, size_t in_len, uint8_t *out, size_t cap, size_t *out_len);
+
+    /*
+     * Imports an encryption key pair that a key-management centre sent wrapped (optional; SKF
+     * dual certificates) into the container of key_id ("<c>/sign" or "<c>/enc"), after the token
+     * layer verified the PIN in this transaction. blob is a GM/T 0016 ENVELOPEDKEYBLOB in its
+     * standard byte form (4-byte little-endian ULONG fields, the ECCCipherBlob's cipher bytes
+     * following; docs/drivers.md), wrapped to the container's signing public key.
+     * ENVELOPE_INVALID for a blob that does not parse (nothing sent) or that the token refuses
+     * (wrong recipient, corrupted, unsupported cipher); KEY_NOT_FOUND (no such container, or no
+     * signing key in it). The blob holds no secret in the clear.
+     */
+    int (*import_enveloped_key)(void *state, uk_card *card, const char *key_id, const uint8_t *blob,
+                                size_t len);
 } uk_driver;
 
 #endif

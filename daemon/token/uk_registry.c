@@ -16,11 +16,11 @@
  *      the generic, standard application. Its probe is a SELECT by AID that
  *      other cards answer with 6A82, so it is safe to try on any card and
  *      it belongs after every driver that is more specific.
- * p11 comes first, but it is not a card driver: it accepts only the cards of
- * PKCS#11 module slots (p11/, which answer uk_card_transmit with
- * NOT_SUPPORTED) and refuses every PC/SC card without I/O, so its place
- * changes nothing for the others and keeps module slots away from APDU
- * drivers. A card reachable both ways (OpenSC over PC/SC) is listed once:
+ * p11 and skf come first, but they are not card drivers: they accept only the
+ * cards of PKCS#11 module slots (p11/) and SKF devices (skf/), which answer
+ * uk_card_transmit with NOT_SUPPORTED, and refuse every other card without
+ * I/O, so their place changes nothing for the others and keeps module cards
+ * away from APDU drivers. A card reachable both ways (OpenSC over PC/SC) is listed once:
  * see dedup() in uk_tokens.c.
  */
 #include <stddef.h>
@@ -30,9 +30,11 @@
 
 #include "uk_p11.h"
 #include "uk_piv.h"
+#include "uk_skf.h"
 
 static const uk_driver *const drivers[] = {
     &uk_driver_p11,
+    &uk_driver_skf,
     &uk_driver_piv,
 };
 

@@ -53,6 +53,14 @@ typedef struct uk_tokens_module {
     const char *name;
 } uk_tokens_module;
 
+/* An SKF (GM/T 0016) module to load: as uk_tokens_module, with the module's
+ * ULONG width (docs/drivers.md, "SKF driver"). */
+typedef struct uk_tokens_skf_module {
+    const char *path;
+    const char *name;
+    unsigned ulong_bytes; /* 4 or 8; 0 = 4 */
+} uk_tokens_skf_module;
+
 typedef struct uk_tokens_options {
     uv_loop_t *loop;
     uk_driver_options driver;
@@ -65,6 +73,9 @@ typedef struct uk_tokens_options {
      * slots are readers next to the PC/SC ones (docs/architecture.md). */
     const uk_tokens_module *modules;
     size_t n_modules;
+    /* SKF modules likewise: each one's devices are readers. */
+    const uk_tokens_skf_module *skf_modules;
+    size_t n_skf_modules;
 } uk_tokens_options;
 
 __attribute__((warn_unused_result)) int uk_tokens_start(const uk_tokens_options *opt,
@@ -105,6 +116,14 @@ __attribute__((warn_unused_result)) int uk_tokens_pin_status(uk_tokens *t, const
 __attribute__((warn_unused_result)) int uk_tokens_change_pin(uk_tokens *t, const char *token_id,
                                                              uk_secret *old_pin, uk_secret *new_pin,
                                                              uk_tokens_pin_fn cb, void *arg);
+
+/* Verifies the PIN (consumed as for uk_tokens_sign) and has the card forget it again, in one
+ * transaction: the check a portal's "log in" asks for (SOF_Login), which leaves nothing
+ * unlocked. UK_OK with the retries the right PIN restored; PIN_INCORRECT / PIN_LOCKED with
+ * retries_left, which update the summary as for uk_tokens_sign. */
+__attribute__((warn_unused_result)) int uk_tokens_verify_pin(uk_tokens *t, const char *token_id,
+                                                             uk_secret *pin, uk_tokens_pin_fn cb,
+                                                             void *arg);
 
 typedef void (*uk_tokens_decrypt_fn)(void *arg, int err, int retries_left, const uint8_t *out,
                                      size_t out_len);

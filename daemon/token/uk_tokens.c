@@ -32,6 +32,8 @@
 #include "uk_log.h"
 #include "uk_p11.h"
 #include "uk_pcsc.h"
+#include "uk_skf.h"
+#include "uk_source.h"
 #include "uk_secret.h"
 #include "uk_token_internal.h"
 #include "uk_worker.h"
@@ -44,6 +46,8 @@
 /* How often SCardCancel is repeated while the monitor has not left. */
 #define CANCEL_REPEAT_MS 100u
 #define SERVICE_UNKNOWN  1
+/* Modules of every kind together. */
+#define MODULES_MAX (UK_LIMIT_PKCS11_MODULES + UK_LIMIT_SKF_MODULES)
 
 /* ---- small utilities ---------------------------------------------------- */
 
@@ -134,7 +138,7 @@ struct certset {
 
 struct op;
 
-/* Where a reader comes from: the PC/SC monitor, or PKCS#11 module i (SRC_MODULE + i). */
+/* Where a reader comes from: the PC/SC monitor, or module i (SRC_MODULE + i) of any kind. */
 #define SRC_PCSC   0u
 #define SRC_MODULE 1u
 
@@ -183,10 +187,12 @@ struct uk_tokens {
     struct snap_node *snaps, **snaps_tail;
     bool mon_exited;
 
-    /* PKCS#11 modules: one scanner thread each, reporting through mon_async. */
-    char *module_path[UK_LIMIT_PKCS11_MODULES], *module_name[UK_LIMIT_PKCS11_MODULES];
-    uk_p11_scan *scans[UK_LIMIT_PKCS11_MODULES];
-    bool scan_exited[UK_LIMIT_PKCS11_MODULES];
+    /* Modules (PKCS#11, SKF: uk_source.h): one scanner thread each, reporting through
+     * mon_async. */
+    char *module_path[MODULES_MAX], *module_name[MODULES_MAX];
+    const uk_source_kind *kinds[MODULES_MAX];
+    void *scans[MODULES_MAX];
+    bool scan_exited[MODULES_MAX];
     size_t n_modules;
 
     int service; /* SERVICE_UNKNOWN until the first snapshot, then UK_OK or UK_E_NO_SERVICE */
@@ -206,8 +212,8 @@ struct uk_tokens {
 
 struct snap_node {
     struct snap_node *next;
-    uk__pcsc_snapshot *snap; /* from the PC/SC monitor, or */
-    uk_p11_snapshot *p11;    /* from the scanner of module src - SRC_MODULE */
+    uk__pcsc_snapshot *snap;   /* from the PC/SC monitor, or */
+    uk_source_snapshot *msnap; /* from the scanner of module src - SRC_MODULE */
     size_t src;
 };
 
@@ -732,7 +738,7 @@ static struct reader *reader_find(uk_tokens *t, const char *name)
 }
 
 /* A new reader: a PC/SC one (mod NULL) or slot of module mod (source src). */
-static struct reader *reader_add(uk_tokens *t, const char *name, size_t src, uk_p11_module *mod,
+static struct reader *reader_add(uk_tokens *t, const char *name, size_t src, void *mod,
                                  unsigned long slot)
 {
     if (t->n_readers == READERS_KNOWN_MAX) {
@@ -748,7 +754,7 @@ static struct reader *reader_add(uk_tokens *t, const char *name, size_t src, uk_
     char thread[16];
     snprintf(thread, sizeof(thread), "uk-card-%u", r->number);
     r->src = src;
-    int rc = mod != NULL ? uk_p11_card_new(&r->card, mod, slot, name)
+    int rc = mod != NULL ? t->kinds[src - SRC_MODULE]->card_new(&r->card, mod, slot, name)
                          : uk__card_new(&r->card, name, &t->stop);
     if (rc == UK_OK)
         rc = uk_worker_new(&r->w, t->loop, thread);
@@ -804,7 +810,7 @@ static void apply_snapshot(uk_tokens *t, const uk__pcsc_snapshot *s)
     /* A module over PC/SC (OpenSC) sees the same change: let it look now. */
     for (size_t i = 0; i < t->n_modules; i++) {
         if (t->scans[i] != NULL)
-            uk_p11_scan_wake(t->scans[i]);
+            t->kinds[i]->wake(t->scans[i]);
     }
     if (s->service != UK_OK) {
         t->service = s->service;
@@ -839,14 +845,14 @@ static void apply_snapshot(uk_tokens *t, const uk__pcsc_snapshot *s)
 /* The slots of module src as its scanner last saw them: the same rules as
  * PC/SC readers (a presence change or a new event count is a card event). A
  * slot with an uninitialised token is shown present but is not identified. */
-static void apply_p11_snapshot(uk_tokens *t, size_t src, const uk_p11_snapshot *s)
+static void apply_module_snapshot(uk_tokens *t, size_t src, const uk_source_snapshot *s)
 {
     bool seen_now[READERS_KNOWN_MAX] = {false};
     if (s->status != UK_OK)
-        UK_LOG_WARN("PKCS#11 module %s is not usable: %s", t->module_name[src - SRC_MODULE],
-                    uk_err_name(s->status));
+        UK_LOG_WARN("%s module %s is not usable: %s", t->kinds[src - SRC_MODULE]->what,
+                    t->module_name[src - SRC_MODULE], uk_err_name(s->status));
     for (size_t i = 0; s->status == UK_OK && i < s->n; i++) {
-        const uk_p11_slot_state *ss = &s->slots[i];
+        const uk_source_slot *ss = &s->slots[i];
         struct reader *r = reader_find(t, ss->name);
         if (r != NULL && r->src != src)
             continue; /* the name is taken by another source */
@@ -874,7 +880,7 @@ static void on_mon_async(uv_async_t *h)
     t->snaps = NULL;
     t->snaps_tail = &t->snaps;
     bool exited = t->mon_exited;
-    bool scan_exited[UK_LIMIT_PKCS11_MODULES];
+    bool scan_exited[MODULES_MAX];
     memcpy(scan_exited, t->scan_exited, sizeof(scan_exited));
     uv_mutex_unlock(&t->snap_mu);
 
@@ -882,16 +888,16 @@ static void on_mon_async(uv_async_t *h)
         struct snap_node *next = n->next;
         if (!t->stopping && n->snap != NULL)
             apply_snapshot(t, n->snap);
-        else if (!t->stopping && n->p11 != NULL)
-            apply_p11_snapshot(t, n->src, n->p11);
+        else if (!t->stopping && n->msnap != NULL)
+            apply_module_snapshot(t, n->src, n->msnap);
         free(n->snap);
-        free(n->p11);
+        free(n->msnap);
         free(n);
         n = next;
     }
     for (size_t i = 0; i < t->n_modules; i++) {
         if (scan_exited[i] && t->scans[i] != NULL) {
-            uk_p11_scan_free(t->scans[i]); /* joins: the thread has returned or is returning */
+            t->kinds[i]->free(t->scans[i]); /* joins: the thread has returned or is returning */
             t->scans[i] = NULL;
             maybe_finish(t);
         }
@@ -904,18 +910,19 @@ static void on_mon_async(uv_async_t *h)
     }
 }
 
-/* Monitor or scanner thread: queues a snapshot (one of snap, p11) for the loop. */
-static void queue_snapshot(uk_tokens *t, uk__pcsc_snapshot *snap, uk_p11_snapshot *p11, size_t src)
+/* Monitor or scanner thread: queues a snapshot (one of snap, msnap) for the loop. */
+static void queue_snapshot(uk_tokens *t, uk__pcsc_snapshot *snap, uk_source_snapshot *msnap,
+                           size_t src)
 {
     struct snap_node *n = malloc(sizeof(*n));
     if (n == NULL) {
         free(snap);
-        free(p11);
+        free(msnap);
         return;
     }
     n->next = NULL;
     n->snap = snap;
-    n->p11 = p11;
+    n->msnap = msnap;
     n->src = src;
     uv_mutex_lock(&t->snap_mu);
     *t->snaps_tail = n;
@@ -941,7 +948,7 @@ static void mon_exited(void *ctx)
 }
 
 /* Scanner thread of module source. */
-static void scan_snapshot(void *ctx, size_t source, uk_p11_snapshot *snap)
+static void scan_snapshot(void *ctx, size_t source, uk_source_snapshot *snap)
 {
     queue_snapshot(ctx, NULL, snap, SRC_MODULE + source);
 }
@@ -1287,31 +1294,41 @@ static void on_cancel_timer(uv_timer_t *h)
         uv_timer_stop(&t->cancel_timer);
 }
 
-/* Copies the configured modules and starts a scanner for each. A module that
- * cannot be loaded is reported by its scanner and leaves the others alone. */
+/* Copies one configured module (of kind k) and starts its scanner. A module that cannot be
+ * loaded is reported by its scanner and leaves the others alone. */
+static int start_module(uk_tokens *t, const uk_source_kind *k, const char *path, const char *name,
+                        unsigned ulong_bytes)
+{
+    size_t i = t->n_modules;
+    if (path == NULL || path[0] != '/')
+        return UK_E_INVALID_PARAMS;
+    t->kinds[i] = k;
+    t->module_path[i] = strdup(path);
+    t->module_name[i] = strdup(name != NULL && name[0] != '\0' ? name : path);
+    t->n_modules = i + 1;
+    if (t->module_path[i] == NULL || t->module_name[i] == NULL)
+        return UK_E_NO_MEMORY;
+    uk_source_cbs cbs = {.snapshot = scan_snapshot, .exited = scan_exited, .ctx = t};
+    uk_source_config cfg = {
+        .path = t->module_path[i], .name = t->module_name[i], .ulong_bytes = ulong_bytes};
+    return k->start(&t->scans[i], &cfg, i, &cbs);
+}
+
+/* The PKCS#11 modules, then the SKF modules (uk_source.h kinds). */
 static int start_modules(uk_tokens *t, const uk_tokens_options *opt)
 {
-    if (opt->n_modules > UK_LIMIT_PKCS11_MODULES)
+    if (opt->n_modules > UK_LIMIT_PKCS11_MODULES || opt->n_skf_modules > UK_LIMIT_SKF_MODULES)
         return UK_E_LIMIT_EXCEEDED;
-    if (opt->n_modules > 0 && opt->modules == NULL)
+    if ((opt->n_modules > 0 && opt->modules == NULL) ||
+        (opt->n_skf_modules > 0 && opt->skf_modules == NULL))
         return UK_E_INTERNAL;
-    for (size_t i = 0; i < opt->n_modules; i++) {
-        const uk_tokens_module *m = &opt->modules[i];
-        if (m->path == NULL || m->path[0] != '/')
-            return UK_E_INVALID_PARAMS;
-        t->module_path[i] = strdup(m->path);
-        t->module_name[i] = strdup(m->name != NULL && m->name[0] != '\0' ? m->name : m->path);
-        t->n_modules = i + 1;
-        if (t->module_path[i] == NULL || t->module_name[i] == NULL)
-            return UK_E_NO_MEMORY;
-    }
-    uk_p11_scan_cbs cbs = {.snapshot = scan_snapshot, .exited = scan_exited, .ctx = t};
-    for (size_t i = 0; i < t->n_modules; i++) {
-        int rc = uk_p11_scan_start(&t->scans[i], t->module_path[i], t->module_name[i], i, &cbs);
-        if (rc != UK_OK)
-            return rc;
-    }
-    return UK_OK;
+    int rc = UK_OK;
+    for (size_t i = 0; rc == UK_OK && i < opt->n_modules; i++)
+        rc = start_module(t, &uk_p11_source, opt->modules[i].path, opt->modules[i].name, 0);
+    for (size_t i = 0; rc == UK_OK && i < opt->n_skf_modules; i++)
+        rc = start_module(t, &uk_skf_source, opt->skf_modules[i].path, opt->skf_modules[i].name,
+                          opt->skf_modules[i].ulong_bytes);
+    return rc;
 }
 
 int uk__tokens_start_with(const uk_tokens_options *opt, const uk_driver *const *drivers,
@@ -1387,7 +1404,7 @@ void uk_tokens_stop(uk_tokens *t, void (*done)(void *ctx), void *ctx)
     uv_timer_start(&t->cancel_timer, on_cancel_timer, CANCEL_REPEAT_MS, CANCEL_REPEAT_MS);
     for (size_t i = 0; i < t->n_modules; i++) {
         if (t->scans[i] != NULL)
-            uk_p11_scan_cancel(t->scans[i]);
+            t->kinds[i]->cancel(t->scans[i]);
     }
 
     /* The workers: what is queued answers CANCELLED (jobs check the stop

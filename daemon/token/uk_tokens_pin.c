@@ -1,6 +1,6 @@
-/* PIN operations of the token layer (uk_token.h): pin.status, pin.change, and decryption (which
- * verifies the PIN first), run through uk__tokens_run so that card I/O stays on the reader's
- * worker, each in one transaction. */
+/* PIN operations of the token layer (uk_token.h): pin.status, pin.verify, pin.change, and
+ * decryption (which verifies the PIN first), run through uk__tokens_run so that card I/O stays on
+ * the reader's worker, each in one transaction. */
 #include "uk_err.h"
 #include "uk_limits.h"
 #include "uk_token.h"
@@ -72,6 +72,24 @@ static int change_op(void *arg, const uk_driver *drv, void *state, uk_card *card
     return rc;
 }
 
+static int verify_op(void *arg, const uk_driver *drv, void *state, uk_card *card)
+{
+    pin_op *p = arg;
+    int rc = drv->verify_pin(state, card, p->old_pin, &p->retries);
+    uk_secret_free(p->old_pin);
+    p->old_pin = NULL;
+    if (rc == UK_OK) {
+        /* As after pin.change: the right PIN restored the counter; read it, then have the card
+         * forget the PIN, so that nothing else on this card can use the key after us. */
+        p->retries = -1;
+        if (drv->pin_status != NULL && drv->pin_status(state, card, &p->retries) != UK_OK)
+            p->retries = -1;
+    }
+    if (drv->logout != NULL)
+        drv->logout(state, card);
+    return rc;
+}
+
 static int submit(uk_tokens *t, const char *token_id, uk__token_op_fn fn, pin_op *p)
 {
     p->t = t;
@@ -126,6 +144,30 @@ int uk_tokens_change_pin(uk_tokens *t, const char *token_id, uk_secret *old_pin,
 fail:
     uk_secret_free(old_pin); /* consumed in every case */
     uk_secret_free(new_pin);
+    return rc;
+}
+
+int uk_tokens_verify_pin(uk_tokens *t, const char *token_id, uk_secret *pin, uk_tokens_pin_fn cb,
+                         void *arg)
+{
+    int rc = UK_E_NO_MEMORY;
+    pin_op *p = NULL;
+    if (cb == NULL) {
+        rc = UK_E_INTERNAL;
+    } else if (pin == NULL) {
+        rc = UK_E_PIN_REQUIRED;
+    } else if (uk_secret_get0_len(pin) > UK_LIMIT_PIN_LENGTH) {
+        rc = UK_E_PIN_INVALID;
+    } else if ((p = calloc(1, sizeof(*p))) != NULL) {
+        p->cb = cb;
+        p->arg = arg;
+        p->old_pin = pin;
+        rc = submit(t, token_id, verify_op, p);
+        if (rc != UK_OK)
+            pin_op_free(p); /* frees the PIN */
+        return rc;
+    }
+    uk_secret_free(pin); /* consumed in every case */
     return rc;
 }
 

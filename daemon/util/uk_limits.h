@@ -57,6 +57,8 @@
 
 /* PKCS#11 modules in the configuration (pkcs11_modules): each gets a scanner thread. */
 #define UK_LIMIT_PKCS11_MODULES 8u
+/* SKF modules in the configuration (skf_modules): each gets a scanner thread. */
+#define UK_LIMIT_SKF_MODULES 8u
 
 /* Longest JSON-RPC method name, in bytes. Fixed. */
 #define UK_LIMIT_METHOD_LENGTH 64u

@@ -82,7 +82,7 @@ export interface Sof {
     SOF_ExportUserCert(certId: CertID): Promise<string>;
     /** Clause 7, SOF_ExportExChangeUserCert: the encryption (exchange) certificate on the same key, base64 DER. */
     SOF_ExportExChangeUserCert(certId: CertID): Promise<string>;
-    /** Clause 7, SOF_Login: proves the PIN by one signature over 32 random bytes (ukeyd's PIN dialog; `pin` only where policy allows, else the dialog asks). Resolves true. */
+    /** Clause 7, SOF_Login: ukeyd's `pin.verify` checks the PIN and has the key forget it at once, signing nothing (ukeyd's PIN dialog; `pin` only where policy allows, else the dialog asks). Resolves true. */
     SOF_Login(certId: CertID, pin?: string): Promise<true>;
     /** Clause 7, SOF_GetPinRetryCount: PIN tries left (pin.status). */
     SOF_GetPinRetryCount(certId: CertID): Promise<number>;

@@ -991,21 +991,16 @@ export function createSof(options = {}) {
             return mine.der;
         }),
 
-        // No PIN-only method in ukeyd: the key signs 32 random bytes (ukeyd's PIN dialog, or the
-        // page's PIN where policy allows), and the signature is checked with the certificate.
+        // ukeyd's pin.verify: the PIN checked (its dialog, or the page's PIN where policy allows)
+        // and forgotten by the card at once; nothing is signed. Later calls ask again unless the
+        // page keeps the PIN (pin_from_page origins, above).
         SOF_Login: api(async (id, pin) => {
-            const { ref, entry } = await userCert(id);
-            const algorithm = signAlgorithm(entry);
-            const challenge = randomBytes(32);
-            const r = await withPin(id, pin, async (p) => {
-                const params = { token: ref.token, key: ref.key, algorithm, data: toBase64(challenge) };
+            const { ref } = await userCert(id);
+            await withPin(id, pin, async (p) => {
+                const params = { token: ref.token };
                 if (p) params.pin = p;
-                return (await conn()).call('sign', params, { timeoutMs: 0 });
+                return (await conn()).call('pin.verify', params, { timeoutMs: 0 });
             });
-            const c = parseCertificate(entry.der);
-            const hash = 'SHA-' + algorithm.slice(-3);
-            if (!(await verifyWithCert(c, hash, challenge, fromBase64(r.signature))))
-                throw fail('CERT_KEY_MISMATCH', SOR.KEYUSAGEERR, 'the key did not sign as its certificate says', lang());
             return true;
         }),
 

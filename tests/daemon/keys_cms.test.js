@@ -151,9 +151,11 @@ test('sign.cms from a web page: the PIN dialog names origin, key and content dig
     c.close();
 });
 
-test('pin.status and pin.change: params, dialogs, wrong old PIN, bad new PIN, web policy', { skip, timeout: 90000 }, async (t) => {
+test('pin.status, pin.change and pin.verify: params, dialogs, wrong PINs, bad new PIN, web policy', { skip, timeout: 90000 }, async (t) => {
     const rig = await new Rig(t).up();
-    const d = await startUkeyd(t, rig);
+    // More wrong PINs than the default 5 a minute are typed on purpose here; the limit itself is
+    // tested in keys_pin.test.js.
+    const d = await startUkeyd(t, rig, { limits: { pin_attempts_per_minute: 60 } });
     const c = await KeysClient.unix(d);
     const id = (await waitToken(c, rig.reader)).id;
     const toolRetries = async () => Number((await rig.piv(['-a', 'status'])).match(/^PIN tries left:\s*(\d+)/m)[1]);
@@ -230,6 +232,38 @@ test('pin.status and pin.change: params, dialogs, wrong old PIN, bad new PIN, we
         assert.equal(reason(await w.call('pin.change', { token: id, new_pin: NEW2 })), 'PIN_FROM_PAGE_DISABLED');
         assert.equal(d.pinentryLog().length, before, 'no dialog');
         assert.equal((await w.ok('pin.status', { token: id })).retries_left, 3);
+        w.close();
+    });
+
+    await t.test('pin.verify: checks the PIN and leaves nothing unlocked; wrong PIN, dialog, web policy', async () => {
+        assert.deepEqual(await c.ok('pin.verify', { token: id, pin: NEW1 }), { token: id, verified: true, retries_left: 3 });
+        // The card forgot it again: VERIFY without data asks for it (yubico-piv-tool's status
+        // reads the same counter; a verified PIN would answer 9000 there).
+        assert.equal(await toolRetries(), 3);
+        assert.deepEqual(await c.ok('pin.status', { token: id }), { token: id, retries_left: 3 });
+        const bad = await c.call('pin.verify', { token: id, pin: '00000000' });
+        assert.equal(reason(bad), 'PIN_INCORRECT', JSON.stringify(bad));
+        assert.equal(bad.error.data.retries_left, 2);
+        assert.equal((await c.ok('token.list')).tokens.find((x) => x.id === id).pin_retries, 2);
+        assert.equal(reason(await c.call('pin.verify', { token: id, pin: '12' })), 'PIN_INVALID');
+        assert.equal(reason(await c.call('pin.verify', { token: 'piv:00000000', pin: NEW1 })), 'NO_TOKEN');
+        assert.equal(reason(await c.call('pin.verify', {})), 'INVALID_PARAMS');
+        // The dialog: a wrong PIN asked again with the tries left, then the right one (from 3
+        // tries again: with 1 left a "continue?" would come first, tested for pin.change above).
+        assert.equal((await c.ok('pin.verify', { token: id, pin: NEW1 })).retries_left, 3);
+        d.pinentryAnswers(['pin 99999999', `pin ${NEW1}`]);
+        const before = d.pinentryLog().length;
+        assert.equal((await c.ok('pin.verify', { token: id })).retries_left, 3);
+        const shown = d.pinentryLog().slice(before);
+        assert.equal(shown.length, 2, JSON.stringify(shown));
+        assert.match(shown[0].description, /check the PIN|核对/);
+        assert.match(shown[1].error || '', /2/, 'the tries left were said');
+        d.pinentryAnswers(['cancel']);
+        assert.equal(reason(await c.call('pin.verify', { token: id })), 'CONSENT_DENIED');
+        const w = await KeysClient.wss(d);
+        const n = d.pinentryLog().length;
+        assert.equal(reason(await w.call('pin.verify', { token: id, pin: NEW1 })), 'PIN_FROM_PAGE_DISABLED');
+        assert.equal(d.pinentryLog().length, n, 'no dialog');
         w.close();
     });
     c.close();

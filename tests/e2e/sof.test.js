@@ -210,6 +210,7 @@ test('GM/T 0020 SOF functions in Chromium on the virtual PIV card', { skip: miss
         const g = shown().filter((l) => l.command === 'GETPIN');
         assert.equal(g.length, 1, JSON.stringify(shown()));
         assert.ok(g[0].description.includes(page0), 'the dialog names the page');
+        assert.match(g[0].description, /check the PIN|核对/, 'a login checks the PIN and signs nothing');
         // The page types a PIN as vendor pages do: ukeyd refuses it (policy), the dialog asks.
         shown = dialogs([`pin ${PIN}`]);
         assert.equal(await ok(page, 'SOF_Login', id9a, PIN), true);

@@ -326,6 +326,18 @@ big_cert() {
     done
 }
 
+# abort_prepared WHAT SLOT: after a "prepare RENEWAL_IN_PROGRESS" that follows a fault, the renewal
+# whose journal record was written before the fault is aborted (R: the calling script's
+# uk-renewal-drive runner).
+abort_prepared() {
+    run "list ($1)" R list
+    local rid
+    rid=$(awk '$1 == "rec" && $3 == "prepared" { print $2 }' <<<"$out")
+    [[ -n $rid ]] || fail "$1: RENEWAL_IN_PROGRESS without a prepared renewal: $out"
+    run "abort ($1)" R abort "$rid"
+    expect_in "abort ($1)" "$out" "abort OK aborted $2"
+}
+
 # verify_sig PUBKEY_PEM SIG DATA: openssl must accept the SHA-256 signature.
 verify_sig() {
     local r

@@ -152,12 +152,7 @@ prepare_again() {
     run "prepare again ($1)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p.csr"
     if [[ $out == "prepare RENEWAL_IN_PROGRESS -1" ]]; then
         # The journal record was written before the fault: the renewal is there, abort it.
-        run "list ($1)" R list
-        local rid
-        rid=$(awk '$1 == "rec" && $3 == "prepared" { print $2 }' <<<"$out")
-        [[ -n $rid ]] || fail "$1: RENEWAL_IN_PROGRESS without a prepared renewal: $out"
-        run "abort ($1)" R abort "$rid"
-        expect_in "abort ($1)" "$out" "abort OK aborted 9a"
+        abort_prepared "$1" 9a
         run "prepare after abort ($1)" R prepare - 9a extend "$DEFAULT_PIN" "$tmp/p.csr"
     fi
     [[ $out == "prepare OK "* ]] || fail "prepare after $1: $out"

@@ -9,8 +9,12 @@
  *   uk-renewal-drive STATE_DIR commit ID CERT_DER [CHAIN_DER...]
  *       -> "commit OK STATE" or "commit ERR"
  *       (UK_RENEWAL_CA_BUNDLE=PEM: the service's renewal_ca_bundle)
- *   uk-renewal-drive STATE_DIR certs    -> "certs OK N", then "cert KEY TAIL" per certificate as
- *       the token layer lists it (cert.list: a role mapped on the card included)
+ *   uk-renewal-drive STATE_DIR certs [KEY DER_OUT] -> "certs OK N", then "cert KEY TAIL" per
+ *       certificate as the token layer lists it (cert.list: a role mapped on the card included);
+ *       with KEY, that certificate is written to DER_OUT
+ *   uk-renewal-drive STATE_DIR sign KEY PIN DIGEST SIG_OUT -> "sign OK": the token layer signs the
+ *       32-byte SHA-256 digest in the file DIGEST with KEY (RSA PKCS#1 v1.5; a role mapped on the
+ *       card signs with its active key), the signature written to SIG_OUT
  *   uk-renewal-drive STATE_DIR abort ID   -> "abort OK STATE" or "abort ERR"
  *   uk-renewal-drive STATE_DIR status ID  -> "status OK STATE SLOT STAGED" or ..
  *   uk-renewal-drive STATE_DIR list       -> "list OK N", then "rec ID STATE SLOT STAGED"
@@ -19,6 +23,9 @@
  * Every run that waits for the card first runs recovery on it (as ukeyd does on insert).
  * UK_RENEWAL_KILL_AT=STEP: the process kills itself (SIGKILL) right after that step
  * (uk_renewal_testing.h), for the crash tests.
+ * UK_P11_MODULE=PATH: the token is the first one of that PKCS#11 module (driver p11) instead of
+ * the rig's PIV card; UK_RENEWAL_PIN=PIN: the PIN given to commit and abort (a PKCS#11 token
+ * deletes private keys only with it: uk_renewal_needs_pin).
  *
  * Card operations wait for the first token to be inserted (the rig has one card). The default
  * PIV management key is allowed (the rig's demo card). Exit 0 whenever an answer was printed.
@@ -45,6 +52,7 @@ static char **args;
 static int n_args;
 static bool started;
 static uv_timer_t timeout;
+static uk_secret *drive_pin; /* UK_RENEWAL_PIN, or NULL */
 
 static void on_stopped(void *ctx)
 {
@@ -103,6 +111,29 @@ static uint8_t *read_all(const char *path, size_t *len, size_t which)
     return buf;
 }
 
+/* Writes n bytes of p to path; false on any error. */
+static bool write_all(const char *path, const uint8_t *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        return false;
+    bool ok = fwrite(p, 1, n, f) == n;
+    return fclose(f) == 0 && ok;
+}
+
+static void on_signed(void *arg, int err, int retries_left, const uint8_t *sig, size_t sig_len)
+{
+    (void)arg;
+    if (err != UK_OK)
+        printf("sign %s %d\n", uk_err_name(err), retries_left);
+    else if (!write_all(args[6], sig, sig_len))
+        printf("sign IO\n");
+    else
+        printf("sign OK\n");
+    fflush(stdout);
+    finish();
+}
+
 static void on_certs(void *arg, int err, const uk_token_cert *certs, size_t n)
 {
     (void)arg;
@@ -111,6 +142,9 @@ static void on_certs(void *arg, int err, const uk_token_cert *certs, size_t n)
     } else {
         printf("certs OK %zu\n", n);
         for (size_t i = 0; i < n; i++) {
+            if (n_args >= 5 && strcmp(certs[i].key_id, args[3]) == 0 && certs[i].der != NULL &&
+                !write_all(args[4], certs[i].der, certs[i].der_len))
+                printf("cert IO\n");
             printf("cert %s", certs[i].key_id);
             /* The DER's last 8 bytes (the end of the signature) tell certificates apart. */
             size_t len = certs[i].der != NULL ? certs[i].der_len : 0, k = len < 8 ? len : 8;
@@ -164,7 +198,7 @@ static void start_op(const char *token_id)
         rc = uk_renewal_prepare(ren, &req, on_done, (void *)(uintptr_t) "prepare");
         uk_secret_free(pin);
     } else if (strcmp(cmd, "commit") == 0 && n_args >= 5) {
-        uk_renewal_commit_req req = {.id = args[3]};
+        uk_renewal_commit_req req = {.id = args[3], .pin = drive_pin};
         const uint8_t *chain[UK_RENEWAL_CHAIN_MAX];
         size_t chain_len[UK_RENEWAL_CHAIN_MAX];
         req.cert_der = read_all(args[4], &req.cert_der_len, 0);
@@ -181,7 +215,16 @@ static void start_op(const char *token_id)
     } else if (strcmp(cmd, "certs") == 0) {
         rc = uk_tokens_list_certs(tokens, token_id, on_certs, NULL);
     } else if (strcmp(cmd, "abort") == 0 && n_args >= 4) {
-        rc = uk_renewal_abort(ren, args[3], on_done, (void *)(uintptr_t) "abort");
+        rc = uk_renewal_abort(ren, args[3], drive_pin, on_done, (void *)(uintptr_t) "abort");
+    } else if (strcmp(cmd, "sign") == 0 && n_args >= 7) {
+        uk_sign_req req = {.scheme = UK_SIG_RSA_PKCS1, .hash = UK_HASH_SHA256};
+        snprintf(req.key_id, sizeof(req.key_id), "%s", args[3]);
+        req.digest = read_all(args[5], &req.digest_len, 0);
+        rc = req.digest != NULL && req.digest_len == 32 ? UK_OK : UK_E_IO;
+        uk_secret *pin = rc == UK_OK ? uk_secret_new(args[4], strlen(args[4])) : NULL;
+        if (rc == UK_OK)
+            rc = pin != NULL ? uk_tokens_sign(tokens, token_id, &req, pin, on_signed, NULL)
+                             : UK_E_NO_MEMORY;
     } else if (strcmp(cmd, "status") == 0 && n_args >= 4) {
         rc = uk_renewal_status(ren, args[3], on_done, (void *)(uintptr_t) "status");
     } else if (strcmp(cmd, "recover") == 0) {
@@ -199,7 +242,8 @@ static void start_op(const char *token_id)
 static void on_event(void *ctx, uk_token_event ev, const uk_token_summary *t)
 {
     (void)ctx;
-    if (ev == UK_TOKEN_INSERTED && t->present && strcmp(t->driver, "piv") == 0) {
+    const char *want = getenv("UK_P11_MODULE") != NULL ? "p11" : "piv";
+    if (ev == UK_TOKEN_INSERTED && t->present && strcmp(t->driver, want) == 0) {
         if (!started && strcmp(args[2], "recover") != 0 &&
             uk_renewal_recover(ren, t->id, NULL, NULL) != UK_OK)
             fprintf(stderr, "recovery not queued\n");
@@ -247,6 +291,14 @@ int main(int argc, char **argv)
     opt.loop = &loop;
     opt.on_event = on_event;
     opt.driver.allow_default_mgm_key = true;
+    uk_tokens_module mod = {.path = getenv("UK_P11_MODULE"), .name = "p11"};
+    if (mod.path != NULL) {
+        opt.modules = &mod;
+        opt.n_modules = 1;
+    }
+    const char *pin_env = getenv("UK_RENEWAL_PIN");
+    if (pin_env != NULL && (drive_pin = uk_secret_new(pin_env, strlen(pin_env))) == NULL)
+        return 1;
     int rc = uk_tokens_start(&opt, &tokens);
     if (rc == UK_OK)
         rc = uk_renewal_new(&loop, tokens, argv[1], &ren);
@@ -263,6 +315,7 @@ int main(int argc, char **argv)
     if (strcmp(argv[2], "status") == 0 || strcmp(argv[2], "list") == 0)
         start_op(NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
+    uk_secret_free(drive_pin);
     if (uv_loop_close(&loop) != 0) {
         fprintf(stderr, "uv_loop_close: handles left open\n");
         return 1;

@@ -316,6 +316,12 @@ test('SOF functions on a fake daemon: user list, export, device info, PIN paths,
             return { signature: sig.toString('base64'), algorithm: p.algorithm, key: p.key };
         },
         'pin.status': () => ({ token: 'piv:1', retries_left: 3 }),
+        'pin.verify': (p) => {
+            calls.push(['pin.verify', p]);
+            if (p.pin && !pageAllowed) return { error: 'PIN_FROM_PAGE_DISABLED' };
+            if (p.pin === '000000') return { error: 'PIN_INCORRECT', data: { retries_left: 2 } };
+            return { token: p.token, verified: true, retries_left: 3 };
+        },
         'pin.change': (p) => {
             calls.push(['pin.change', p]);
             return p.old_pin && !pageAllowed ? { error: 'PIN_FROM_PAGE_DISABLED' } : { token: 'piv:1', changed: true, retries_left: 3 };
@@ -342,8 +348,8 @@ test('SOF functions on a fake daemon: user list, export, device info, PIN paths,
     // Login with a page PIN the policy refuses: the dialog path (no pin) follows.
     calls.length = 0;
     assert.equal(await sof.SOF_Login('piv:1/9a', '123456'), true);
-    assert.deepEqual(calls.map(([, p]) => 'pin' in p), [true, false]);
-    assert.equal(calls[0][1].algorithm, 'RSA-PKCS1-SHA256');
+    assert.deepEqual(calls.map(([m, p]) => [m, 'pin' in p]), [['pin.verify', true], ['pin.verify', false]]);
+    assert.equal(calls[0][1].token, 'piv:1', 'nothing is signed to log in');
     // The PIN was not kept (ukeyd refused it): the next signature goes to the dialog directly.
     calls.length = 0;
     const sig = await sof.SOF_SignData('piv:1/9a', '原文');

@@ -159,6 +159,36 @@ static void test_config_pkcs11_modules_are_read_and_checked(void **state)
     }
 }
 
+static void test_config_skf_modules_are_read_with_their_ulong_width(void **state)
+{
+    (void)state;
+    uk_config *cfg = NULL;
+    assert_int_equal(parse("{\"skf_modules\": [{\"path\": \"/opt/v/skf.so\", \"name\": \"V\"}, "
+                           "{\"path\": \"/opt/w/skf64.so\", \"ulong_bytes\": 8}]}",
+                           &cfg),
+                     UK_OK);
+    assert_int_equal(cfg->n_skf_modules, 2);
+    assert_string_equal(cfg->skf_modules[0].path, "/opt/v/skf.so");
+    assert_string_equal(cfg->skf_modules[0].name, "V");
+    assert_int_equal(cfg->skf_modules[0].ulong_bytes, 4);
+    assert_string_equal(cfg->skf_modules[1].name, "");
+    assert_int_equal(cfg->skf_modules[1].ulong_bytes, 8);
+    assert_int_equal(cfg->n_pkcs11_modules, 0);
+    uk_config_free(cfg);
+    const char *bad[] = {
+        "{\"skf_modules\": [{\"path\": \"skf.so\"}]}",
+        "{\"skf_modules\": [{\"path\": \"/a.so\", \"ulong_bytes\": 2}]}",
+        "{\"skf_modules\": [{\"path\": \"/a.so\", \"ulong_bytes\": \"8\"}]}",
+        "{\"skf_modules\": [{\"path\": \"/a.so\"}, {\"path\": \"/a.so\"}]}",
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"ulong_bytes\": 4}]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cfg = NULL;
+        assert_int_equal(parse(bad[i], &cfg), UK_E_CONFIG_INVALID);
+        assert_null(cfg);
+    }
+}
+
 static void test_config_rejects_bad_input(void **state)
 {
     (void)state;
@@ -558,6 +588,7 @@ int main(void)
         cmocka_unit_test_setup(test_config_wss_port_zero_disables_wss, setup_env),
         cmocka_unit_test_setup(test_config_rejects_bad_input, setup_env),
         cmocka_unit_test_setup(test_config_pkcs11_modules_are_read_and_checked, setup_env),
+        cmocka_unit_test_setup(test_config_skf_modules_are_read_with_their_ulong_width, setup_env),
         cmocka_unit_test_setup(test_config_load_missing_default_file_gives_defaults, setup_env),
         cmocka_unit_test_setup(test_config_policy_keys_are_read, setup_env),
         cmocka_unit_test_setup_teardown(test_config_layered_missing_system_file_is_none,

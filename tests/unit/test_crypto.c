@@ -116,6 +116,48 @@ static void pss_round(size_t bits, uk_crypto_md md)
     EVP_PKEY_free(key);
 }
 
+/* The DigestInfo is the ASN.1 OpenSSL encodes for the digest (X509_SIG), byte for byte. */
+static void test_crypto_digest_info_is_the_der_openssl_encodes(void **state)
+{
+    (void)state;
+    static const struct {
+        uk_crypto_md md;
+        const char *name;
+        size_t len;
+    } mds[] = {{UK_CRYPTO_SHA256, "SHA256", 32},
+               {UK_CRYPTO_SHA384, "SHA384", 48},
+               {UK_CRYPTO_SHA512, "SHA512", 64}};
+    for (size_t i = 0; i < sizeof(mds) / sizeof(mds[0]); i++) {
+        uint8_t digest[64], di[96];
+        for (size_t j = 0; j < sizeof(digest); j++)
+            digest[j] = (uint8_t)(j * 7 + i);
+        size_t n = 0;
+        assert_int_equal(uk_crypto_digest_info(mds[i].md, digest, mds[i].len, di, sizeof(di), &n),
+                         UK_OK);
+        X509_SIG *sig = X509_SIG_new();
+        assert_non_null(sig);
+        X509_ALGOR *alg = NULL;
+        ASN1_OCTET_STRING *os = NULL;
+        X509_SIG_getm(sig, &alg, &os);
+        assert_int_equal(X509_ALGOR_set0(alg, OBJ_txt2obj(mds[i].name, 0), V_ASN1_NULL, NULL), 1);
+        assert_int_equal(ASN1_OCTET_STRING_set(os, digest, (int)mds[i].len), 1);
+        unsigned char *der = NULL;
+        int len = i2d_X509_SIG(sig, &der);
+        assert_true(len > 0);
+        assert_int_equal(n, (size_t)len);
+        assert_memory_equal(di, der, n);
+        OPENSSL_free(der);
+        X509_SIG_free(sig);
+        /* too small a buffer is refused, never cut */
+        assert_int_equal(uk_crypto_digest_info(mds[i].md, digest, mds[i].len, di, n - 1, &n),
+                         UK_E_LIMIT_EXCEEDED);
+    }
+    uint8_t di[96];
+    size_t n = 0;
+    assert_int_equal(uk_crypto_digest_info(UK_CRYPTO_SHA256, di, 31, di, sizeof(di), &n),
+                     UK_E_INVALID_PARAMS);
+}
+
 static void test_crypto_pss_signatures_verify_with_openssl(void **state)
 {
     (void)state;
@@ -216,6 +258,28 @@ static void test_crypto_spki_from_ec_checks_the_point(void **state)
                          UK_E_INVALID_PARAMS);
         EVP_PKEY_free(key);
     }
+}
+
+/* An SM2 point (what an SKF module's ECCPUBLICKEYBLOB holds) becomes the SPKI OpenSSL writes for
+ * the key; a point off the curve is refused. */
+static void test_crypto_spki_from_sm2_point_matches_openssl(void **state)
+{
+    (void)state;
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "SM2");
+    assert_non_null(key);
+    uint8_t pt[65], want[200], *spki = NULL;
+    size_t pl = 0, spki_len = 0;
+    assert_true(EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof(pt), &pl));
+    assert_int_equal(pl, 65);
+    assert_int_equal(uk_crypto_spki_from_ec(UK_CRYPTO_CURVE_SM2, pt, pl, &spki, &spki_len), UK_OK);
+    size_t wl = pubkey_der(key, want);
+    assert_int_equal(spki_len, wl);
+    assert_memory_equal(spki, want, wl);
+    free(spki);
+    pt[64] ^= 0x01;
+    assert_int_equal(uk_crypto_spki_from_ec(UK_CRYPTO_CURVE_SM2, pt, pl, &spki, &spki_len),
+                     UK_E_KEY_REJECTED);
+    EVP_PKEY_free(key);
 }
 
 static size_t make_cert(EVP_PKEY *key, uint8_t *out)
@@ -384,10 +448,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crypto_pkcs1_signatures_verify_with_openssl),
         cmocka_unit_test(test_crypto_pkcs1_rejects_bad_lengths),
+        cmocka_unit_test(test_crypto_digest_info_is_the_der_openssl_encodes),
         cmocka_unit_test(test_crypto_pss_signatures_verify_with_openssl),
         cmocka_unit_test(test_crypto_pss_rejects_too_small_modulus),
         cmocka_unit_test(test_crypto_spki_from_rsa_matches_openssl),
         cmocka_unit_test(test_crypto_spki_from_ec_checks_the_point),
+        cmocka_unit_test(test_crypto_spki_from_sm2_point_matches_openssl),
         cmocka_unit_test(test_crypto_cert_key_info_parses_and_rejects),
         cmocka_unit_test(test_crypto_ecb_known_answers),
         cmocka_unit_test(test_crypto_random_fills),

@@ -48,13 +48,14 @@
 
 #include "uk_card.h"
 #include "uk_driver.h"
+#include "uk_source.h"
 
 /* Slots reported per module; further slots are ignored (logged). */
-#define UK_P11_SLOTS_MAX 16u
+#define UK_P11_SLOTS_MAX UK_SOURCE_SLOTS_MAX
 /* Slow re-scan of a module's slots when nothing else wakes the scanner. */
 #define UK_P11_RESCAN_MS 2000u
 /* A slot's reader name: "<module name>: <slot description>". */
-#define UK_P11_NAME_MAX 128u
+#define UK_P11_NAME_MAX UK_SOURCE_NAME_MAX
 
 typedef struct uk_p11_module uk_p11_module;
 
@@ -77,32 +78,14 @@ bool uk_p11_card_slot(const uk_card *card, uk_p11_module **m, unsigned long *slo
 
 /* ---- the scanner ---------------------------------------------------------- */
 
-/* One slot as the scanner last saw it. */
-typedef struct uk_p11_slot_state {
-    char name[UK_P11_NAME_MAX]; /* unique within the module */
-    unsigned long slot;
-    bool present;    /* CKF_TOKEN_PRESENT */
-    bool usable;     /* present and initialised (CKF_TOKEN_INITIALIZED) */
-    unsigned events; /* bumped when the token changed (another token, re-inserted) */
-    char desc[65];   /* slotDescription, trailing blanks removed (dedup, docs/drivers.md) */
-} uk_p11_slot_state;
-
-typedef struct uk_p11_snapshot {
-    int status;         /* UK_OK, or why the module is unusable (then n == 0) */
-    uk_p11_module *mod; /* borrowed: valid until uk_p11_scan_free; NULL unless status is OK */
-    size_t n;
-    uk_p11_slot_state slots[UK_P11_SLOTS_MAX];
-} uk_p11_snapshot;
+/* Slots and snapshots are the token layer's module-source types (uk_source.h); mod is the
+ * uk_p11_module. */
+typedef uk_source_slot uk_p11_slot_state;
+typedef uk_source_snapshot uk_p11_snapshot;
 
 typedef struct uk_p11_scan uk_p11_scan;
 
-typedef struct uk_p11_scan_cbs {
-    /* A snapshot the callee now owns (free()); only when something changed. */
-    void (*snapshot)(void *ctx, size_t source, uk_p11_snapshot *snap);
-    /* Once, last, when the thread is about to return (after uk_p11_scan_cancel). */
-    void (*exited)(void *ctx, size_t source);
-    void *ctx;
-} uk_p11_scan_cbs;
+typedef uk_source_cbs uk_p11_scan_cbs;
 
 /* Starts the scanner thread of the module at path (copied). source is passed back. */
 int uk_p11_scan_start(uk_p11_scan **out, const char *path, const char *name, size_t source,
@@ -118,5 +101,8 @@ void uk_p11_scan_free(uk_p11_scan *s);
 
 /* "p11": accepts module-slot cards only (docs/drivers.md, "PKCS#11 driver"). */
 extern const uk_driver uk_driver_p11;
+
+/* PKCS#11 modules as a token source of the token layer (uk_source.h). */
+extern const uk_source_kind uk_p11_source;
 
 #endif

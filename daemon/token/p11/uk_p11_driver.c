@@ -802,7 +802,7 @@ static int destroy_all(p11_state *st, CK_OBJECT_CLASS cls, const char *key_id,
 }
 
 /* Whether private objects are hidden from this session: a token that wants a login and a
- * session that has not logged in (renewal abort and retirement run without the PIN). */
+ * session that has not logged in (renewal recovery runs without the PIN). */
 static bool private_hidden(p11_state *st)
 {
     CK_SESSION_INFO si;
@@ -823,13 +823,12 @@ static int p11_delete_key(void *state, uk_card *card, const char *key_id)
     size_t n = 0;
     int rc = destroy_all(st, CKO_PRIVATE_KEY, key_id, CK_INVALID_HANDLE, &n);
     if (rc == UK_OK && n == 0 && private_hidden(st)) {
-        /* Without the PIN the private key cannot be seen, let alone destroyed: say so (the
-         * renewal service then leaves it unused) rather than "no such key". Its public key
-         * goes, so that nothing names the id any more. */
-        UK_LOG_INFO("'%s': the private key %s can only be destroyed after a login; it stays",
-                    st->name, key_id);
-        rc = destroy_all(st, CKO_PUBLIC_KEY, key_id, CK_INVALID_HANDLE, NULL);
-        return rc == UK_OK ? UK_E_NOT_SUPPORTED : rc;
+        /* Without the PIN the private key cannot be seen, let alone destroyed: say so rather
+         * than "no such key", and touch nothing else (its public key and certificate are what
+         * tell that the id still holds a key: UK_TOKEN_CAP_DELETE_NEEDS_PIN). */
+        UK_LOG_INFO("'%s': the private key %s can only be destroyed after a login", st->name,
+                    key_id);
+        return UK_E_PIN_REQUIRED;
     }
     if (rc == UK_OK && n == 0)
         return UK_E_KEY_NOT_FOUND;
@@ -939,12 +938,20 @@ static int p11_find_staging_slot(void *state, uk_card *card, char key_id_out[UK_
 static int p11_get_caps(void *state, uk_card *card, unsigned *caps)
 {
     (void)card;
-    (void)state;
     /* Keys are objects the module lists, with or without a certificate
      * (KEY_METADATA); there is nothing to move: a renewed key keeps its new
-     * CKA_ID and the record maps the role to it. */
+     * CKA_ID and the record maps the role to it. No CKA_ID is a standard
+     * place (ANY_KEY_ID). A token that wants a login hides private keys
+     * until then (DELETE_NEEDS_PIN). */
+    CK_TOKEN_INFO ti;
+    int rc = token_info(state, &ti);
+    if (rc != UK_OK)
+        return rc;
     *caps = UK_TOKEN_CAP_GENERATE | UK_TOKEN_CAP_PUT_CERT | UK_TOKEN_CAP_DELETE_KEY |
-            UK_TOKEN_CAP_KEY_METADATA | UK_TOKEN_CAP_STAGING | UK_TOKEN_CAP_RECORD;
+            UK_TOKEN_CAP_KEY_METADATA | UK_TOKEN_CAP_STAGING | UK_TOKEN_CAP_RECORD |
+            UK_TOKEN_CAP_ANY_KEY_ID;
+    if (ti.flags & CKF_LOGIN_REQUIRED)
+        *caps |= UK_TOKEN_CAP_DELETE_NEEDS_PIN;
     return UK_OK;
 }
 

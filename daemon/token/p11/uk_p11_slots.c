@@ -38,40 +38,11 @@ static int p11_begin(uk_card *base)
     return (info.flags & CKF_TOKEN_PRESENT) ? UK_OK : UK_E_CARD_REMOVED;
 }
 
-static void p11_end(uk_card *base)
-{
-    (void)base; /* sessions belong to the driver's state; nothing is held per operation */
-}
-
-static void p11_forget(uk_card *base)
-{
-    (void)base;
-}
-
 static void p11_free(uk_card *base)
 {
     p11_card *c = (p11_card *)base;
     uk_p11_module_put(c->mod);
     free(c);
-}
-
-static int p11_transmit(uk_card *base, const uint8_t *apdu, size_t len, uint8_t *resp, size_t cap,
-                        size_t *resp_len)
-{
-    (void)base;
-    (void)apdu;
-    (void)len;
-    (void)resp;
-    (void)cap;
-    *resp_len = 0;
-    return UK_E_NOT_SUPPORTED; /* a module slot takes no APDUs: card drivers say "not mine" */
-}
-
-static void p11_atr(const uk_card *base, const uint8_t **atr, size_t *len)
-{
-    (void)base;
-    *atr = NULL;
-    *len = 0;
 }
 
 static const char *p11_reader(const uk_card *base)
@@ -82,12 +53,12 @@ static const char *p11_reader(const uk_card *base)
 static const uk__card_ops p11_card_ops = {
     .kind = "p11",
     .begin = p11_begin,
-    .end = p11_end,
+    .end = uk__card_nop, /* sessions belong to the driver's state */
     .reconnect = p11_begin,
-    .forget = p11_forget,
+    .forget = uk__card_nop,
     .free = p11_free,
-    .transmit = p11_transmit,
-    .atr = p11_atr,
+    .transmit = uk__card_no_transmit, /* a module slot takes no APDUs */
+    .atr = uk__card_no_atr,
     .reader = p11_reader,
 };
 
@@ -128,19 +99,15 @@ struct known {
     CK_RV info_rv;   /* C_GetTokenInfo's last answer: a failure is logged when it changes */
 };
 
+/* The scanner thread is the generic one of the token layer (uk_source.h); this is its ctx. */
 struct uk_p11_scan {
     char *path, *name;
-    size_t source;
-    uk_p11_scan_cbs cbs;
-    uv_thread_t thread;
-    uv_mutex_t mu;
-    uv_cond_t cond;
-    bool wake, stop; /* under mu */
+    uk_source_scanner *scanner;
     uk_p11_module *mod;
-    uk_p11_snapshot *last; /* what was last published */
     struct known known[UK_P11_SLOTS_MAX];
     size_t n_known;
     bool events_supported;
+    bool told; /* "cannot list its slots" was logged */
 };
 
 static struct known *known_slot(uk_p11_scan *s, CK_SLOT_ID slot)
@@ -274,159 +241,109 @@ static int scan_once(uk_p11_scan *s, uk_p11_snapshot *snap)
     return UK_OK;
 }
 
-static bool same(const uk_p11_snapshot *a, const uk_p11_snapshot *b)
+static int scan_load(void *ctx)
 {
-    if (a == NULL || a->status != b->status || a->n != b->n)
-        return false;
-    for (size_t i = 0; i < a->n; i++) {
-        const uk_p11_slot_state *x = &a->slots[i], *y = &b->slots[i];
-        if (strcmp(x->name, y->name) != 0 || x->slot != y->slot || x->present != y->present ||
-            x->usable != y->usable || x->events != y->events)
-            return false;
-    }
-    return true;
-}
-
-static void publish(uk_p11_scan *s, uk_p11_snapshot *snap)
-{
-    if (same(s->last, snap)) {
-        free(snap);
-        return;
-    }
-    uk_p11_snapshot *copy = malloc(sizeof(*copy));
-    if (copy == NULL) {
-        free(snap);
-        return; /* published at the next scan that finds memory */
-    }
-    *copy = *snap;
-    free(s->last);
-    s->last = snap;
-    s->cbs.snapshot(s->cbs.ctx, s->source, copy);
-}
-
-/* Waits up to ms for a wake or a stop; false when stopping. */
-static bool scan_wait(uk_p11_scan *s, unsigned ms)
-{
-    uint64_t deadline = uv_hrtime() + (uint64_t)ms * 1000000u;
-    uv_mutex_lock(&s->mu);
-    while (!s->stop && !s->wake) {
-        uint64_t now = uv_hrtime();
-        if (now >= deadline)
-            break;
-        (void)uv_cond_timedwait(&s->cond, &s->mu, deadline - now);
-    }
-    s->wake = false;
-    bool go_on = !s->stop;
-    uv_mutex_unlock(&s->mu);
-    return go_on;
-}
-
-static void scan_thread(void *arg)
-{
-    uk_p11_scan *s = arg;
-    int rc = uk_p11_module_get(s->path, s->name, &s->mod);
+    uk_p11_scan *s = ctx;
     s->events_supported = true;
-    bool told = false;
-    while (rc == UK_OK) {
-        uk_p11_snapshot *snap = calloc(1, sizeof(*snap));
-        if (snap != NULL) {
-            snap->mod = s->mod;
-            int src = scan_once(s, snap);
-            if (src == UK_OK) {
-                told = false;
-                publish(s, snap);
-            } else {
-                /* The module misbehaves right now: its slots are reported gone
-                 * (like readers when pcscd leaves) and it is asked again. */
-                if (!told)
-                    UK_LOG_WARN("PKCS#11 module %s: cannot list its slots: %s", s->name,
-                                uk_err_name(src));
-                told = true;
-                memset(snap, 0, sizeof(*snap));
-                snap->status = src;
-                publish(s, snap);
-            }
-        }
-        if (!scan_wait(s, UK_P11_RESCAN_MS))
-            break;
-    }
-    if (rc != UK_OK) {
-        /* Unusable until the configuration is loaded again: say so once. */
-        uk_p11_snapshot *snap = calloc(1, sizeof(*snap));
-        if (snap != NULL) {
-            snap->status = rc;
-            publish(s, snap);
-        }
-        while (scan_wait(s, UK_P11_RESCAN_MS * 30u))
-            ;
-    }
-    s->cbs.exited(s->cbs.ctx, s->source);
+    return uk_p11_module_get(s->path, s->name, &s->mod);
+}
+
+static int scan_slots(void *ctx, uk_p11_snapshot *snap)
+{
+    uk_p11_scan *s = ctx;
+    snap->mod = s->mod;
+    int rc = scan_once(s, snap);
+    /* A module that misbehaves right now: its slots are reported gone (like readers when pcscd
+     * leaves) and it is asked again; said once. */
+    if (rc != UK_OK && !s->told)
+        UK_LOG_WARN("PKCS#11 module %s: cannot list its slots: %s", s->name, uk_err_name(rc));
+    s->told = rc != UK_OK;
+    return rc;
 }
 
 int uk_p11_scan_start(uk_p11_scan **out, const char *path, const char *name, size_t source,
                       const uk_p11_scan_cbs *cbs)
 {
     *out = NULL;
-    if (path == NULL || cbs == NULL || cbs->snapshot == NULL || cbs->exited == NULL)
+    if (path == NULL || cbs == NULL)
         return UK_E_INVALID_PARAMS;
     uk_p11_scan *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return UK_E_NO_MEMORY;
     s->path = strdup(path);
     s->name = strdup(name != NULL && name[0] != '\0' ? name : path);
-    s->source = source;
-    s->cbs = *cbs;
-    if (s->path == NULL || s->name == NULL) {
+    int rc = UK_E_NO_MEMORY;
+    if (s->path != NULL && s->name != NULL) {
+        uk_source_scan_ops ops = {.load = scan_load, .scan = scan_slots, .ctx = s};
+        rc = uk_source_scanner_start(&s->scanner, &ops, UK_P11_RESCAN_MS, source, cbs);
+    }
+    if (rc != UK_OK) {
         free(s->path);
         free(s->name);
         free(s);
-        return UK_E_NO_MEMORY;
+        return rc;
     }
-    if (uv_mutex_init(&s->mu) != 0)
-        goto fail_mu;
-    if (uv_cond_init(&s->cond) != 0)
-        goto fail_cond;
-    if (uv_thread_create(&s->thread, scan_thread, s) != 0)
-        goto fail_thread;
     *out = s;
     return UK_OK;
-fail_thread:
-    uv_cond_destroy(&s->cond);
-fail_cond:
-    uv_mutex_destroy(&s->mu);
-fail_mu:
-    free(s->path);
-    free(s->name);
-    free(s);
-    return UK_E_INTERNAL;
 }
 
 void uk_p11_scan_wake(uk_p11_scan *s)
 {
-    uv_mutex_lock(&s->mu);
-    s->wake = true;
-    uv_cond_signal(&s->cond);
-    uv_mutex_unlock(&s->mu);
+    uk_source_scanner_wake(s->scanner);
 }
 
 void uk_p11_scan_cancel(uk_p11_scan *s)
 {
-    uv_mutex_lock(&s->mu);
-    s->stop = true;
-    uv_cond_signal(&s->cond);
-    uv_mutex_unlock(&s->mu);
+    uk_source_scanner_cancel(s->scanner);
 }
 
 void uk_p11_scan_free(uk_p11_scan *s)
 {
     if (s == NULL)
         return;
-    uv_thread_join(&s->thread);
-    uv_cond_destroy(&s->cond);
-    uv_mutex_destroy(&s->mu);
+    uk_source_scanner_free(s->scanner); /* joins: nothing uses the module after this */
     uk_p11_module_put(s->mod);
-    free(s->last);
     free(s->path);
     free(s->name);
     free(s);
 }
+
+/* ---- the token layer's view (uk_source.h) ---------------------------------------- */
+
+static int source_start(void **out, const uk_source_config *cfg, size_t source,
+                        const uk_source_cbs *cbs)
+{
+    uk_p11_scan *s = NULL;
+    int rc = uk_p11_scan_start(&s, cfg->path, cfg->name, source, cbs);
+    *out = s;
+    return rc;
+}
+
+static void source_wake(void *s)
+{
+    uk_p11_scan_wake(s);
+}
+
+static void source_cancel(void *s)
+{
+    uk_p11_scan_cancel(s);
+}
+
+static void source_free(void *s)
+{
+    uk_p11_scan_free(s);
+}
+
+static int source_card_new(uk_card **out, void *mod, unsigned long slot, const char *name)
+{
+    return uk_p11_card_new(out, mod, slot, name);
+}
+
+const uk_source_kind uk_p11_source = {
+    .what = "PKCS#11",
+    .start = source_start,
+    .wake = source_wake,
+    .cancel = source_cancel,
+    .free = source_free,
+    .card_new = source_card_new,
+};

@@ -1,0 +1,96 @@
+/*
+ * uk_source.h - module token sources: vendor libraries (PKCS#11, SKF) whose slots or devices the
+ * token layer treats as readers next to the PC/SC ones (docs/architecture.md, "Token layer").
+ *
+ * A kind of source (uk_p11_source, uk_skf_source) brings a scanner thread per configured module
+ * that reports the module's readers as snapshots, and the uk_card of one reader. The token
+ * layer applies a snapshot like a PC/SC one: a presence change or a new event count is a card
+ * event. The layer knows a source only through this table, so it has no code of its own for any
+ * kind.
+ *
+ * Ownership: start returns a scanner the layer frees with free (after exited); snapshots are
+ * malloc'ed and owned by the snapshot callback. snapshot->mod is borrowed: valid until the
+ * scanner is freed, and only handed back to card_new of the same kind.
+ * Threads: start/wake/cancel/free from the loop thread (wake and cancel from any thread);
+ * callbacks run on the scanner thread; card_new on the loop thread.
+ * Errors: uk_err.h codes; a module that cannot be loaded is reported by a snapshot whose status
+ * says why (MODULE_ERROR), never by start, which fails only for memory or threads.
+ */
+#ifndef UK_SOURCE_H
+#define UK_SOURCE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "uk_card.h"
+
+/* Readers reported per module; further ones are ignored (logged by the scanner). */
+#define UK_SOURCE_SLOTS_MAX 16u
+/* A reader's name: "<module name>: <slot or device>". */
+#define UK_SOURCE_NAME_MAX 128u
+
+/* One reader as the scanner last saw it. */
+typedef struct uk_source_slot {
+    char name[UK_SOURCE_NAME_MAX]; /* unique within the module */
+    unsigned long slot;            /* the kind's own number for it */
+    bool present;                  /* a token is there */
+    bool usable;                   /* present and ready to identify (PKCS#11: initialised) */
+    unsigned events;               /* bumped when the token changed (another, re-inserted) */
+    char desc[65]; /* a PC/SC reader name prefix the reader stands for, or "" (dedup) */
+} uk_source_slot;
+
+typedef struct uk_source_snapshot {
+    int status; /* UK_OK, or why the module is unusable (then n == 0) */
+    void *mod;  /* borrowed (see above); NULL unless status is OK */
+    size_t n;
+    uk_source_slot slots[UK_SOURCE_SLOTS_MAX];
+} uk_source_snapshot;
+
+typedef struct uk_source_cbs {
+    /* A snapshot the callee now owns (free()); only when something changed. */
+    void (*snapshot)(void *ctx, size_t source, uk_source_snapshot *snap);
+    /* Once, last, when the thread is about to return (after cancel). */
+    void (*exited)(void *ctx, size_t source);
+    void *ctx;
+} uk_source_cbs;
+
+/* What the configuration says of one module (copied by start). */
+typedef struct uk_source_config {
+    const char *path;     /* absolute, from a configuration file */
+    const char *name;     /* for logs and reader names; "" = the path */
+    unsigned ulong_bytes; /* SKF: 4 or 8 (0 = 4); ignored by other kinds */
+} uk_source_config;
+
+typedef struct uk_source_kind {
+    const char *what; /* "PKCS#11", "SKF": logs */
+    int (*start)(void **out, const uk_source_config *cfg, size_t source, const uk_source_cbs *cbs);
+    void (*wake)(void *scan);   /* re-scan soon (a PC/SC change) */
+    void (*cancel)(void *scan); /* leave; exited() follows */
+    void (*free)(void *scan);   /* joins and frees; NULL-safe */
+    int (*card_new)(uk_card **out, void *mod, unsigned long slot, const char *name);
+} uk_source_kind;
+
+/*
+ * A scanner thread for a kind of source (uk_source.c; both kinds use it): calls load once, then
+ * scan at start, at every uk_source_scanner_wake and every rescan_ms, and hands a snapshot to
+ * cbs->snapshot only when it differs from the last one published. A failing load or scan is
+ * published as a snapshot with that status (said once in the log by the kind). Both run on the
+ * scanner thread with the kind's ctx; snap arrives zeroed.
+ */
+typedef struct uk_source_scan_ops {
+    int (*load)(void *ctx);
+    int (*scan)(void *ctx, uk_source_snapshot *snap);
+    void *ctx;
+} uk_source_scan_ops;
+
+typedef struct uk_source_scanner uk_source_scanner;
+
+int uk_source_scanner_start(uk_source_scanner **out, const uk_source_scan_ops *ops,
+                            unsigned rescan_ms, size_t source, const uk_source_cbs *cbs)
+    __attribute__((warn_unused_result));
+void uk_source_scanner_wake(uk_source_scanner *s);   /* any thread */
+void uk_source_scanner_cancel(uk_source_scanner *s); /* any thread; exited() follows */
+/* Joins (after exited()) and frees; the kind's ctx stays the caller's. NULL-safe. */
+void uk_source_scanner_free(uk_source_scanner *s);
+
+#endif
