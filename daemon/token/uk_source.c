@@ -3,11 +3,14 @@
  */
 #include "uk_source.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
 #include "uk_err.h"
+#include "uk_log.h"
 
 struct uk_source_scanner {
     uk_source_scan_ops ops;
@@ -157,4 +160,85 @@ void uk_source_scanner_free(uk_source_scanner *s)
     uv_mutex_destroy(&s->mu);
     free(s->last);
     free(s);
+}
+
+/* ---- loaded modules ---------------------------------------------------------------------- */
+
+static void module_free(const uk_source_module_kind *k, uk_source_module *m)
+{
+    char *path = m->path, *name = m->name;
+    k->unload(m); /* may still log m's name */
+    free(path);
+    free(name);
+}
+
+int uk_source_module_get(const uk_source_module_kind *k, const char *path, const char *name,
+                         const void *arg, uk_source_module **out)
+{
+    *out = NULL;
+    if (path == NULL || path[0] != '/')
+        return UK_E_INVALID_PARAMS; /* the config only gives absolute paths */
+    const char *shown = name != NULL && name[0] != '\0' ? name : path;
+    char real[PATH_MAX];
+    if (realpath(path, real) == NULL) {
+        UK_LOG_ERR("%s module %s: cannot load %s: %s", k->what, shown, path, strerror(errno));
+        return UK_E_MODULE_ERROR;
+    }
+    pthread_mutex_lock(k->mu);
+    int rc = UK_OK;
+    uk_source_module *m = *k->list;
+    while (m != NULL && strcmp(m->path, real) != 0)
+        m = m->next;
+    if (m != NULL) {
+        rc = k->share != NULL ? k->share(m, arg, shown) : UK_OK;
+        if (rc == UK_OK) {
+            m->refs++;
+            *out = m;
+        }
+        pthread_mutex_unlock(k->mu);
+        return rc;
+    }
+    rc = UK_E_NO_MEMORY;
+    if ((m = k->alloc(arg)) == NULL)
+        goto out;
+    if ((m->path = strdup(real)) == NULL || (m->name = strdup(shown)) == NULL)
+        goto out;
+    if ((rc = k->load(m)) != UK_OK)
+        goto out;
+    m->refs = 1;
+    m->next = *k->list;
+    *k->list = m;
+    UK_LOG_INFO("%s module %s loaded from %s%s", k->what, m->name, m->path,
+                k->note != NULL ? k->note(m) : "");
+    *out = m;
+    m = NULL;
+out:
+    pthread_mutex_unlock(k->mu);
+    if (m != NULL)
+        module_free(k, m);
+    return rc;
+}
+
+void uk_source_module_ref(const uk_source_module_kind *k, uk_source_module *m)
+{
+    pthread_mutex_lock(k->mu);
+    m->refs++;
+    pthread_mutex_unlock(k->mu);
+}
+
+void uk_source_module_put(const uk_source_module_kind *k, uk_source_module *m)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(k->mu);
+    if (--m->refs == 0) {
+        for (uk_source_module **p = k->list; *p != NULL; p = &(*p)->next) {
+            if (*p == m) {
+                *p = m->next;
+                break;
+            }
+        }
+        module_free(k, m); /* under the lock: a get of the same path waits for the unload */
+    }
+    pthread_mutex_unlock(k->mu);
 }

@@ -19,6 +19,7 @@
 #ifndef UK_SOURCE_H
 #define UK_SOURCE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -84,6 +85,49 @@ typedef struct uk_source_scan_ops {
 } uk_source_scan_ops;
 
 typedef struct uk_source_scanner uk_source_scanner;
+
+/*
+ * Loaded module libraries, shared by every kind: one instance per real path, refcounted. A kind
+ * embeds uk_source_module first in its module struct and describes itself in a
+ * uk_source_module_kind with its own lock and list. get resolves the path (two names of one file
+ * are one module: a second instance of a PKCS#11 module would see
+ * CKR_CRYPTOKI_ALREADY_INITIALIZED and outlive the first's C_Finalize), shares a loaded instance
+ * when the kind's share agrees, else allocates, loads and lists a new one, under the kind's lock
+ * (two sources asking for one path at once must not both initialise it). The last put unloads
+ * under the lock too, so a get of the same path waits for the unload.
+ * Errors of get: UK_E_INVALID_PARAMS (not an absolute path), UK_E_MODULE_ERROR (no such file,
+ * refused by share, or load's error), UK_E_NO_MEMORY. Any thread.
+ */
+typedef struct uk_source_module {
+    struct uk_source_module *next;
+    char *path; /* the real path: the key */
+    char *name; /* for logs and reader names */
+    unsigned refs;
+} uk_source_module;
+
+typedef struct uk_source_module_kind {
+    const char *what; /* "PKCS#11", "SKF": logs */
+    pthread_mutex_t *mu;
+    uk_source_module **list;
+    /* A zeroed instance of the kind with its own fields from arg; NULL when out of memory. */
+    uk_source_module *(*alloc)(const void *arg);
+    /* UK_OK when the loaded m may serve arg (NULL: always), else the logged error. */
+    int (*share)(const uk_source_module *m, const void *arg, const char *shown);
+    /* Loads m->path; logs its own failures. */
+    int (*load)(uk_source_module *m);
+    /* Said after "loaded from PATH" in the log (" (8-byte ULONG)"); NULL: nothing. */
+    const char *(*note)(const uk_source_module *m);
+    /* Undoes what load did (also after a failed load or none: path may be NULL) and frees the
+     * kind's fields and m itself; the registry frees path and name afterwards. */
+    void (*unload)(uk_source_module *m);
+} uk_source_module_kind;
+
+int uk_source_module_get(const uk_source_module_kind *k, const char *path, const char *name,
+                         const void *arg, uk_source_module **out)
+    __attribute__((warn_unused_result));
+void uk_source_module_ref(const uk_source_module_kind *k, uk_source_module *m);
+/* Drops a reference; the last one unloads. NULL-safe. */
+void uk_source_module_put(const uk_source_module_kind *k, uk_source_module *m);
 
 int uk_source_scanner_start(uk_source_scanner **out, const uk_source_scan_ops *ops,
                             unsigned rescan_ms, size_t source, const uk_source_cbs *cbs)

@@ -3,8 +3,6 @@
  * and the one CK_RV -> uk_err translation.
  */
 #include <dlfcn.h>
-#include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,10 +23,7 @@ typedef CK_RV (*p11_get_interface_fn)(CK_UTF8CHAR *name, CK_VERSION *version, p1
                                       CK_FLAGS flags);
 
 struct uk_p11_module {
-    uk_p11_module *next;
-    char *path;
-    char *name;
-    unsigned refs; /* under registry_mu */
+    uk_source_module base; /* path, name, refs: the shared registry's (uk_source.h) */
     void *dl;
     bool finalize; /* we initialised it, so we finalise it */
     uk__p11_fns fns;
@@ -37,7 +32,7 @@ struct uk_p11_module {
 /* One instance per path for the whole process: PKCS#11 allows one
  * C_Initialize per process, whoever asks for the module. */
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static uk_p11_module *registry;
+static uk_source_module *registry;
 
 /* ---- stubs: what a missing function answers ----------------------------- */
 
@@ -75,7 +70,7 @@ const uk__p11_fns *uk__p11_fns_of(const uk_p11_module *m)
 
 const char *uk_p11_module_name(const uk_p11_module *m)
 {
-    return m->name;
+    return m->base.name;
 }
 
 /* ---- loading --------------------------------------------------------------- */
@@ -96,18 +91,18 @@ static int function_list(uk_p11_module *m, const CK_FUNCTION_LIST **out)
         }
         UK_LOG_INFO("PKCS#11 module %s: C_GetInterface gave no interface (%s); trying "
                     "C_GetFunctionList",
-                    m->name, uk__p11_rv_name(rv));
+                    m->base.name, uk__p11_rv_name(rv));
     }
     CK_C_GetFunctionList get_list = (CK_C_GetFunctionList)dlsym(m->dl, "C_GetFunctionList");
     if (get_list == NULL) {
         UK_LOG_ERR("PKCS#11 module %s (%s) has neither C_GetInterface nor C_GetFunctionList",
-                   m->name, m->path);
+                   m->base.name, m->base.path);
         return UK_E_MODULE_ERROR;
     }
     CK_FUNCTION_LIST *fl = NULL;
     rv = get_list(&fl);
     if (rv != CKR_OK || fl == NULL) {
-        UK_LOG_ERR("PKCS#11 module %s: C_GetFunctionList failed: %s", m->name,
+        UK_LOG_ERR("PKCS#11 module %s: C_GetFunctionList failed: %s", m->base.name,
                    rv != CKR_OK ? uk__p11_rv_name(rv) : "no list");
         return UK_E_MODULE_ERROR;
     }
@@ -117,10 +112,10 @@ static int function_list(uk_p11_module *m, const CK_FUNCTION_LIST **out)
 
 static int module_load(uk_p11_module *m)
 {
-    m->dl = dlopen(m->path, RTLD_NOW | RTLD_LOCAL);
+    m->dl = dlopen(m->base.path, RTLD_NOW | RTLD_LOCAL);
     if (m->dl == NULL) {
         const char *why = dlerror();
-        UK_LOG_ERR("PKCS#11 module %s: cannot load %s: %s", m->name, m->path,
+        UK_LOG_ERR("PKCS#11 module %s: cannot load %s: %s", m->base.name, m->base.path,
                    why != NULL ? why : "unknown reason");
         return UK_E_MODULE_ERROR;
     }
@@ -129,7 +124,7 @@ static int module_load(uk_p11_module *m)
     if (rc != UK_OK)
         return rc;
     if (fl->version.major < 2) {
-        UK_LOG_ERR("PKCS#11 module %s: interface version %u.%u is too old", m->name,
+        UK_LOG_ERR("PKCS#11 module %s: interface version %u.%u is too old", m->base.name,
                    fl->version.major, fl->version.minor);
         return UK_E_MODULE_ERROR;
     }
@@ -141,107 +136,73 @@ static int module_load(uk_p11_module *m)
     CK_RV rv = m->fns.C_Initialize(&args);
     if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
         /* Someone else in this process initialised it; they finalise it. */
-        UK_LOG_INFO("PKCS#11 module %s was already initialised in this process", m->name);
+        UK_LOG_INFO("PKCS#11 module %s was already initialised in this process", m->base.name);
         return UK_OK;
     }
     if (rv != CKR_OK) {
-        UK_LOG_ERR("PKCS#11 module %s (%s): C_Initialize failed", m->name, m->path);
-        return uk__p11_err(rv, "C_Initialize", m->name) == UK_E_NO_MEMORY ? UK_E_NO_MEMORY
-                                                                          : UK_E_MODULE_ERROR;
+        UK_LOG_ERR("PKCS#11 module %s (%s): C_Initialize failed", m->base.name, m->base.path);
+        return uk__p11_err(rv, "C_Initialize", m->base.name) == UK_E_NO_MEMORY ? UK_E_NO_MEMORY
+                                                                               : UK_E_MODULE_ERROR;
     }
     m->finalize = true;
     return UK_OK;
 }
 
-static void module_free(uk_p11_module *m)
+static void module_unload(uk_source_module *base)
 {
+    uk_p11_module *m = (uk_p11_module *)base;
     if (m->finalize) {
         CK_RV rv = m->fns.C_Finalize(NULL);
         if (rv != CKR_OK)
-            (void)uk__p11_err(rv, "C_Finalize", m->name);
+            (void)uk__p11_err(rv, "C_Finalize", m->base.name);
     }
     /* A module that could not be loaded leaves no handle; one whose
      * C_Initialize failed is unloaded without C_Finalize. */
     if (m->dl != NULL)
         dlclose(m->dl);
-    free(m->path);
-    free(m->name);
     free(m);
 }
 
-int uk_p11_module_get(const char *path, const char *name, uk_p11_module **out)
+static uk_source_module *module_alloc(const void *arg)
 {
-    *out = NULL;
-    if (path == NULL || path[0] != '/')
-        return UK_E_INVALID_PARAMS; /* the config only gives absolute paths */
-    /* Two names of one file (a symlink, "/usr/lib/../lib/x.so") are one module: a second
-     * instance would see CKR_CRYPTOKI_ALREADY_INITIALIZED and outlive the first's C_Finalize. */
-    char real[PATH_MAX];
-    if (realpath(path, real) == NULL) {
-        UK_LOG_ERR("PKCS#11 module %s: cannot load %s: %s", name != NULL && name[0] ? name : path,
-                   path, strerror(errno));
-        return UK_E_MODULE_ERROR;
-    }
-    path = real;
-    pthread_mutex_lock(&registry_mu);
-    for (uk_p11_module *m = registry; m != NULL; m = m->next) {
-        if (strcmp(m->path, path) == 0) {
-            m->refs++;
-            *out = m;
-            pthread_mutex_unlock(&registry_mu);
-            return UK_OK;
-        }
-    }
-    int rc = UK_E_NO_MEMORY;
+    (void)arg;
     uk_p11_module *m = calloc(1, sizeof(*m));
     if (m == NULL)
-        goto out;
-    m->path = strdup(path);
-    m->name = strdup(name != NULL && name[0] != '\0' ? name : path);
-    if (m->path == NULL || m->name == NULL)
-        goto out;
-    /* Loaded under the lock: two sources asking for one path at once must not
-     * both call C_Initialize. */
-    rc = module_load(m);
-    if (rc != UK_OK)
-        goto out;
-    m->refs = 1;
-    m->next = registry;
-    registry = m;
-    UK_LOG_INFO("PKCS#11 module %s loaded from %s", m->name, m->path);
-    *out = m;
-    m = NULL;
-out:
-    pthread_mutex_unlock(&registry_mu);
-    if (m != NULL)
-        module_free(m);
+        return NULL;
+    fns_init(&m->fns);
+    return &m->base;
+}
+
+static int module_load_base(uk_source_module *base)
+{
+    return module_load((uk_p11_module *)base);
+}
+
+static const uk_source_module_kind p11_kind = {
+    .what = "PKCS#11",
+    .mu = &registry_mu,
+    .list = &registry,
+    .alloc = module_alloc,
+    .load = module_load_base,
+    .unload = module_unload,
+};
+
+int uk_p11_module_get(const char *path, const char *name, uk_p11_module **out)
+{
+    uk_source_module *m = NULL;
+    int rc = uk_source_module_get(&p11_kind, path, name, NULL, &m);
+    *out = (uk_p11_module *)m;
     return rc;
 }
 
 void uk__p11_module_ref(uk_p11_module *m)
 {
-    pthread_mutex_lock(&registry_mu);
-    m->refs++;
-    pthread_mutex_unlock(&registry_mu);
+    uk_source_module_ref(&p11_kind, &m->base);
 }
 
 void uk_p11_module_put(uk_p11_module *m)
 {
-    if (m == NULL)
-        return;
-    pthread_mutex_lock(&registry_mu);
-    if (--m->refs > 0) {
-        pthread_mutex_unlock(&registry_mu);
-        return;
-    }
-    for (uk_p11_module **p = &registry; *p != NULL; p = &(*p)->next) {
-        if (*p == m) {
-            *p = m->next;
-            break;
-        }
-    }
-    module_free(m); /* under the lock: a get of the same path waits for the unload */
-    pthread_mutex_unlock(&registry_mu);
+    uk_source_module_put(&p11_kind, m != NULL ? &m->base : NULL);
 }
 
 /* ---- strings ----------------------------------------------------------------- */

@@ -162,7 +162,7 @@ static int scan_once(void *ctx, uk_source_snapshot *snap)
             k->events++; /* (re-)inserted: a new token */
         k->present = now[i];
         uk_source_slot *st = &snap->slots[snap->n];
-        int w = snprintf(st->name, sizeof(st->name), "%s: %s", s->mod->name, k->dev);
+        int w = snprintf(st->name, sizeof(st->name), "%s: %s", s->mod->base.name, k->dev);
         if (w < 0 || (size_t)w >= sizeof(st->name))
             continue; /* a name that does not fit could not be mapped back to the device */
         st->slot = i;
@@ -226,8 +226,8 @@ static int source_card_new(uk_card **out, void *mod, unsigned long slot, const c
 {
     (void)slot;
     uk_skf_module *m = mod;
-    size_t k = strlen(m->name);
-    if (strncmp(name, m->name, k) != 0 || strncmp(name + k, ": ", 2) != 0)
+    size_t k = strlen(m->base.name);
+    if (strncmp(name, m->base.name, k) != 0 || strncmp(name + k, ": ", 2) != 0)
         return UK_E_INVALID_PARAMS;
     return uk_skf_card_new(out, m, name + k + 2, name);
 }

@@ -112,16 +112,13 @@ extern const uk__skf_adapter uk__skf_adapter8;
 
 /* A loaded module (refcounted; uk_skf_module_get / put in uk_skf.h). */
 struct uk_skf_module {
-    char *path; /* realpath: the registry key */
-    char *name;
+    uk_source_module base; /* path (the real path), name, refs: the shared registry's */
     void *dl;
     const uk__skf_adapter *a;
     void *tab;
     /* Every call into the module holds it: vendors' modules are rarely thread-safe, and the
      * scanner and the workers of its devices call it from several threads. */
     pthread_mutex_t call_mu;
-    unsigned refs; /* under the registry lock */
-    struct uk_skf_module *next;
 };
 
 /* Another reference on m (held by the caller). */

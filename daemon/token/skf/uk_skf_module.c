@@ -3,8 +3,6 @@
  * translation and the multi-string reader (uk_skf_int.h).
  */
 #include <dlfcn.h>
-#include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +13,7 @@
 #include "uk_skf_int.h"
 
 static pthread_mutex_t registry_mu = PTHREAD_MUTEX_INITIALIZER;
-static uk_skf_module *registry;
+static uk_source_module *registry;
 
 void uk__skf_lock(uk_skf_module *m)
 {
@@ -28,23 +26,22 @@ uint32_t uk__skf_unlocked(uk_skf_module *m, uint32_t rv)
     return rv;
 }
 
-static void module_free(uk_skf_module *m)
+static void module_unload(uk_source_module *base)
 {
+    uk_skf_module *m = (uk_skf_module *)base;
     pthread_mutex_destroy(&m->call_mu);
     free(m->tab);
     if (m->dl != NULL)
         dlclose(m->dl);
-    free(m->path);
-    free(m->name);
     free(m);
 }
 
 static int module_load(uk_skf_module *m)
 {
-    m->dl = dlopen(m->path, RTLD_NOW | RTLD_LOCAL);
+    m->dl = dlopen(m->base.path, RTLD_NOW | RTLD_LOCAL);
     if (m->dl == NULL) {
         const char *why = dlerror();
-        UK_LOG_ERR("SKF module %s: cannot load %s: %s", m->name, m->path,
+        UK_LOG_ERR("SKF module %s: cannot load %s: %s", m->base.name, m->base.path,
                    why != NULL ? why : "dlopen failed");
         return UK_E_MODULE_ERROR;
     }
@@ -55,103 +52,86 @@ static int module_load(uk_skf_module *m)
     static const char *const needed[] = {"SKF_EnumDev", "SKF_ConnectDev", "SKF_OpenApplication"};
     for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
         if (!m->a->has(m->tab, needed[i])) {
-            UK_LOG_ERR("SKF module %s: %s does not export %s", m->name, m->path, needed[i]);
+            UK_LOG_ERR("SKF module %s: %s does not export %s", m->base.name, m->base.path,
+                       needed[i]);
             return UK_E_MODULE_ERROR;
         }
     }
     return UK_OK;
 }
 
+static uk_source_module *module_alloc(const void *arg)
+{
+    uk_skf_module *m = calloc(1, sizeof(*m));
+    if (m == NULL)
+        return NULL;
+    m->a = arg;
+    if (pthread_mutex_init(&m->call_mu, NULL) != 0) {
+        free(m);
+        return NULL;
+    }
+    return &m->base;
+}
+
+/* One file is one module: loaded with one ULONG width, it cannot serve the other. */
+static int module_share(const uk_source_module *base, const void *arg, const char *shown)
+{
+    const uk_skf_module *m = (const uk_skf_module *)base;
+    const uk__skf_adapter *a = arg;
+    if (m->a == a)
+        return UK_OK;
+    UK_LOG_ERR("SKF module %s: %s is already loaded with %u-byte ULONG, not %u", shown, base->path,
+               m->a->ulong_bytes, a->ulong_bytes);
+    return UK_E_MODULE_ERROR;
+}
+
+static int module_load_base(uk_source_module *base)
+{
+    return module_load((uk_skf_module *)base);
+}
+
+static const char *module_note(const uk_source_module *base)
+{
+    return ((const uk_skf_module *)base)->a->ulong_bytes == 8 ? " (8-byte ULONG)"
+                                                              : " (4-byte ULONG)";
+}
+
+static const uk_source_module_kind skf_kind = {
+    .what = "SKF",
+    .mu = &registry_mu,
+    .list = &registry,
+    .alloc = module_alloc,
+    .share = module_share,
+    .load = module_load_base,
+    .note = module_note,
+    .unload = module_unload,
+};
+
 int uk_skf_module_get(const char *path, const char *name, unsigned ulong_bytes, uk_skf_module **out)
 {
     *out = NULL;
-    if (path == NULL || path[0] != '/' ||
-        (ulong_bytes != 0 && ulong_bytes != 4 && ulong_bytes != 8))
-        return UK_E_INVALID_PARAMS; /* the config only gives absolute paths and these widths */
+    if (ulong_bytes != 0 && ulong_bytes != 4 && ulong_bytes != 8)
+        return UK_E_INVALID_PARAMS; /* the config only gives these widths */
     const uk__skf_adapter *a = ulong_bytes == 8 ? &uk__skf_adapter8 : &uk__skf_adapter4;
-    const char *shown = name != NULL && name[0] != '\0' ? name : path;
-    char real[PATH_MAX];
-    if (realpath(path, real) == NULL) {
-        UK_LOG_ERR("SKF module %s: cannot load %s: %s", shown, path, strerror(errno));
-        return UK_E_MODULE_ERROR;
-    }
-    pthread_mutex_lock(&registry_mu);
-    for (uk_skf_module *m = registry; m != NULL; m = m->next) {
-        if (strcmp(m->path, real) == 0) {
-            int rc = UK_OK;
-            if (m->a != a) {
-                UK_LOG_ERR("SKF module %s: %s is already loaded with %u-byte ULONG, not %u", shown,
-                           real, m->a->ulong_bytes, a->ulong_bytes);
-                rc = UK_E_MODULE_ERROR;
-            } else {
-                m->refs++;
-                *out = m;
-            }
-            pthread_mutex_unlock(&registry_mu);
-            return rc;
-        }
-    }
-    int rc = UK_E_NO_MEMORY;
-    uk_skf_module *m = calloc(1, sizeof(*m));
-    if (m == NULL)
-        goto out;
-    m->a = a;
-    if (pthread_mutex_init(&m->call_mu, NULL) != 0) {
-        free(m);
-        m = NULL;
-        rc = UK_E_INTERNAL;
-        goto out;
-    }
-    m->path = strdup(real);
-    m->name = strdup(shown);
-    if (m->path == NULL || m->name == NULL)
-        goto out;
-    rc = module_load(m);
-    if (rc != UK_OK)
-        goto out;
-    m->refs = 1;
-    m->next = registry;
-    registry = m;
-    UK_LOG_INFO("SKF module %s loaded from %s (%u-byte ULONG)", m->name, m->path,
-                m->a->ulong_bytes);
-    *out = m;
-    m = NULL;
-out:
-    pthread_mutex_unlock(&registry_mu);
-    if (m != NULL)
-        module_free(m);
+    uk_source_module *m = NULL;
+    int rc = uk_source_module_get(&skf_kind, path, name, a, &m);
+    *out = (uk_skf_module *)m;
     return rc;
 }
 
 void uk__skf_module_ref(uk_skf_module *m)
 {
-    pthread_mutex_lock(&registry_mu);
-    m->refs++;
-    pthread_mutex_unlock(&registry_mu);
+    uk_source_module_ref(&skf_kind, &m->base);
 }
 
 void uk_skf_module_put(uk_skf_module *m)
 {
-    if (m == NULL)
-        return;
-    pthread_mutex_lock(&registry_mu);
-    if (--m->refs > 0) {
-        pthread_mutex_unlock(&registry_mu);
-        return;
-    }
-    for (uk_skf_module **p = &registry; *p != NULL; p = &(*p)->next) {
-        if (*p == m) {
-            *p = m->next;
-            break;
-        }
-    }
-    module_free(m); /* under the lock: a get of the same path waits for the unload */
-    pthread_mutex_unlock(&registry_mu);
+    uk_source_module_put(&skf_kind, m != NULL ? &m->base : NULL);
 }
 
 const char *uk_skf_module_name(const uk_skf_module *m)
 {
-    return m->name;
+    return m->base.name;
 }
 
 const char *uk__skf_next_name(const char *list, size_t len, size_t *pos)
