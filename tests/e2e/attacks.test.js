@@ -33,28 +33,21 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const http = require('node:http');
-const https = require('node:https');
 const net = require('node:net');
-const os = require('node:os');
 const path = require('node:path');
 const tls = require('node:tls');
 const { spawn } = require('node:child_process');
-const { Ukeyd, UnixClient, WssClient, FrameReader, BIN, ROOT, run, freePort, tempDir, rawUpgrade, upgradeHeaders } =
-    require('../daemon/lib/ukeyd');
+const { Ukeyd, UnixClient, WssClient, FrameReader, BIN, run, tempDir, rawUpgrade, upgradeHeaders } = require('../daemon/lib/ukeyd');
 const { Rig, rigUnavailable, waitToken, KeysClient, openssl } = require('../daemon/lib/rig');
+const { EXT_DIR, EXT_ID, browserMissing, serve: serveOn, trustDaemonCa, launchBrowser, launchPersistent, installHost, serviceWorker, screenshot } =
+    require('./lib/browser');
 
-const CHROMIUM = process.env.UK_CHROMIUM || '/usr/bin/chromium';
-const CERTUTIL = ['/usr/bin/certutil', '/bin/certutil'].find((p) => fs.existsSync(p));
-const ARTIFACTS = process.env.UK_ARTIFACT_DIR || os.tmpdir();
-const EXT_DIR = path.join(ROOT, 'extension');
-const EXT_ID = 'babjdnpjleochckddofofbcihacigmfc'; // extension/manifest.json's key
 const HOST_NAME = 'io.ukeyd.host';
-const BASE_ARGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--host-resolver-rules=MAP evil.test 127.0.0.1'];
+// Every launch here (after lib/browser.js's BASE_ARGS): evil.test resolves to 127.0.0.1 (case 2).
+const ARGS = ['--host-resolver-rules=MAP evil.test 127.0.0.1'];
 const LIMIT = 65536; // limits.message_size (default)
 const CONNECTIONS = 24; // limits.connections of the daemon under attack
-const skip = !fs.existsSync(CHROMIUM) ? `${CHROMIUM} missing` : !CERTUTIL ? 'certutil missing' : rigUnavailable() || false;
+const skip = browserMissing() || rigUnavailable() || false;
 
 /* ---------- the verdict table ---------- */
 
@@ -144,23 +137,8 @@ function handler(req, res) {
     }
 }
 
-// An http(s) server on a free port of 127.0.0.1; resolves the port.
-async function serve(t, tlsOpts) {
-    for (;;) {
-        const port = await freePort();
-        const server = tlsOpts ? https.createServer(tlsOpts, handler) : http.createServer(handler);
-        try {
-            await new Promise((resolve, reject) => {
-                server.once('error', reject);
-                server.listen({ host: '127.0.0.1', port }, resolve);
-            });
-            t.after(() => server.close());
-            return port;
-        } catch (e) {
-            if (e.code !== 'EADDRINUSE') throw e;
-        }
-    }
-}
+// The pages above over http(s) (tlsOpts {key, cert}) on a free port; resolves the port.
+const serve = (t, tlsOpts) => serveOn(t, handler, { tls: tlsOpts });
 
 // A self-signed certificate for evil.test (the rebinding page over https, in a context that
 // ignores certificate errors).
@@ -482,11 +460,7 @@ test('attack suite: browser, extension and raw clients against a private ukeyd',
     d.env.PCSCLITE_CSOCK_NAME = rig.env.PCSCLITE_CSOCK_NAME;
     d.port = 1;
     d.writeConfig();
-    const nssdb = path.join(d.env.HOME, '.pki/nssdb');
-    fs.mkdirSync(nssdb, { recursive: true });
-    assert.equal(run(CERTUTIL, ['-N', '-d', `sql:${nssdb}`, '--empty-password']).code, 0);
-    const setup = run(BIN.ukeyd, ['tls-setup', '--config', d.configPath], { env: d.env });
-    assert.equal(setup.code, 0, setup.stderr);
+    trustDaemonCa(d);
     await d.start();
     const wss = `wss://127.0.0.1:${d.port}`;
 
@@ -521,14 +495,11 @@ test('attack suite: browser, extension and raw clients against a private ukeyd',
         await w.close();
     }
 
-    const { chromium } = require('playwright-core');
-    const browserEnv = { ...d.env, DISPLAY: '' };
-    const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: BASE_ARGS, env: browserEnv });
-    t.after(() => browser.close().catch(() => {}));
+    const browser = await launchBrowser(t, { args: ARGS, env: d.env });
     const ctx = await browser.newContext({ viewport: { width: 900, height: 620 } });
     const consoleLines = [];
     ctx.on('console', (m) => consoleLines.push(m.text()));
-    const shot = (page, name) => page.screenshot({ path: path.join(ARTIFACTS, `attack-${name}.png`) });
+    const shot = (page, name) => screenshot(page, `attack-${name}.png`);
     async function openPage(url) {
         const p = await ctx.newPage();
         await p.goto(url);
@@ -614,7 +585,7 @@ test('attack suite: browser, extension and raw clients against a private ukeyd',
         assert.ok(!r3.events.includes('open'), JSON.stringify(r3));
         const hostLine = await lastRefusal(before);
         assert.ok(hostLine.includes(`origin="https://evil.test:${evilTlsPort}"`) && /reason=HOST_NOT_ALLOWED/.test(hostLine), hostLine);
-        await e.screenshot({ path: path.join(ARTIFACTS, 'attack-2-rebinding-no-cert-check.png') });
+        await screenshot(e, 'attack-2-rebinding-no-cert-check.png');
         await ign.close();
 
         // (d) A raw client forging the allowed Origin with the rebinding Host: 403.
@@ -659,7 +630,7 @@ test('attack suite: browser, extension and raw clients against a private ukeyd',
         fs.writeFileSync(file, pageHtml('file page'));
         const fileOrigins = [];
         for (const flag of [false, true]) {
-            const b = flag ? await chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...BASE_ARGS, '--allow-file-access-from-files'], env: browserEnv }) : null;
+            const b = flag ? await launchBrowser(t, { args: [...ARGS, '--allow-file-access-from-files'], env: d.env }) : null;
             const fctx = b ? await b.newContext() : ctx;
             before = refusals();
             const f = await fctx.newPage();
@@ -671,7 +642,7 @@ test('attack suite: browser, extension and raw clients against a private ukeyd',
             assert.ok(fline.includes(`origin="${want}"`), `file page${flag ? ' with --allow-file-access-from-files' : ''}: ${fline}`);
             assert.match(fline, /reason=ORIGIN_NOT_ALLOWED/);
             fileOrigins.push(want);
-            await f.screenshot({ path: path.join(ARTIFACTS, `attack-3-file-page${flag ? '-file-access' : ''}.png`) });
+            await screenshot(f, `attack-3-file-page${flag ? '-file-access' : ''}.png`);
             await f.close();
             if (b) await b.close();
         }
@@ -741,20 +712,14 @@ test('attack suite: browser, extension and raw clients against a private ukeyd',
         const attackId = writeAttackExtension(attackDir);
         assert.notEqual(attackId, EXT_ID);
         const userDir = path.join(dir, 'profile-ext');
-        fs.mkdirSync(path.join(userDir, 'NativeMessagingHosts'), { recursive: true });
-        const template = fs.readFileSync(path.join(EXT_DIR, 'native-hosts/io.ukeyd.host.json.in'), 'utf8');
-        fs.writeFileSync(path.join(userDir, 'NativeMessagingHosts', `${HOST_NAME}.json`), template.replace('@UKEYD_NM@', wrapper));
+        installHost(userDir, wrapper);
         const attached = () => d.count(/native messaging: attached extension/);
         const attachedBefore = attached();
-        const ext = await chromium.launchPersistentContext(userDir, {
-            executablePath: CHROMIUM,
-            headless: true,
-            args: [...BASE_ARGS, `--disable-extensions-except=${EXT_DIR},${attackDir}`, `--load-extension=${EXT_DIR},${attackDir}`],
-            env: browserEnv,
+        const ext = await launchPersistent(t, userDir, {
+            args: [...ARGS, `--disable-extensions-except=${EXT_DIR},${attackDir}`, `--load-extension=${EXT_DIR},${attackDir}`],
+            env: d.env,
         });
-        t.after(() => ext.close().catch(() => {}));
-        const worker = async (id) => ext.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${id}/`)) ||
-            ext.waitForEvent('serviceworker', { predicate: (w) => w.url().startsWith(`chrome-extension://${id}/`), timeout: 15000 });
+        const worker = (id) => serviceWorker(ext, id);
         const real = await worker(EXT_ID);
         const registered = await real.evaluate(() => globalThis.ukeydReady);
         assert.deepEqual(registered, [ALLOWED], 'the real extension reached the daemon through the host');
@@ -773,7 +738,7 @@ test('attack suite: browser, extension and raw clients against a private ukeyd',
         await popup.setContent(`<pre style="font:13px monospace">second extension chrome-extension://${attackId}/\n` +
             `connectNative('${HOST_NAME}'): ${connect.disconnected}\nsendNativeMessage: ${once.error}\n` +
             `host starts recorded: ${startLines.join(', ')}</pre>`);
-        await popup.screenshot({ path: path.join(ARTIFACTS, 'attack-5-foreign-extension.png') });
+        await screenshot(popup, 'attack-5-foreign-extension.png');
         await ext.close();
         assert.ok(attached() > attachedBefore, 'the allowed extension attached');
 

@@ -7,16 +7,11 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const fs = require('node:fs');
-const http = require('node:http');
-const os = require('node:os');
 const path = require('node:path');
-const { Ukeyd, BIN, run, freePort } = require('../daemon/lib/ukeyd');
+const { Ukeyd } = require('../daemon/lib/ukeyd');
+const { browserMissing, serve, trustDaemonCa, launchPersistent, screenshot } = require('./lib/browser');
 
-const CHROMIUM = process.env.UK_CHROMIUM || '/usr/bin/chromium';
-const CERTUTIL = ['/usr/bin/certutil', '/bin/certutil'].find((p) => fs.existsSync(p));
-const ARTIFACTS = process.env.UK_ARTIFACT_DIR || os.tmpdir();
-const missing = !fs.existsSync(CHROMIUM) ? `${CHROMIUM} missing` : !CERTUTIL ? 'certutil missing' : false;
+const missing = browserMissing();
 
 // The test page: opens the WebSocket given in ?wss=, calls system.hello, shows and records what
 // happened in window.ukeydResult (a promise the test awaits: no timers anywhere).
@@ -57,40 +52,19 @@ window.ukeydResult = new Promise((resolve) => {
 </script></body></html>
 `;
 
-function servePage(t, port) {
-    const server = http.createServer((req, res) => {
-        if (req.url.startsWith('/page')) {
-            res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-            res.end(PAGE);
-        } else {
-            res.writeHead(404);
-            res.end();
-        }
-    });
-    t.after(() => server.close());
-    return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen({ host: '127.0.0.1', port }, () => resolve(server));
-    });
-}
-
-// An HTTP server on a free port (retrying if another process takes it first).
-async function servePageOnFreePort(t, avoid = []) {
-    for (;;) {
-        const port = await freePort(avoid);
-        try {
-            await servePage(t, port);
-            return port;
-        } catch (e) {
-            if (e.code !== 'EADDRINUSE') throw e;
-        }
+function handler(req, res) {
+    if (req.url.startsWith('/page')) {
+        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+        res.end(PAGE);
+    } else {
+        res.writeHead(404);
+        res.end();
     }
 }
 
 test('Chromium: a page on an allowed origin gets system.hello over WSS; pages on other origins are refused', { skip: missing }, async (t) => {
-    const { chromium } = require('playwright-core');
-    const pagePort = await servePageOnFreePort(t);
-    const otherPort = await servePageOnFreePort(t, [pagePort]);
+    const pagePort = await serve(t, handler);
+    const otherPort = await serve(t, handler, { avoid: [pagePort] });
     const allowed = `http://127.0.0.1:${pagePort}`;
 
     // The daemon's HOME holds the NSS database; tls-setup puts the CA in it (trust C,,).
@@ -98,30 +72,22 @@ test('Chromium: a page on an allowed origin gets system.hello over WSS; pages on
     const d = new Ukeyd(t, { origins: [allowed], config: { pairing: false } });
     d.port = 1;
     d.writeConfig();
-    const nssdb = path.join(d.env.HOME, '.pki/nssdb');
-    fs.mkdirSync(nssdb, { recursive: true });
-    assert.equal(run(CERTUTIL, ['-N', '-d', `sql:${nssdb}`, '--empty-password']).code, 0);
-    const setup = run(BIN.ukeyd, ['tls-setup', '--config', d.configPath], { env: d.env });
-    assert.equal(setup.code, 0, setup.stderr);
+    const setup = trustDaemonCa(d);
     assert.match(setup.stdout, /NSS database: added/);
     await d.start();
 
-    const browser = await chromium.launchPersistentContext(path.join(d.dir, 'chromium-profile'), {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    const browser = await launchPersistent(t, path.join(d.dir, 'chromium-profile'), {
         // Chromium reads the NSS db from this HOME; nothing of the real user's is touched.
-        env: { ...d.env, DISPLAY: '' },
+        env: d.env,
         viewport: { width: 800, height: 600 },
     });
-    t.after(() => browser.close());
     const wss = `wss://127.0.0.1:${d.port}`;
 
     await t.test('allowed origin', async () => {
         const page = await browser.newPage();
         await page.goto(`${allowed}/page?wss=${encodeURIComponent(wss)}`);
         const r = await page.evaluate(() => window.ukeydResult);
-        await page.screenshot({ path: path.join(ARTIFACTS, 'e2e-allowed-origin.png') });
+        await screenshot(page, 'e2e-allowed-origin.png');
         assert.equal(r.events[0], 'open', JSON.stringify(r));
         assert.ok(r.answer && r.answer.result, JSON.stringify(r));
         assert.equal(r.answer.id, 1);
@@ -141,7 +107,7 @@ test('Chromium: a page on an allowed origin gets system.hello over WSS; pages on
             const page = await browser.newPage();
             await page.goto(`${origin}/page?wss=${encodeURIComponent(wss)}`);
             const r = await page.evaluate(() => window.ukeydResult);
-            await page.screenshot({ path: path.join(ARTIFACTS, `e2e-refused-${what.replace(/\W+/g, '-')}.png`) });
+            await screenshot(page, `e2e-refused-${what.replace(/\W+/g, '-')}.png`);
             assert.equal(r.answer, null, JSON.stringify(r));
             assert.ok(!r.events.includes('open'), `never opened: ${JSON.stringify(r)}`);
             assert.ok(r.events.includes('error'), JSON.stringify(r));

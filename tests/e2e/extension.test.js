@@ -21,21 +21,14 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const http = require('node:http');
-const https = require('node:https');
-const os = require('node:os');
 const path = require('node:path');
-const { Ukeyd, BIN, ROOT, run, freePort, tempDir } = require('../daemon/lib/ukeyd');
+const { Ukeyd, BIN, ROOT, tempDir } = require('../daemon/lib/ukeyd');
 const { Rig, rigUnavailable, waitToken, KeysClient, openssl } = require('../daemon/lib/rig');
+const { EXT_DIR, EXT_ID, browserMissing, serve: serveOn, trustDaemonCa, launchPersistent, installHost, serviceWorker, screenshot } =
+    require('./lib/browser');
 
-const CHROMIUM = process.env.UK_CHROMIUM || '/usr/bin/chromium';
-const CERTUTIL = ['/usr/bin/certutil', '/bin/certutil'].find((p) => fs.existsSync(p));
-const ARTIFACTS = process.env.UK_ARTIFACT_DIR || os.tmpdir();
-const EXT_DIR = path.join(ROOT, 'extension');
-const EXT_ID = 'babjdnpjleochckddofofbcihacigmfc';
 const PINENTRY = process.env.UK_PINENTRY_SCRIPT_BIN || path.join(ROOT, 'build/dev/tests/pinentry/uk-pinentry-script');
-const missing = !fs.existsSync(CHROMIUM) ? `${CHROMIUM} missing` : !CERTUTIL ? 'certutil missing' : false;
-const BASE_ARGS = ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const missing = browserMissing();
 
 /* ---------- the test page ---------- */
 
@@ -89,35 +82,12 @@ function handler(req, res) {
     }
 }
 
-// An http(s) server on a free port of 127.0.0.1; resolves the port.
-async function serve(t, tlsOpts) {
-    for (;;) {
-        const port = await freePort();
-        const server = tlsOpts ? https.createServer(tlsOpts, handler) : http.createServer(handler);
-        try {
-            await new Promise((resolve, reject) => {
-                server.once('error', reject);
-                server.listen({ host: '127.0.0.1', port }, resolve);
-            });
-            t.after(() => server.close());
-            return port;
-        } catch (e) {
-            if (e.code !== 'EADDRINUSE') throw e;
-        }
-    }
-}
+// The test page and the SDK over http(s) (tlsOpts {key, cert}) on a free port; resolves the port.
+const serve = (t, tlsOpts) => serveOn(t, handler, { tls: tlsOpts });
 
 /* ---------- Chromium ---------- */
 
 let profiles = 0;
-
-// Writes the native host manifest into the profile, pointing at an executable wrapper.
-function installHost(userDir, wrapper) {
-    const dir = path.join(userDir, 'NativeMessagingHosts');
-    fs.mkdirSync(dir, { recursive: true });
-    const template = fs.readFileSync(path.join(EXT_DIR, 'native-hosts/io.ukeyd.host.json.in'), 'utf8');
-    fs.writeFileSync(path.join(dir, 'io.ukeyd.host.json'), template.replace('@UKEYD_NM@', wrapper));
-}
 
 function writeWrapper(dir, name, env, argv) {
     const file = path.join(dir, name);
@@ -130,26 +100,21 @@ function writeWrapper(dir, name, env, argv) {
 // Launches Chromium: opts.ext (host wrapper path, or false), lang, args, env (HOME etc.).
 // Resolves {ctx, sw, registered}.
 async function launch(t, dir, { host = null, lang = 'zh-CN', args = [], env }) {
-    const { chromium } = require('playwright-core');
     const userDir = path.join(dir, `profile-${++profiles}`);
     fs.mkdirSync(userDir, { recursive: true });
-    const a = [...BASE_ARGS, `--lang=${lang}`, ...args];
+    const a = [`--lang=${lang}`, ...args];
     if (host) {
         installHost(userDir, host);
         a.push(`--disable-extensions-except=${EXT_DIR}`, `--load-extension=${EXT_DIR}`);
     }
-    const ctx = await chromium.launchPersistentContext(userDir, {
-        executablePath: CHROMIUM,
-        headless: true,
+    const ctx = await launchPersistent(t, userDir, {
         args: a,
-        env: { ...env, LANGUAGE: lang.replace('-', '_'), LANG: `${lang.replace('-', '_')}.UTF-8`, LC_ALL: '', DISPLAY: '' },
+        env: { ...env, LANGUAGE: lang.replace('-', '_'), LANG: `${lang.replace('-', '_')}.UTF-8`, LC_ALL: '' },
         locale: lang,
         viewport: { width: 900, height: 700 },
     });
-    t.after(() => ctx.close().catch(() => {}));
     if (!host) return { ctx };
-    const sw = ctx.serviceWorkers().find((w) => w.url().startsWith(`chrome-extension://${EXT_ID}/`)) ||
-        (await ctx.waitForEvent('serviceworker', { predicate: (w) => w.url().startsWith(`chrome-extension://${EXT_ID}/`), timeout: 15000 }));
+    const sw = await serviceWorker(ctx, EXT_ID);
     const registered = await sw.evaluate(() => globalThis.ukeydReady);
     return { ctx, sw, registered };
 }
@@ -403,7 +368,7 @@ test('extension mechanics against a fake native host', { skip: missing, timeout:
         const text = await p.textContent('body');
         assert.match(text, /张三/);
         assert.match(text, /即将到期/);
-        await p.screenshot({ path: path.join(ARTIFACTS, 'e2e-ext-popup-fake-zh-CN.png') });
+        await screenshot(p, 'e2e-ext-popup-fake-zh-CN.png');
         await p.close();
     });
 });
@@ -449,12 +414,7 @@ test('the browser path with the real daemon: extension, WSS, public page, screen
     // the portal's test CA goes in too.
     d.port = 1;
     d.writeConfig();
-    const nssdb = path.join(d.env.HOME, '.pki/nssdb');
-    fs.mkdirSync(nssdb, { recursive: true });
-    assert.equal(run(CERTUTIL, ['-N', '-d', `sql:${nssdb}`, '--empty-password']).code, 0);
-    assert.equal(run(CERTUTIL, ['-A', '-d', `sql:${nssdb}`, '-n', 'portal test CA', '-t', 'C,,', '-i', tlsPortal.caPem]).code, 0);
-    const setup = run(BIN.ukeyd, ['tls-setup', '--config', d.configPath], { env: d.env });
-    assert.equal(setup.code, 0, setup.stderr);
+    trustDaemonCa(d, { cas: [{ name: 'portal test CA', pem: tlsPortal.caPem }] });
     await d.start();
 
     // The card's token and certificate, as the daemon's Unix socket sees them.
@@ -531,7 +491,7 @@ test('the browser path with the real daemon: extension, WSS, public page, screen
         assert.equal(r.hello.origin, page0);
         await exercise(st, page, 'extension');
         await page.evaluate(() => window.show(true, `connected via ${window.ukey.path}`, window.ukey.hello));
-        await page.screenshot({ path: path.join(ARTIFACTS, 'e2e-ext-page-extension.png') });
+        await screenshot(page, 'e2e-ext-page-extension.png');
         await page.close();
     });
 
@@ -552,7 +512,7 @@ test('the browser path with the real daemon: extension, WSS, public page, screen
         const text = await p.textContent('body');
         assert.match(text, /ukeyd 运行正常/);
         assert.match(text, /生效日期/);
-        await p.screenshot({ path: path.join(ARTIFACTS, 'e2e-ext-popup-zh-CN.png') });
+        await screenshot(p, 'e2e-ext-popup-zh-CN.png');
         await p.close();
     });
     await ext.ctx.close();
@@ -568,7 +528,7 @@ test('the browser path with the real daemon: extension, WSS, public page, screen
         assert.equal(r.hello.origin, page0);
         await exercise(st, page, 'wss');
         await page.evaluate(() => window.show(true, `connected via ${window.ukey.path}`, window.ukey.hello));
-        await page.screenshot({ path: path.join(ARTIFACTS, 'e2e-ext-page-wss.png') });
+        await screenshot(page, 'e2e-ext-page-wss.png');
         await page.close();
     });
 
@@ -582,7 +542,7 @@ test('the browser path with the real daemon: extension, WSS, public page, screen
         assert.ok(['denied', 'prompt'].includes(r.data.permission), JSON.stringify(r.data));
         t.diagnostic(`3a: local-network-access permission state '${r.data.permission}'`);
         assert.match(r.message, /本地网络/);
-        await page.screenshot({ path: path.join(ARTIFACTS, 'e2e-ext-page-public-blocked.png') });
+        await screenshot(page, 'e2e-ext-page-public-blocked.png');
         await page.close();
     });
 
@@ -606,7 +566,7 @@ test('the browser path with the real daemon: extension, WSS, public page, screen
         const text = await p.textContent('body');
         assert.match(text, /ukeyd is running/);
         assert.match(text, /Valid until/);
-        await p.screenshot({ path: path.join(ARTIFACTS, 'e2e-ext-popup-en.png') });
+        await screenshot(p, 'e2e-ext-popup-en.png');
         await en.ctx.close();
     });
 

@@ -26,9 +26,8 @@ const path = require('node:path');
 const { spawn } = require('node:child_process');
 const { Ukeyd, BIN, ROOT, run, tempDir, freePort, orphanKilled } = require('../daemon/lib/ukeyd');
 const { Rig, rigUnavailable, PIN } = require('../daemon/lib/rig');
+const { browserMissing, trustDaemonCa, launchPersistent, screenshot } = require('./lib/browser');
 
-const CHROMIUM = process.env.UK_CHROMIUM || '/usr/bin/chromium';
-const CERTUTIL = ['/usr/bin/certutil', '/bin/certutil'].find((p) => fs.existsSync(p));
 const FAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1', '/usr/lib/faketime/libfaketimeMT.so.1'].find((p) => fs.existsSync(p));
 const ARTIFACTS = process.env.UK_ARTIFACT_DIR || path.join(os.tmpdir(), 'ukeyd-journey');
 const PORTAL = path.join(ROOT, 'examples/portal/server.js');
@@ -39,7 +38,7 @@ const SDK_PORTS = [28473, 28474, 28475, 38473, 38474];
 const DAY = 86400000;
 const CODE_LIKE = /\b[A-Z]+_[A-Z_]+\b|A00F|code=|-320\d\d/;
 
-const skip = rigUnavailable() || (!fs.existsSync(CHROMIUM) ? `${CHROMIUM} missing` : !CERTUTIL ? 'certutil missing' : false);
+const skip = rigUnavailable() || browserMissing();
 
 fs.mkdirSync(ARTIFACTS, { recursive: true });
 
@@ -78,27 +77,18 @@ class World {
             config: { log_level: 'debug', piv_allow_default_management_key: true },
         });
         this.d.env.PCSCLITE_CSOCK_NAME = this.rig.env.PCSCLITE_CSOCK_NAME;
-        const nssdb = path.join(this.d.env.HOME, '.pki/nssdb');
-        fs.mkdirSync(nssdb, { recursive: true });
-        assert.equal(run(CERTUTIL, ['-N', '-d', `sql:${nssdb}`, '--empty-password']).code, 0);
         this.d.port = SDK_PORTS[0];
         this.d.fallback = SDK_PORTS.slice(1);
         this.d.writeConfig();
-        const setup = run(BIN.ukeyd, ['tls-setup', '--config', this.d.configPath], { env: this.d.env });
-        assert.equal(setup.code, 0, setup.stderr);
+        trustDaemonCa(this.d);
         await this.d.start();
         this.token = await this.tokenId();
 
-        const { chromium } = require('playwright-core');
-        this.browser = await chromium.launchPersistentContext(path.join(this.dir, 'chromium'), {
-            executablePath: CHROMIUM,
-            headless: true,
-            args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-            env: { ...this.d.env, DISPLAY: '' },
+        this.browser = await launchPersistent(t, path.join(this.dir, 'chromium'), {
+            env: this.d.env,
             viewport: { width: 1100, height: 860 },
             locale: 'zh-CN',
         });
-        t.after(() => this.browser.close().catch(() => {}));
         this.page = await this.browser.newPage();
         this.page.on('console', (m) => this.consoleLines.push(`${m.type()}: ${m.text()}`));
         this.page.on('pageerror', (e) => this.consoleLines.push(`pageerror: ${e.message}`));
@@ -157,9 +147,7 @@ class World {
     }
 
     async shot(what) {
-        const file = path.join(ARTIFACTS, `journey-${this.name}-${String(++this.shots).padStart(2, '0')}-${what}.png`);
-        await this.page.screenshot({ path: file, fullPage: true });
-        return file;
+        return screenshot(this.page, `journey-${this.name}-${String(++this.shots).padStart(2, '0')}-${what}.png`, { dir: ARTIFACTS, fullPage: true });
     }
 
     // Everything we know when a step goes wrong.

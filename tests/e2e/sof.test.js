@@ -16,17 +16,13 @@ const { test } = require('node:test');
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const http = require('node:http');
-const os = require('node:os');
 const path = require('node:path');
-const { Ukeyd, BIN, ROOT, run, freePort, tempDir } = require('../daemon/lib/ukeyd');
+const { Ukeyd, tempDir } = require('../daemon/lib/ukeyd');
 const { Rig, rigUnavailable, waitToken, KeysClient, openssl, exec, PIN } = require('../daemon/lib/rig');
+const { EXT_DIR, browserMissing, serve, trustDaemonCa, launchPersistent, screenshot } = require('./lib/browser');
 
-const CHROMIUM = process.env.UK_CHROMIUM || '/usr/bin/chromium';
-const CERTUTIL = ['/usr/bin/certutil', '/bin/certutil'].find((p) => fs.existsSync(p));
-const ARTIFACTS = process.env.UK_ARTIFACT_DIR || os.tmpdir();
-const SDK_DIR = path.join(ROOT, 'extension/sdk');
-const missing = !fs.existsSync(CHROMIUM) ? `${CHROMIUM} missing` : !CERTUTIL ? 'certutil missing' : false;
+const SDK_DIR = path.join(EXT_DIR, 'sdk');
+const missing = browserMissing();
 
 // The codes the test expects, written out (not imported from the module under test).
 const SOR = {
@@ -72,23 +68,6 @@ function handler(req, res) {
     }
 }
 
-async function serve(t) {
-    for (;;) {
-        const port = await freePort();
-        const server = http.createServer(handler);
-        try {
-            await new Promise((resolve, reject) => {
-                server.once('error', reject);
-                server.listen({ host: '127.0.0.1', port }, resolve);
-            });
-            t.after(() => server.close());
-            return port;
-        } catch (e) {
-            if (e.code !== 'EADDRINUSE') throw e;
-        }
-    }
-}
-
 const asn1Date = (iso) => iso.replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
 
 test('GM/T 0020 SOF functions in Chromium on the virtual PIV card', { skip: missing || rigUnavailable() || false, timeout: 240000 }, async (t) => {
@@ -102,8 +81,8 @@ test('GM/T 0020 SOF functions in Chromium on the virtual PIV card', { skip: miss
         '-CAkey', path.join(demo, 'demo-ca.key'), '-days', '30', '-extfile', path.join(dir, 'km.cnf'), '-extensions', 'km', '-out', path.join(dir, '9d.pem')]);
     await rig.piv(['-a', 'import-certificate', '-s', '9d', '-i', path.join(dir, '9d.pem')]);
 
-    const page0 = `http://127.0.0.1:${await serve(t)}`; // default policy: PINs in ukeyd's dialog only
-    const page1 = `http://127.0.0.1:${await serve(t)}`; // pin_from_page
+    const page0 = `http://127.0.0.1:${await serve(t, handler)}`; // default policy: PINs in ukeyd's dialog only
+    const page1 = `http://127.0.0.1:${await serve(t, handler)}`; // pin_from_page
     const d = new Ukeyd(t, {
         origins: [page0, page1],
         config: { log_level: 'debug', origin_policies: { [page1]: { pin_from_page: true, consent: 'session' } } },
@@ -111,11 +90,7 @@ test('GM/T 0020 SOF functions in Chromium on the virtual PIV card', { skip: miss
     d.env.PCSCLITE_CSOCK_NAME = rig.env.PCSCLITE_CSOCK_NAME;
     d.port = 1;
     d.writeConfig();
-    const nssdb = path.join(d.env.HOME, '.pki/nssdb');
-    fs.mkdirSync(nssdb, { recursive: true });
-    assert.equal(run(CERTUTIL, ['-N', '-d', `sql:${nssdb}`, '--empty-password']).code, 0);
-    const setup = run(BIN.ukeyd, ['tls-setup', '--config', d.configPath], { env: d.env });
-    assert.equal(setup.code, 0, setup.stderr);
+    trustDaemonCa(d);
     await d.start();
 
     // What the card holds, as the Unix socket sees it.
@@ -128,16 +103,12 @@ test('GM/T 0020 SOF functions in Chromium on the virtual PIV card', { skip: miss
     const id9c = `${tok.id}/9c`;
     const retries = async () => (await c.ok('pin.status', { token: tok.id })).retries_left;
 
-    const { chromium } = require('playwright-core');
-    const ctx = await chromium.launchPersistentContext(path.join(dir, 'profile'), {
-        executablePath: CHROMIUM,
-        headless: true,
-        args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--lang=zh-CN'],
-        env: { ...d.env, DISPLAY: '' },
+    const ctx = await launchPersistent(t, path.join(dir, 'profile'), {
+        args: ['--lang=zh-CN'],
+        env: d.env,
         locale: 'zh-CN',
         viewport: { width: 900, height: 700 },
     });
-    t.after(() => ctx.close().catch(() => {}));
 
     async function openSof(origin, opts = {}) {
         const page = await ctx.newPage();
@@ -362,7 +333,7 @@ test('GM/T 0020 SOF functions in Chromium on the virtual PIV card', { skip: miss
         assert.equal(gone.sor, SOR.APPNOTFOUNDERR);
         assert.equal((await err(page, 'SOF_GetDeviceInfo', 'piv:00000000/9a', 0x208)).sor, SOR.APPNOTFOUNDERR);
         assert.equal(shown().length, 0, 'none of these asked anything');
-        await page.screenshot({ path: path.join(ARTIFACTS, 'e2e-sof-page.png') });
+        await screenshot(page, 'e2e-sof-page.png');
     });
 
     c.close();
