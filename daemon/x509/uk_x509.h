@@ -505,6 +505,56 @@ int uk_x509_sm2_digest(const uint8_t *spki, size_t spki_len, const uint8_t *msg,
                        uint8_t *out, size_t *out_len) __attribute__((warn_unused_result));
 
 /* ==============================================================================================
+ * SM2 enveloped keys (the encryption key pair of a dual certificate, from a CA's KMC)
+ *
+ * A KMC sends the encryption private key wrapped for the new signing key in one of two forms:
+ * GM/T 0009 SM2EnvelopedKey (DER) or GM/T 0016 ENVELOPEDKEYBLOB (the C structure
+ * SKF_ImportECCKeyPair takes, layout in daemon/token/skf/uk_skf_abi.h). uk_x509_sm2_envelope_blob
+ * turns the first into the second; nothing is decrypted here (the key does that). Same thread,
+ * error and logging rules as above (docs/certificates.md, "SM2 enveloped keys").
+ * ============================================================================================== */
+
+/* Largest SM2EnvelopedKey accepted, in bytes of DER (a real one is about 280). */
+#define UK_X509_SM2_ENVELOPE_DER_MAX 1024u
+
+/*
+ * Bytes of the ENVELOPEDKEYBLOB uk_x509_sm2_envelope_blob writes for a module whose ULONG is
+ * ulong_bytes (4: 388 bytes, the standard; 8: 408): the structure with its ECCCipherBlob.Cipher
+ * holding the 16-byte SM4 key (UK_SKF_ENVELOPEDKEYBLOB_SIZE(16)).
+ */
+#define UK_X509_SKF_ENVELOPE_LEN(ulong_bytes) (5u * (size_t)(ulong_bytes) + 368u)
+
+/*
+ * Convert an SM2EnvelopedKey (DER, len bytes at der) into an ENVELOPEDKEYBLOB for a module whose
+ * ULONG is ulong_bytes (4 or 8) wide, little-endian, written to blob (*blob_len: capacity on
+ * entry, at least UK_X509_SKF_ENVELOPE_LEN(ulong_bytes); the length on return).
+ *
+ *   SM2EnvelopedKey ::= SEQUENCE {
+ *     symAlgID               AlgorithmIdentifier,  -- SM4 1.2.156.10197.1.104 or SM4-ECB
+ *                                                  -- 1.2.156.10197.1.104.1; parameters absent
+ *                                                  -- or NULL
+ *     symEncryptedKey        SM2Cipher,            -- SEQUENCE { x INTEGER, y INTEGER,
+ *                                                  --   hash OCTET STRING (32), cipher OCTET
+ *                                                  --   STRING (16: the SM4 key) }
+ *     sm2PublicKey           BIT STRING,           -- 04 || X || Y, 65 bytes
+ *     sm2EncryptedPrivateKey BIT STRING }          -- SM4-ECB of the private key: 32 bytes (the
+ *                                                  -- key) or 64 (its right-aligned field)
+ *
+ * Strict: one SEQUENCE in DER (re-encodes to the same bytes), no trailing bytes, every field of
+ * the right type and length, BIT STRINGs without unused bits, x and y non-negative and at most
+ * 32 bytes, C1 = (x, y) and the public key points on the SM2 curve.
+ * The blob: Version 1, ulSymmAlgID SGD_SM4_ECB, ulBits 256, cbEncryptedPriKey the encrypted key
+ * right-aligned in its 64 bytes (a 32-byte one after 32 zero bytes: the "short" form; a 64-byte
+ * one as it is), PubKey { BitLen 256, X, Y }, ECCCipherBlob { C1's X and Y, HASH, CipherLen 16,
+ * Cipher }, every 256-bit value right-aligned in its 64-byte field.
+ * Errors: UK_E_INVALID_PARAMS for everything (NULL pointers, ulong_bytes not 4 or 8, blob too
+ * small, empty or larger than UK_X509_SM2_ENVELOPE_DER_MAX, any malformed field; the reason is
+ * logged), UK_E_NO_MEMORY. On error blob and *blob_len are left alone.
+ */
+int uk_x509_sm2_envelope_blob(const uint8_t *der, size_t len, unsigned ulong_bytes, uint8_t *blob,
+                              size_t *blob_len) __attribute__((warn_unused_result));
+
+/* ==============================================================================================
  * CMS SignedData (sign.cms, verify.cms)
  * A SignedData is built in two steps around the card's signature, like a certificate request:
  * uk_x509_cms_sign_begin gives the digest the card signs (the hash of the DER of the signed
