@@ -48,7 +48,9 @@ serve() {
     server_pid=$!
     port=
     for _ in $(seq 100); do
-        port=$(sed -n 's/^ACCEPT 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log" 2>/dev/null)
+        # The child may not have created its log yet: sed then fails, which must not end the
+        # script (set -e) before the loop tries again.
+        port=$(sed -n 's/^ACCEPT 127\.0\.0\.1:\([0-9]*\)$/\1/p' "$log" 2>/dev/null || true)
         [[ -n $port ]] && return 0
         sleep 0.05
     done
