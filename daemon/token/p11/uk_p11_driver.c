@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "uk_crypto.h"
+#include "uk_driver_md.h"
 #include "uk_err.h"
 #include "uk_limits.h"
 #include "uk_log.h"
@@ -459,27 +460,16 @@ static void p11_logout(void *state, uk_card *card)
 
 /* ---- signing ------------------------------------------------------------------ */
 
+/* The digest to pad with (uk_driver_md) and PSS's hash and MGF1 mechanisms for it. */
 static bool md_of(uk_hash h, uk_crypto_md *md, CK_MECHANISM_TYPE *mech, CK_RSA_PKCS_MGF_TYPE *mgf)
 {
-    switch (h) {
-    case UK_HASH_SHA256:
-        *md = UK_CRYPTO_SHA256;
-        *mech = CKM_SHA256;
-        *mgf = CKG_MGF1_SHA256;
-        return true;
-    case UK_HASH_SHA384:
-        *md = UK_CRYPTO_SHA384;
-        *mech = CKM_SHA384;
-        *mgf = CKG_MGF1_SHA384;
-        return true;
-    case UK_HASH_SHA512:
-        *md = UK_CRYPTO_SHA512;
-        *mech = CKM_SHA512;
-        *mgf = CKG_MGF1_SHA512;
-        return true;
-    default:
+    static const CK_MECHANISM_TYPE mechs[] = {CKM_SHA256, CKM_SHA384, CKM_SHA512};
+    static const CK_RSA_PKCS_MGF_TYPE mgfs[] = {CKG_MGF1_SHA256, CKG_MGF1_SHA384, CKG_MGF1_SHA512};
+    if (!uk_driver_md(h, md))
         return false;
-    }
+    *mech = mechs[*md - UK_CRYPTO_SHA256];
+    *mgf = mgfs[*md - UK_CRYPTO_SHA256];
+    return true;
 }
 
 /* The key type of key_id from what can be seen without the PIN: its public

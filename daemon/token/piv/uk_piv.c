@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "uk_crypto.h"
+#include "uk_driver_md.h"
 #include "uk_err.h"
 #include "uk_log.h"
 #include "uk_piv_int.h"
@@ -445,23 +446,6 @@ static int slot_alg(uk__piv_state *st, uint8_t slot, uint8_t *alg)
     return UK_OK;
 }
 
-static int crypto_md(uk_hash h, uk_crypto_md *md)
-{
-    switch (h) {
-    case UK_HASH_SHA256:
-        *md = UK_CRYPTO_SHA256;
-        return UK_OK;
-    case UK_HASH_SHA384:
-        *md = UK_CRYPTO_SHA384;
-        return UK_OK;
-    case UK_HASH_SHA512:
-        *md = UK_CRYPTO_SHA512;
-        return UK_OK;
-    default:
-        return UK_E_NOT_SUPPORTED;
-    }
-}
-
 /* GENERAL AUTHENTICATE: 7C { 82 00, tag input } -> 7C { 82 result }; tag 81 (challenge: sign,
  * RSA decipher) or 85 (exponentiation: ECDH). */
 static int general_authenticate(uk__piv_state *st, uint8_t alg, uint8_t slot, uint8_t tag,
@@ -531,12 +515,11 @@ static int sign_target(uk__piv_state *st, const uk_sign_req *req, uint8_t *slot,
 {
     if (req == NULL || req->digest == NULL || !uk__piv_slot_parse(req->key_id, slot))
         return UK_E_INVALID_PARAMS;
-    int rc = crypto_md(req->hash, md);
-    if (rc != UK_OK)
-        return rc;
+    if (!uk_driver_md(req->hash, md))
+        return UK_E_NOT_SUPPORTED;
     if (req->digest_len != uk_crypto_md_size(*md))
         return UK_E_INVALID_PARAMS;
-    rc = slot_alg(st, *slot, alg);
+    int rc = slot_alg(st, *slot, alg);
     if (rc != UK_OK)
         return rc;
     bool rsa = rsa_bytes(*alg) > 0;

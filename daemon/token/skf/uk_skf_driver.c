@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "uk_crypto.h"
+#include "uk_driver_md.h"
 #include "uk_err.h"
 #include "uk_log.h"
 #include "uk_skf_abi.h" /* SAR_ codes and container types (width-free) */
@@ -320,23 +321,6 @@ static void logout(void *state, uk_card *card)
 
 /* ---- signing ---------------------------------------------------------------------- */
 
-static bool md_of(uk_hash h, uk_crypto_md *md)
-{
-    switch (h) {
-    case UK_HASH_SHA256:
-        *md = UK_CRYPTO_SHA256;
-        return true;
-    case UK_HASH_SHA384:
-        *md = UK_CRYPTO_SHA384;
-        return true;
-    case UK_HASH_SHA512:
-        *md = UK_CRYPTO_SHA512;
-        return true;
-    default:
-        return false;
-    }
-}
-
 /* Opens the container of req's key and checks that it can make req's signature. */
 static int open_for_sign(skf_state *st, const uk_sign_req *req, void **cont, unsigned *type)
 {
@@ -354,7 +338,7 @@ static int open_for_sign(skf_state *st, const uk_sign_req *req, void **cont, uns
                  ? UK_OK
                  : UK_E_NOT_SUPPORTED;
     else if (*type == UK_SKF_CONTAINER_RSA)
-        rc = req->scheme == UK_SIG_RSA_PKCS1 && md_of(req->hash, &(uk_crypto_md){0})
+        rc = req->scheme == UK_SIG_RSA_PKCS1 && uk_driver_md(req->hash, &(uk_crypto_md){0})
                  ? UK_OK
                  : UK_E_NOT_SUPPORTED;
     else
@@ -399,7 +383,7 @@ static int sign(void *state, uk_card *card, const uk_sign_req *req, uint8_t *sig
         uk_crypto_md md = UK_CRYPTO_SHA256;
         uint8_t di[96];
         size_t di_len = 0;
-        (void)md_of(req->hash, &md); /* open_for_sign checked it */
+        (void)uk_driver_md(req->hash, &md); /* open_for_sign checked it */
         rc = uk_crypto_digest_info(md, req->digest, req->digest_len, di, sizeof(di), &di_len);
         if (rc == UK_OK) {
             *sig_len = cap;
