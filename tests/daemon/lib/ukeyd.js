@@ -95,7 +95,8 @@ function orphanKilled(bin, args) {
 
 class Ukeyd {
     // opts: origins, extension_ids, limits, wss (false: WSS off), fallbackPorts (count of extra
-    // ports), config (extra keys), dir (reuse), t (node:test context, for cleanup).
+    // ports), config (extra keys), dir (reuse), bin (another ukeyd binary), t (node:test context,
+    // for cleanup).
     constructor(t, opts = {}) {
         this.t = t;
         this.opts = opts;
@@ -116,6 +117,8 @@ class Ukeyd {
             UK_PINENTRY_LOG: this.pinentryLogPath,
         });
         this.pinentryAnswers([]);
+        // The binary: the build under test, unless a test needs another (see journey.test.js).
+        this.bin = opts.bin || BIN.ukeyd;
         this.log = '';
         this.proc = null;
         this.exit = null;
@@ -200,7 +203,7 @@ class Ukeyd {
     spawn(args = []) {
         this.log = '';
         this.exit = null;
-        const p = spawn(...orphanKilled(BIN.ukeyd, ['--config', this.configPath, '--system-config', this.systemConfigPath, '--foreground', ...args]), {
+        const p = spawn(...orphanKilled(this.bin, ['--config', this.configPath, '--system-config', this.systemConfigPath, '--foreground', ...args]), {
             env: this.env,
             stdio: ['ignore', 'ignore', 'pipe'],
         });
@@ -250,7 +253,8 @@ class Ukeyd {
             this.logWaiters.push(w);
             timer = setTimeout(() => {
                 this.logWaiters = this.logWaiters.filter((x) => x !== w);
-                reject(new Error(`ukeyd did not log ${what} within ${ms} ms:\n${this.log.slice(-20000)}`));
+                // A daemon that hangs names where: every thread's stack next to the log.
+                reject(new Error(`ukeyd did not log ${what} within ${ms} ms:\n${this.log.slice(-20000)}\n--- stacks:\n${this.stacks()}`));
             }, ms);
             timer.unref();
             if (this.exited)
@@ -289,6 +293,14 @@ class Ukeyd {
         assert.deepEqual(bad, [], `unexpected error lines in the ukeyd log:\n${log}`);
     }
 
+    // Every thread's stack of the running daemon (gdb, when there), for a hang's report.
+    stacks() {
+        if (!this.proc || this.exit !== null) return '(not running)';
+        if (!GDB) return '(no gdb)';
+        const r = spawnSync(GDB, ['-p', String(this.pid), '-batch', '-ex', 'thread apply all bt'], { encoding: 'utf8', timeout: 60000 });
+        return `${r.stdout || ''}${r.stderr || ''}`;
+    }
+
     signal(sig) {
         process.kill(this.pid, sig);
     }
@@ -301,7 +313,7 @@ class Ukeyd {
         const exit = await Promise.race([this.exited, new Promise((r) => setTimeout(r, STOP_MS).unref())]);
         if (!exit) {
             // A shutdown that hangs: every thread's stack (gdb, when there) before the kill.
-            const bt = GDB ? spawnSync(GDB, ['-p', String(this.pid), '-batch', '-ex', 'thread apply all bt'], { encoding: 'utf8', timeout: 60000 }).stdout : '(no gdb)';
+            const bt = this.stacks();
             this.kill();
             await this.exited;
             assert.fail(`ukeyd did not exit within ${STOP_MS} ms of SIGTERM:\n${bt}\n${this.log.slice(-20000)}`);
