@@ -49,6 +49,7 @@ void uk_config_free(uk_config *cfg)
     for (size_t i = 0; i < cfg->n_pkcs11_modules; i++) {
         free(cfg->pkcs11_modules[i].path);
         free(cfg->pkcs11_modules[i].name);
+        free(cfg->pkcs11_modules[i].token_label);
     }
     free(cfg->pkcs11_modules);
     for (size_t i = 0; i < cfg->n_skf_modules; i++) {
@@ -392,6 +393,73 @@ static int parse_limits(const cJSON *obj, uk_config_limits *lim)
     return UK_OK;
 }
 
+/* Hex bytes of a hint ("3B:FB:13", "3bfb13", "3B FB 13"): ':' and ' ' are skipped, the rest
+ * must be pairs of hex digits, 2 to UK_LIMIT_ATR_BYTES bytes. */
+static int parse_hex_hint(const char *key, const char *member, const char *s, uint8_t *out,
+                          size_t *len)
+{
+    size_t n = 0, digits = 0;
+    unsigned byte = 0;
+    for (const char *p = s; *p != '\0'; p++) {
+        if (*p == ':' || *p == ' ')
+            continue;
+        int v = -1;
+        if (*p >= '0' && *p <= '9')
+            v = *p - '0';
+        else if (*p >= 'a' && *p <= 'f')
+            v = *p - 'a' + 10;
+        else if (*p >= 'A' && *p <= 'F')
+            v = *p - 'A' + 10;
+        if (v < 0) {
+            UK_LOG_ERR("config: \"%s\" \"%s\" must be hex digits (':' or ' ' between bytes): "
+                       "'%c' is not",
+                       key, member, (*p >= 0x20 && *p < 0x7f) ? *p : '?');
+            return UK_E_CONFIG_INVALID;
+        }
+        byte = (byte << 4) | (unsigned)v;
+        if (++digits % 2 == 0) {
+            if (n == UK_LIMIT_ATR_BYTES) {
+                UK_LOG_ERR("config: \"%s\" \"%s\" is longer than an ATR (%u bytes)", key, member,
+                           UK_LIMIT_ATR_BYTES);
+                return UK_E_CONFIG_INVALID;
+            }
+            out[n++] = (uint8_t)byte;
+            byte = 0;
+        }
+    }
+    if (digits % 2 != 0 || n < 2) {
+        UK_LOG_ERR("config: \"%s\" \"%s\" must be whole bytes, at least 2 (an ATR has 2 to %u)",
+                   key, member, UK_LIMIT_ATR_BYTES);
+        return UK_E_CONFIG_INVALID;
+    }
+    *len = n;
+    return UK_OK;
+}
+
+/* The hints of a pkcs11_modules entry: "atr", "atr_mask", "token_label" (uk_config.h). */
+static int parse_hint(const char *key, const cJSON *f, uk_config_module *m, uint8_t *mask,
+                      size_t *mask_len)
+{
+    if (!cJSON_IsString(f)) {
+        UK_LOG_ERR("config: \"%s\" \"%s\" must be a string", key, f->string);
+        return UK_E_CONFIG_INVALID;
+    }
+    if (strcmp(f->string, "atr") == 0)
+        return parse_hex_hint(key, "atr", f->valuestring, m->atr, &m->atr_len);
+    if (strcmp(f->string, "atr_mask") == 0)
+        return parse_hex_hint(key, "atr_mask", f->valuestring, mask, mask_len);
+    size_t n = strlen(f->valuestring);
+    if (n == 0 || n > UK_LIMIT_TOKEN_LABEL_BYTES || f->valuestring[n - 1] == ' ') {
+        UK_LOG_ERR("config: \"%s\" \"token_label\" must have 1 to %u bytes and no trailing blank "
+                   "(PKCS#11 pads labels with blanks)",
+                   key, UK_LIMIT_TOKEN_LABEL_BYTES);
+        return UK_E_CONFIG_INVALID;
+    }
+    free(m->token_label);
+    m->token_label = strdup(f->valuestring);
+    return m->token_label != NULL ? UK_OK : UK_E_NO_MEMORY;
+}
+
 /*
  * "pkcs11_modules": [{"path": "/abs/module.so", "name": "..."}] and "skf_modules" (the same, with
  * "ulong_bytes": 4 or 8). Paths must be absolute: a bare name would be looked up by dlopen in
@@ -425,9 +493,19 @@ static int parse_modules(const cJSON *arr, const char *key, size_t limit, bool s
         }
         const char *path = NULL, *name = "";
         unsigned width = skf ? 4u : 0u;
+        uint8_t mask[UK_LIMIT_ATR_BYTES];
+        size_t mask_len = 0;
+        (*n_out)++; /* from here on, uk_config_free frees what m holds */
         const cJSON *f;
         cJSON_ArrayForEach(f, e)
         {
+            if (!skf && (strcmp(f->string, "atr") == 0 || strcmp(f->string, "atr_mask") == 0 ||
+                         strcmp(f->string, "token_label") == 0)) {
+                int rc = parse_hint(key, f, m, mask, &mask_len);
+                if (rc != UK_OK)
+                    return rc;
+                continue;
+            }
             if (skf && strcmp(f->string, "ulong_bytes") == 0) {
                 if (!cJSON_IsNumber(f) || (f->valuedouble != 4 && f->valuedouble != 8)) {
                     UK_LOG_ERR("config: \"%s\" \"ulong_bytes\" must be 4 or 8", key);
@@ -455,7 +533,15 @@ static int parse_modules(const cJSON *arr, const char *key, size_t limit, bool s
             UK_LOG_ERR("config: a \"%s\" name has at most 63 bytes", key);
             return UK_E_CONFIG_INVALID;
         }
-        for (size_t i = 0; i < *n_out; i++) {
+        if (mask_len > 0 && mask_len != m->atr_len) {
+            UK_LOG_ERR("config: a \"%s\" \"atr_mask\" needs an \"atr\" of its length (%zu bytes, "
+                       "\"atr\" has %zu)",
+                       key, mask_len, m->atr_len);
+            return UK_E_CONFIG_INVALID;
+        }
+        for (size_t i = 0; i < m->atr_len; i++)
+            m->atr_mask[i] = mask_len > 0 ? mask[i] : 0xffu;
+        for (size_t i = 0; i + 1 < *n_out; i++) {
             if (strcmp((*out)[i].path, path) == 0) {
                 UK_LOG_ERR("config: \"%s\" lists %.256s twice", key, path);
                 return UK_E_CONFIG_INVALID;
@@ -464,7 +550,6 @@ static int parse_modules(const cJSON *arr, const char *key, size_t limit, bool s
         m->path = strdup(path);
         m->name = strdup(name);
         m->ulong_bytes = width;
-        (*n_out)++;
         if (m->path == NULL || m->name == NULL)
             return UK_E_NO_MEMORY;
     }

@@ -41,7 +41,10 @@
  *                         user's origins and origin_policies  true
  *   pkcs11_modules        [{"path": absolute path of a PKCS#11
  *                         module, "name": shown in reader
- *                         names and logs (optional)}], at most
+ *                         names and logs (optional), hints
+ *                         (optional): "atr" (hex, 2-33 bytes),
+ *                         "atr_mask" (hex, as long as "atr"),
+ *                         "token_label" (1-32 bytes)}], at most
  *                         UK_LIMIT_PKCS11_MODULES, no path
  *                         twice                               []
  *   skf_modules           [{"path": absolute path of a GM/T
@@ -75,6 +78,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "uk_limits.h"
 
 #define UK_CONFIG_DEFAULT_WSS_PORT 28473
 #define UK_CONFIG_MAX_PORTS        8
@@ -115,6 +120,12 @@ typedef struct uk_config_module {
     char *path;           /* absolute */
     char *name;           /* "" when not given */
     unsigned ulong_bytes; /* skf_modules: 4 (default) or 8; pkcs11_modules: 0 */
+    /* pkcs11_modules hints (docs/configuration.md): the module serves only tokens that match
+     * them, and takes such a card over from the built-in drivers. atr_len 0: no "atr"; the mask
+     * is all ff when "atr_mask" is not given. token_label: NULL when not given. */
+    uint8_t atr[UK_LIMIT_ATR_BYTES], atr_mask[UK_LIMIT_ATR_BYTES];
+    size_t atr_len;
+    char *token_label;
 } uk_config_module;
 typedef uk_config_module uk_config_pkcs11_module;
 

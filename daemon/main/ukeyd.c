@@ -297,8 +297,14 @@ static int start_tokens(daemon_state *d)
      * request). */
     uk_tokens_module mods[UK_LIMIT_PKCS11_MODULES];
     for (size_t i = 0; i < cfg->n_pkcs11_modules && i < UK_LIMIT_PKCS11_MODULES; i++) {
-        mods[i].path = cfg->pkcs11_modules[i].path;
-        mods[i].name = cfg->pkcs11_modules[i].name;
+        const uk_config_module *cm = &cfg->pkcs11_modules[i];
+        mods[i] = (uk_tokens_module){.path = cm->path,
+                                     .name = cm->name,
+                                     .atr_len = cm->atr_len,
+                                     .token_label = cm->token_label};
+        _Static_assert(UK_TOKENS_ATR_MAX == UK_LIMIT_ATR_BYTES, "one ATR size");
+        memcpy(mods[i].atr, cm->atr, cm->atr_len);
+        memcpy(mods[i].atr_mask, cm->atr_mask, cm->atr_len);
     }
     to.modules = mods;
     to.n_modules = cfg->n_pkcs11_modules;

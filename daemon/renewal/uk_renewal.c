@@ -80,7 +80,9 @@ typedef struct op {
     uint8_t *chain[UK_RENEWAL_CHAIN_MAX]; /* commit */
     size_t chain_len[UK_RENEWAL_CHAIN_MAX];
     size_t n_chain;
-    char *ca_bundle; /* commit: the service's, copied */
+    char *ca_bundle;                   /* commit: the service's, copied */
+    uint8_t *enc_cert_der, *enveloped; /* commit: dual certificates (SKF), or NULL */
+    size_t enc_cert_der_len, enveloped_len;
     /* outputs */
     uk_renewal_rec *rec;
     uk_renewal_rec **recs;
@@ -114,6 +116,8 @@ static void op_free(op *o)
     for (size_t i = 0; i < o->n_chain; i++)
         free(o->chain[i]);
     free(o->ca_bundle);
+    free(o->enc_cert_der);
+    free(o->enveloped);
     uk_renewal_recs_free(o->changed, o->n_changed);
     uk_renewal_rec_free(o->rec);
     uk_renewal_recs_free(o->recs, o->n_recs);
@@ -527,6 +531,9 @@ static bool alg_from_name(const char *name, uk_key_alg *alg, uk_x509_key_kind *k
     } else if (strcmp(name, "p384") == 0) {
         *alg = UK_KEY_ECP384;
         *kind = UK_X509_KEY_EC_P384;
+    } else if (strcmp(name, "sm2") == 0) {
+        *alg = UK_KEY_SM2;
+        *kind = UK_X509_KEY_SM2;
     } else {
         return false;
     }
@@ -621,6 +628,9 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
             name = "p256";
         else if (cur != NULL && strcmp(cur->key_alg, "EC") == 0 && strcmp(cur->curve, "P-384") == 0)
             name = "p384";
+        else if (cur != NULL &&
+                 (strcmp(cur->key_alg, "SM2") == 0 || strcmp(cur->curve, "SM2") == 0))
+            name = "sm2";
         snprintf(o->algorithm, sizeof(o->algorithm), "%s", name);
     }
     uk_key_alg alg;
@@ -703,6 +713,11 @@ static int prepare_job(void *arg, const uk_driver *d, void *st, uk_card *card)
         cr.sig_alg = UK_X509_SIG_ECDSA_SHA384;
         sr.scheme = UK_SIG_ECDSA;
         sr.hash = UK_HASH_SHA384;
+    } else if (kind == UK_X509_KEY_SM2) {
+        /* GM/T 0092: SM2 with SM3 over the request, the default signer ID in Z. */
+        cr.sig_alg = UK_X509_SIG_SM2_SM3;
+        sr.scheme = UK_SIG_SM2;
+        sr.hash = UK_HASH_SM3;
     } else {
         cr.sig_alg = UK_X509_SIG_ECDSA_SHA256;
         sr.scheme = UK_SIG_ECDSA;
@@ -818,6 +833,73 @@ static int put_cert_checked(const uk_driver *d, void *st, uk_card *card, const c
         rc = UK_E_CARD_ERROR;
     }
     free(back);
+    return rc;
+}
+
+/* The checks that precede any change to the encryption pair: an SM2 certificate, not expired,
+ * whose chain holds like the signing certificate's. Its key is checked once imported. */
+static int enc_cert_checks(const op *o)
+{
+    uk_cert_info *c = NULL;
+    int rc = uk_x509_parse(o->enc_cert_der, o->enc_cert_der_len, &c);
+    if (rc != UK_OK)
+        return rc;
+    time_t now = time(NULL);
+    if (strcmp(c->key_alg, "SM2") != 0 && strcmp(c->curve, "SM2") != 0)
+        rc = UK_E_CERT_INVALID; /* an ENVELOPEDKEYBLOB carries an SM2 pair only */
+    else if (c->not_after <= c->not_before)
+        rc = UK_E_CERT_INVALID;
+    else if (now > c->not_after)
+        rc = UK_E_CERT_EXPIRED;
+    if (rc == UK_OK)
+        rc = uk_x509_verify_chain(o->enc_cert_der, o->enc_cert_der_len,
+                                  (const uint8_t *const *)o->chain, o->chain_len, o->n_chain,
+                                  o->ca_bundle, c->not_before > now ? c->not_before : now);
+    uk_cert_info_free(c);
+    return rc;
+}
+
+/* The encryption key id of the container whose signing key id is sign_id ("<c>/sign"). */
+static int enc_key_id(const char *sign_id, char out[UK_KEY_ID_MAX])
+{
+    const char *slash = strrchr(sign_id, '/');
+    if (slash == NULL || strcmp(slash, "/sign") != 0)
+        return UK_E_NOT_SUPPORTED;
+    snprintf(out, UK_KEY_ID_MAX, "%.*s/enc", (int)(slash - sign_id), sign_id);
+    return UK_OK;
+}
+
+static int key_is(const uk_driver *d, void *st, uk_card *card, const char *key_id,
+                  const uint8_t *der, size_t len, bool *match);
+
+/*
+ * Dual certificates: the wrapped encryption pair into the staged container, then its certificate
+ * (read back), then the check that the certificate is that pair's. Runs before the signing
+ * certificate is written; a failure leaves the record PREPARED (commit again replaces both).
+ */
+static int write_enc_pair(const op *o, const uk_driver *d, void *st, uk_card *card,
+                          uk_renewal_rec *rec)
+{
+    char enc[UK_KEY_ID_MAX];
+    int rc = enc_key_id(rec->staged_slot, enc);
+    if (rc != UK_OK || d->import_enveloped_key == NULL || d->get_public_key == NULL)
+        return UK_E_NOT_SUPPORTED;
+    rc = d->import_enveloped_key(st, card, rec->staged_slot, o->enveloped, o->enveloped_len);
+    now_step(rec, "enc_key_imported", rc);
+    if (rc != UK_OK)
+        return rc;
+    hook("enc_key_imported");
+    rc = put_cert_checked(d, st, card, enc, o->enc_cert_der, o->enc_cert_der_len);
+    now_step(rec, "enc_cert_written", rc);
+    if (rc != UK_OK)
+        return rc;
+    hook("enc_cert_written");
+    bool match = false;
+    rc = key_is(d, st, card, enc, o->enc_cert_der, o->enc_cert_der_len, &match);
+    if (rc == UK_OK && !match) {
+        UK_LOG_WARN("renewal %s: the encryption certificate is not for the enveloped key", rec->id);
+        rc = UK_E_CERT_KEY_MISMATCH;
+    }
     return rc;
 }
 
@@ -1020,6 +1102,15 @@ static int retire(const op *o, const uk_driver *d, void *st, uk_card *card, unsi
     rc = d->list_certs(st, card, &certs, &n);
     if (rc != UK_OK)
         return rc;
+    /* An object the card failed to read (not one that holds garbage) could be the old pair:
+     * retirement waits for a read that works (commit again, recovery), never ends without it. */
+    for (size_t i = 0; i < n; i++)
+        if (certs[i].error == UK_E_CARD_ERROR) {
+            UK_LOG_WARN("renewal %s: %s could not be read; the old key stays until it can be",
+                        rec->id, certs[i].key_id);
+            uk_token_certs_free(certs, n);
+            return UK_E_CARD_ERROR;
+        }
     bool ok = false;
     for (size_t i = 0; i < n; i++)
         if (strcmp(certs[i].key_id, active) == 0 && certs[i].error == UK_OK &&
@@ -1154,10 +1245,11 @@ static int commit_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     rc = d->get_caps(st, card, &caps);
     if (rc != UK_OK)
         goto out;
-    /* The same certificate again for an ACTIVATED renewal: finish its retirement (one that a
-     * job without the PIN left pending). */
-    bool again = rec->state == UK_RENEWAL_ACTIVATED && rec->new_cert_der != NULL &&
-                 rec->new_cert_der_len == o->cert_der_len &&
+    /* The same certificate again for a WRITTEN or ACTIVATED renewal: finish its activation (one
+     * that an error of the card stopped; otherwise recovery or the timer would) or its retirement
+     * (one that a job without the PIN left pending). */
+    bool again = (rec->state == UK_RENEWAL_ACTIVATED || rec->state == UK_RENEWAL_WRITTEN) &&
+                 rec->new_cert_der != NULL && rec->new_cert_der_len == o->cert_der_len &&
                  memcmp(rec->new_cert_der, o->cert_der, o->cert_der_len) == 0;
     if (rec->state != UK_RENEWAL_PREPARED && !again) {
         rc = UK_E_RENEWAL_STATE;
@@ -1165,6 +1257,8 @@ static int commit_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     }
     if (!again) {
         rc = commit_checks(o, d, st, card, rec, o->cert_der, o->cert_der_len);
+        if (rc == UK_OK && o->enc_cert_der != NULL)
+            rc = d->import_enveloped_key == NULL ? UK_E_NOT_SUPPORTED : enc_cert_checks(o);
         if (rc != UK_OK)
             goto out;
     }
@@ -1196,7 +1290,11 @@ static int commit_job(void *arg, const uk_driver *d, void *st, uk_card *card)
     if (rc != UK_OK)
         goto out;
 
-    rc = put_cert_checked(d, st, card, rec->staged_slot, rec->new_cert_der, rec->new_cert_der_len);
+    if (o->enc_cert_der != NULL)
+        rc = write_enc_pair(o, d, st, card, rec);
+    if (rc == UK_OK)
+        rc = put_cert_checked(d, st, card, rec->staged_slot, rec->new_cert_der,
+                              rec->new_cert_der_len);
     if (rc != UK_OK) {
         /* Nothing but the staging slot's certificate was touched: back to PREPARED. */
         now_step(rec, "cert_written", rc);
@@ -1600,6 +1698,26 @@ bool uk_renewal_role_ok(const char *token_id, const char *slot)
     if (strncmp(token_id, "piv:", 4) == 0)
         return strcmp(slot, "9a") == 0 || strcmp(slot, "9c") == 0;
     size_t n = strlen(slot);
+    if (strncmp(token_id, "skf:", 4) == 0) {
+        /* The signing pair of a container ("<c>/sign", docs/drivers.md): the encryption pair
+         * comes from the CA's key-management centre with the renewed signing certificate. */
+        const char *slash = strchr(slot, '/');
+        size_t c = slash != NULL ? (size_t)(slash - slot) : 0;
+        if (c == 0 || n >= UK_KEY_ID_MAX || strcmp(slash, "/sign") != 0)
+            return false;
+        bool hashed = slot[0] == '#';
+        if (hashed && c != 10)
+            return false;
+        for (size_t i = hashed ? 1 : 0; i < c; i++) {
+            char ch = slot[i];
+            bool hexdigit = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+            bool plain = hexdigit || (ch >= 'g' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                         ch == '.' || ch == '_' || ch == '-';
+            if (!(hashed ? hexdigit : plain))
+                return false;
+        }
+        return true;
+    }
     if (n == 0 || n >= UK_KEY_ID_MAX)
         return false;
     for (size_t i = 0; i < n; i++) {
@@ -1756,6 +1874,9 @@ int uk_renewal_commit(uk_renewal *r, const uk_renewal_commit_req *req, uk_renewa
 {
     if (req == NULL || req->cert_der == NULL || req->cert_der_len == 0 ||
         req->n_chain > UK_RENEWAL_CHAIN_MAX ||
+        (req->enc_cert_der == NULL) != (req->enveloped_key == NULL) ||
+        (req->enc_cert_der != NULL &&
+         (req->enc_cert_der_len == 0 || req->enveloped_key_len == 0)) ||
         (req->n_chain > 0 && (req->chain == NULL || req->chain_len == NULL)))
         return UK_E_INVALID_PARAMS;
     op *o = NULL;
@@ -1771,6 +1892,13 @@ int uk_renewal_commit(uk_renewal *r, const uk_renewal_commit_req *req, uk_renewa
     }
     if (rc == UK_OK && r->ca_bundle != NULL && (o->ca_bundle = strdup(r->ca_bundle)) == NULL)
         rc = UK_E_NO_MEMORY;
+    if (rc == UK_OK && req->enc_cert_der != NULL) {
+        rc = dup_der(req->enc_cert_der, req->enc_cert_der_len, &o->enc_cert_der);
+        o->enc_cert_der_len = req->enc_cert_der_len;
+        if (rc == UK_OK)
+            rc = dup_der(req->enveloped_key, req->enveloped_key_len, &o->enveloped);
+        o->enveloped_len = req->enveloped_key_len;
+    }
     if (rc == UK_OK)
         rc = take_pin(o, req->pin);
     if (rc != UK_OK) {
@@ -1782,7 +1910,8 @@ int uk_renewal_commit(uk_renewal *r, const uk_renewal_commit_req *req, uk_renewa
 
 bool uk_renewal_needs_pin(const uk_renewal_rec *rec)
 {
-    return rec != NULL && rec->driver != NULL && strcmp(rec->driver, "p11") == 0;
+    return rec != NULL && rec->driver != NULL &&
+           (strcmp(rec->driver, "p11") == 0 || strcmp(rec->driver, "skf") == 0);
 }
 
 int uk_renewal_abort(uk_renewal *r, const char *id, const uk_secret *pin, uk_renewal_cb cb,

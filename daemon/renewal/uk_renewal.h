@@ -75,7 +75,7 @@ typedef struct uk_renewal_prepare_req {
     const char *token_id;  /* "piv:12345678" */
     const char *slot;      /* "9a" or "9c" */
     uk_renewal_mode mode;  /* EXTEND or REPAIR */
-    const char *algorithm; /* "rsa2048", "p256", "p384", or NULL: the current key's kind */
+    const char *algorithm; /* "rsa2048", "p256", "p384", "sm2", or NULL: the current key's kind */
     const uk_secret *pin;  /* borrowed for the call: copied */
     /* The web origin asking ("https://..."), kept in the record; NULL for the local user. */
     const char *origin;
@@ -96,6 +96,15 @@ typedef struct uk_renewal_commit_req {
     /* The PIN (borrowed for the call: copied), or NULL. Needed on a token whose private keys are
      * hidden until the PIN is verified (uk_renewal_needs_pin): retiring the old key deletes one. */
     const uk_secret *pin;
+    /* Dual certificates (SKF): the encryption certificate (DER) and its key pair as the CA's
+     * key-management centre wrapped it for the new signing key (a GM/T 0016 ENVELOPEDKEYBLOB in
+     * its standard byte form, uk_driver.h import_enveloped_key). Both or neither. Copied. They
+     * go into the staged container before its signing certificate, so a signing certificate on
+     * the card means the encryption pair is complete (docs/renewal.md, "Dual certificates"). */
+    const uint8_t *enc_cert_der;
+    size_t enc_cert_der_len;
+    const uint8_t *enveloped_key;
+    size_t enveloped_key_len;
 } uk_renewal_commit_req;
 
 /* Called on the loop thread with a record that recovery or the activation timer changed (not for
@@ -134,7 +143,8 @@ void uk_renewal_free(uk_renewal *r);
  * Whether slot names a key a renewal may be prepared for on token_id: the PIV standard slots
  * "9a" and "9c" on PIV tokens ("piv:..."); on tokens of other drivers (PKCS#11: "p11:...") any
  * key id of the driver's form (1 to UK_KEY_ID_MAX-1 characters of [0-9a-f], or "h" + hex for a
- * long CKA_ID), since their keys have no fixed slots.
+ * long CKA_ID), since their keys have no fixed slots; on SKF tokens ("skf:...") the signing pair
+ * of a container, "<c>/sign" (docs/drivers.md, "SKF driver").
  */
 bool uk_renewal_role_ok(const char *token_id, const char *slot);
 

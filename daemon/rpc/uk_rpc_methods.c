@@ -249,7 +249,8 @@ static const char *const pin_verify_params[] = {"token", "pin"};
 static const char *const events_params[] = {"events"};
 static const char *const renewal_prepare_params[] = {"token",     "slot", "mode",
                                                      "algorithm", "pin",  "subject"};
-static const char *const renewal_commit_params[] = {"renewal_id", "certificate", "chain", "pin"};
+static const char *const renewal_commit_params[] = {
+    "renewal_id", "certificate", "chain", "pin", "encryption_certificate", "enveloped_key"};
 static const char *const renewal_id_params[] = {"renewal_id"};
 static const char *const renewal_abort_params[] = {"renewal_id", "pin"};
 static const char *const origin_params[] = {"origin"};
@@ -276,7 +277,7 @@ static const uk_rpc_method methods[] = {
     {"pin.change", uk__rpc_pin_change, pin_change_params, 3, UK_METHOD_CONSENT | UK_METHOD_PIN},
     {"renewal.prepare", uk__rpc_renewal_prepare, renewal_prepare_params, 6,
      UK_METHOD_CONSENT | UK_METHOD_PIN},
-    {"renewal.commit", uk__rpc_renewal_commit, renewal_commit_params, 4, UK_METHOD_CONSENT},
+    {"renewal.commit", uk__rpc_renewal_commit, renewal_commit_params, 6, UK_METHOD_CONSENT},
     {"renewal.status", uk__rpc_renewal_status, renewal_id_params, 1, 0},
     {"renewal.list", uk__rpc_renewal_list, NULL, 0, 0},
     {"renewal.abort", uk__rpc_renewal_abort, renewal_abort_params, 2, UK_METHOD_CONSENT},

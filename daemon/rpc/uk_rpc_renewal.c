@@ -53,6 +53,10 @@ typedef struct renewal_req {
     uint8_t *chain[UK_RENEWAL_CHAIN_MAX];
     size_t chain_len[UK_RENEWAL_CHAIN_MAX];
     size_t n_chain;
+    /* commit, dual certificates: the encryption certificate (DER) and the enveloped key as an
+     * ENVELOPEDKEYBLOB (standard byte form). */
+    uint8_t *enc_der, *envelope;
+    size_t enc_der_len, envelope_len;
 } renewal_req;
 
 static void req_free(void *arg)
@@ -67,6 +71,8 @@ static void req_free(void *arg)
     }
     for (size_t i = 0; i < req->n_chain; i++)
         free(req->chain[i]);
+    free(req->enc_der);
+    free(req->envelope);
     free(req);
 }
 
@@ -300,9 +306,11 @@ void uk__rpc_renewal_prepare(uk_rpc_call *call)
         pe = (uk_jsonrpc_param_error){.field = "mode", .problem = "must be extend or repair"};
     } else if (!uk_renewal_role_ok(token, slot)) {
         /* PIV: the standard slots; other drivers: one of their key ids */
-        pe = (uk_jsonrpc_param_error){.field = "slot", .problem = "must be 9a or 9c"};
+        pe = (uk_jsonrpc_param_error){
+            .field = "slot",
+            .problem = "must be 9a or 9c (PIV), a key id (PKCS#11), or <c>/sign (SKF)"};
     } else if (alg != NULL && strcmp(alg, "rsa2048") != 0 && strcmp(alg, "p256") != 0 &&
-               strcmp(alg, "p384") != 0) {
+               strcmp(alg, "p384") != 0 && strcmp(alg, "sm2") != 0) {
         pe = (uk_jsonrpc_param_error){.field = "algorithm", .problem = "is not supported"};
     } else {
         pe.field = NULL;
@@ -408,6 +416,62 @@ static void wipe_pin(uk_rpc_call *call)
     uk_jsonrpc_wipe_tree(cJSON_GetObjectItemCaseSensitive(uk_rpc_call_params(call), "pin"));
 }
 
+/*
+ * params.encryption_certificate and params.enveloped_key (optional, both or neither): the
+ * encryption certificate as "certificate" is given, and its key pair as the key-management centre
+ * wrapped it, base64 of either a GM/T 0009 SM2EnvelopedKey (DER, converted here) or a GM/T 0016
+ * ENVELOPEDKEYBLOB (4-byte ULONG fields, passed on). INVALID_PARAMS (pe filled), CERT_INVALID,
+ * ENVELOPE_INVALID.
+ */
+static int dual_param(const cJSON *params, renewal_req *req, uk_jsonrpc_param_error *pe)
+{
+    const char *cert = NULL, *env = NULL;
+    int rc = uk_jsonrpc_param_get0_string(params, "encryption_certificate", false, CERT_PARAM_MAX,
+                                          &cert, pe);
+    if (rc == UK_OK)
+        rc = uk_jsonrpc_param_get0_string(params, "enveloped_key", false,
+                                          4u * UK_X509_SM2_ENVELOPE_DER_MAX / 3u + 4u, &env, pe);
+    if (rc != UK_OK)
+        return rc;
+    if ((cert == NULL) != (env == NULL)) {
+        *pe = (uk_jsonrpc_param_error){
+            .field = cert == NULL ? "encryption_certificate" : "enveloped_key",
+            .problem = "must come with encryption_certificate and enveloped_key both"};
+        return UK_E_INVALID_PARAMS;
+    }
+    if (cert == NULL)
+        return UK_OK;
+    rc = cert_param(cert, &req->enc_der, &req->enc_der_len);
+    if (rc != UK_OK)
+        return rc;
+    uint8_t *raw = NULL;
+    size_t raw_len = 0;
+    rc = uk_base64_decode(env, strlen(env), &raw, &raw_len);
+    if (rc == UK_E_NO_MEMORY)
+        return rc;
+    if (rc != UK_OK || raw_len == 0) {
+        free(raw);
+        return UK_E_ENVELOPE_INVALID;
+    }
+    if (raw[0] == 0x30) {
+        /* DER (an ENVELOPEDKEYBLOB starts with its version, 1, little-endian). */
+        size_t blob_len = UK_X509_SKF_ENVELOPE_LEN(4);
+        uint8_t *blob = malloc(blob_len);
+        rc = blob == NULL ? UK_E_NO_MEMORY
+                          : uk_x509_sm2_envelope_blob(raw, raw_len, 4, blob, &blob_len);
+        free(raw);
+        if (rc != UK_OK) {
+            free(blob);
+            return rc;
+        }
+        raw = blob;
+        raw_len = blob_len;
+    }
+    req->envelope = raw;
+    req->envelope_len = raw_len;
+    return UK_OK;
+}
+
 static int commit_run(uk__rpc_guard *g, void *arg, uk_secret *pin)
 {
     renewal_req *req = arg;
@@ -420,7 +484,11 @@ static int commit_run(uk__rpc_guard *g, void *arg, uk_secret *pin)
                                 .chain = (const uint8_t *const *)req->chain,
                                 .chain_len = req->chain_len,
                                 .n_chain = req->n_chain,
-                                .pin = pin};
+                                .pin = pin,
+                                .enc_cert_der = req->enc_der,
+                                .enc_cert_der_len = req->enc_der_len,
+                                .enveloped_key = req->envelope,
+                                .enveloped_key_len = req->envelope_len};
     int rc = uk_renewal_commit(uk_rpc_get0_options(req->rpc)->renewal, &cr, renewal_done, req);
     uk_secret_free(pin);
     return rc;
@@ -479,6 +547,8 @@ void uk__rpc_renewal_commit(uk_rpc_call *call)
         rc = cert_param(cert, &req->der, &req->der_len);
     if (rc == UK_OK)
         rc = chain_param(params, req, &pe);
+    if (rc == UK_OK)
+        rc = dual_param(params, req, &pe);
     if (rc == UK_E_INVALID_PARAMS) {
         wipe_pin(call);
         req_free(req);

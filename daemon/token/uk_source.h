@@ -60,6 +60,9 @@ typedef struct uk_source_config {
     const char *path;     /* absolute, from a configuration file */
     const char *name;     /* for logs and reader names; "" = the path */
     unsigned ulong_bytes; /* SKF: 4 or 8 (0 = 4); ignored by other kinds */
+    /* PKCS#11: NULL, or the exact token label (blank padding removed) a slot's token must have
+     * to be served: a slot with another token is reported empty. Ignored by other kinds. */
+    const char *token_label;
 } uk_source_config;
 
 typedef struct uk_source_kind {

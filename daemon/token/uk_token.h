@@ -47,10 +47,20 @@ typedef struct uk_token_summary {
 typedef void (*uk_tokens_event_fn)(void *ctx, uk_token_event ev, const uk_token_summary *t);
 
 /* A PKCS#11 module to load: an absolute path from a configuration file (never
- * from a request) and a name for logs and reader names ("" = the path). */
+ * from a request) and a name for logs and reader names ("" = the path).
+ * Hints (docs/drivers.md, "Module hints"): with any of them the module serves
+ * only tokens that match every hint given, and a card it serves that a PC/SC
+ * reader also shows is served by the module, not by a built-in driver. The ATR
+ * is that of the PC/SC reader the slot names (slotDescription); a card in a
+ * PC/SC reader whose ATR matches a hint is never identified by the built-in
+ * drivers. */
+#define UK_TOKENS_ATR_MAX 33u
 typedef struct uk_tokens_module {
     const char *path;
     const char *name;
+    uint8_t atr[UK_TOKENS_ATR_MAX], atr_mask[UK_TOKENS_ATR_MAX];
+    size_t atr_len;          /* 0: no ATR hint */
+    const char *token_label; /* NULL or "": no label hint; else the exact label */
 } uk_tokens_module;
 
 /* An SKF (GM/T 0016) module to load: as uk_tokens_module, with the module's

@@ -103,9 +103,9 @@ int uk__tokens_run(uk_tokens *t, const char *token_id, unsigned flags, uk__token
                    uk__token_done_fn done, void *arg) __attribute__((warn_unused_result));
 
 /* Inside an operation of uk__tokens_run (worker): replaces key_id by the active key of that role
- * when the card record maps it (UK_RECORD_TAG_ROLE), as uk_tokens_sign does. */
-void uk__tokens_map_role(const uk_driver *d, void *state, uk_card *card,
-                         char key_id[UK_KEY_ID_MAX]);
+ * when the card record maps it (UK_RECORD_TAG_ROLE), as uk_tokens_sign does. CARD_RESET or
+ * CARD_REMOVED when the record read found the card reset or gone (the operation stops). */
+int uk__tokens_map_role(const uk_driver *d, void *state, uk_card *card, char key_id[UK_KEY_ID_MAX]);
 
 /* What an operation of uk__tokens_run learnt about the PIN tries of token_id (retries >= 0):
  * stored in its summary, UK_TOKEN_CHANGED emitted when that changed it. Loop thread. */

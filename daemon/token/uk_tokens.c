@@ -145,9 +145,15 @@ struct op;
 struct reader {
     uk_tokens *t;
     char name[UK__READER_NAME_MAX];
-    size_t src;      /* SRC_PCSC or SRC_MODULE + module index */
-    char desc[65];   /* module slots: the slot description (dedup against PC/SC readers) */
-    bool shadowed;   /* a module slot showing a card a PC/SC driver already serves */
+    size_t src;    /* SRC_PCSC or SRC_MODULE + module index */
+    char desc[65]; /* module slots: the slot description (dedup against PC/SC readers) */
+    bool shadowed; /* a module slot showing a card a PC/SC driver already serves, or a PC/SC
+                      reader whose card a hinted module's slot serves */
+    bool eligible; /* as of the last card event or hint check: may be identified (PC/SC: no
+                      module's ATR hint claims the card; a hinted module's slot: its token
+                      matches the hints) */
+    uint8_t atr[UK__ATR_MAX]; /* PC/SC readers: the card's ATR as the monitor last reported it */
+    size_t atr_len;
     unsigned number; /* the n of "<driver>:reader-<n>", never reused */
     uk_worker *w;
     uk_card *card; /* jobs only (created before the first job) */
@@ -194,6 +200,10 @@ struct uk_tokens {
     void *scans[MODULES_MAX];
     bool scan_exited[MODULES_MAX];
     size_t n_modules;
+    /* Hints of PKCS#11 modules (uk_tokens_module): hinted = any hint; atr_len 0 = no ATR. */
+    bool hinted[MODULES_MAX];
+    uint8_t hint_atr[MODULES_MAX][UK__ATR_MAX], hint_mask[MODULES_MAX][UK__ATR_MAX];
+    size_t hint_atr_len[MODULES_MAX];
 
     int service; /* SERVICE_UNKNOWN until the first snapshot, then UK_OK or UK_E_NO_SERVICE */
     struct reader *readers[READERS_KNOWN_MAX];
@@ -401,26 +411,36 @@ static void note_pin(struct op *op, int rc, int retries)
     }
 }
 
+/* A record read that failed because the card went or was reset: the operation must stop so
+ * that the token layer reconnects (or reports the removal); any other failure reads as "no
+ * record". */
+static int record_gone(int rc)
+{
+    return rc == UK_E_CARD_RESET || rc == UK_E_CARD_REMOVED ? rc : UK_OK;
+}
+
 /*
  * The active key of role key_id from the card record (UK_RECORD_TAG_ROLE, uk_driver.h): a renewed
  * key that a card without MOVE KEY keeps where it was generated. key_id is replaced when the
  * record maps it; a card without a record (or one that cannot be read) keeps the key asked for.
+ * Errors: CARD_RESET, CARD_REMOVED (record_gone).
  */
-static void map_role(const uk_driver *d, void *state, uk_card *card, char key_id[UK_KEY_ID_MAX])
+static int map_role(const uk_driver *d, void *state, uk_card *card, char key_id[UK_KEY_ID_MAX])
 {
     if (d->read_record == NULL)
-        return;
+        return UK_OK;
     uint8_t rec[UK_DRIVER_RECORD_MAX];
     size_t len = 0;
-    if (d->read_record(state, card, rec, sizeof(rec), &len) != UK_OK)
-        return;
+    int rc = d->read_record(state, card, rec, sizeof(rec), &len);
+    if (rc != UK_OK)
+        return record_gone(rc);
     size_t klen = strlen(key_id);
     /* The service writes one-byte tags and short lengths; anything else ends the search. */
     for (size_t p = 0; p + 2 <= len;) {
         unsigned tag = rec[p];
         size_t vl = rec[p + 1];
         if ((tag & 0x1fu) == 0x1fu || (vl & 0x80u) || vl > len - p - 2)
-            return;
+            return UK_OK;
         const uint8_t *v = rec + p + 2;
         if (tag == UK_RECORD_TAG_ROLE && vl > klen + 1 && vl - klen - 1 < UK_KEY_ID_MAX &&
             memcmp(v, key_id, klen) == 0 && v[klen] == ' ') {
@@ -429,10 +449,11 @@ static void map_role(const uk_driver *d, void *state, uk_card *card, char key_id
             active[vl - klen - 1] = '\0';
             UK_LOG_DEBUG("key %s is now the renewed key in %s", key_id, active);
             memcpy(key_id, active, sizeof(active));
-            return;
+            return UK_OK;
         }
         p += 2 + vl;
     }
+    return UK_OK;
 }
 
 /*
@@ -441,20 +462,21 @@ static void map_role(const uk_driver *d, void *state, uk_card *card, char key_id
  * (in the role's place) and not again under its own slot; the old pair still in the role's slot
  * is not listed (it no longer signs for the role). A record that cannot be read changes nothing.
  */
-static void map_roles_in_list(const uk_driver *d, void *state, uk_card *card, uk_token_cert *certs,
-                              size_t *n)
+static int map_roles_in_list(const uk_driver *d, void *state, uk_card *card, uk_token_cert *certs,
+                             size_t *n)
 {
     if (d->read_record == NULL)
-        return;
+        return UK_OK;
     uint8_t rec[UK_DRIVER_RECORD_MAX];
     size_t len = 0;
-    if (d->read_record(state, card, rec, sizeof(rec), &len) != UK_OK)
-        return;
+    int rc = d->read_record(state, card, rec, sizeof(rec), &len);
+    if (rc != UK_OK)
+        return record_gone(rc);
     for (size_t p = 0; p + 2 <= len;) {
         unsigned tag = rec[p];
         size_t vl = rec[p + 1];
         if ((tag & 0x1fu) == 0x1fu || (vl & 0x80u) || vl > len - p - 2)
-            return;
+            return UK_OK;
         const uint8_t *v = rec + p + 2;
         p += 2 + vl;
         const uint8_t *sp = memchr(v, ' ', vl);
@@ -488,6 +510,7 @@ static void map_roles_in_list(const uk_driver *d, void *state, uk_card *card, uk
             certs[ai] = moved;
         }
     }
+    return UK_OK;
 }
 
 /* The operation itself, inside the transaction. */
@@ -510,7 +533,13 @@ static int op_body(struct op *op, uk_card *card)
             op->n_certs = 0;
             return rc;
         }
-        map_roles_in_list(d, state, card, op->certs, &op->n_certs);
+        rc = map_roles_in_list(d, state, card, op->certs, &op->n_certs);
+        if (rc != UK_OK) {
+            uk_token_certs_free(op->certs, op->n_certs);
+            op->certs = NULL;
+            op->n_certs = 0;
+            return rc;
+        }
         if (op->n_certs > UK_LIMIT_CERTS_PER_TOKEN) {
             UK_LOG_WARN("'%s': %zu certificates, only the first %u are used", uk_card_reader(card),
                         op->n_certs, UK_LIMIT_CERTS_PER_TOKEN);
@@ -524,9 +553,11 @@ static int op_body(struct op *op, uk_card *card)
         if (d->verify_pin == NULL || d->sign == NULL)
             return UK_E_NOT_SUPPORTED;
         int retries = -1;
-        map_role(d, state, card, op->req.key_id);
+        int rc = map_role(d, state, card, op->req.key_id);
+        if (rc != UK_OK)
+            return rc;
         /* A request that cannot work must not cost a PIN try. */
-        int rc = d->check_sign ? d->check_sign(state, card, &op->req) : UK_OK;
+        rc = d->check_sign ? d->check_sign(state, card, &op->req) : UK_OK;
         if (rc != UK_OK)
             return rc;
         rc = d->verify_pin(state, card, op->pin, &retries);
@@ -705,6 +736,63 @@ static void on_retry_timer(uv_timer_t *h)
     }
 }
 
+/* Whether r names PC/SC reader p: defined with the dedup rules below. */
+static bool slot_names_reader(const struct reader *m, const struct reader *p);
+
+/* Whether r is a slot of a PKCS#11 module configured with hints. */
+static bool hinted(const uk_tokens *t, const struct reader *r)
+{
+    return r->src != SRC_PCSC && t->hinted[r->src - SRC_MODULE];
+}
+
+/* Whether the card in PC/SC reader p has the ATR hint of module m (under its mask). */
+static bool atr_matches(const uk_tokens *t, size_t m, const struct reader *p)
+{
+    size_t n = t->hint_atr_len[m];
+    if (n == 0 || p->atr_len != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if ((p->atr[i] & t->hint_mask[m][i]) != (t->hint_atr[m][i] & t->hint_mask[m][i]))
+            return false;
+    }
+    return true;
+}
+
+/* The module whose ATR hint claims the card in PC/SC reader p, or -1 (docs/drivers.md, "Module
+ * hints"): the built-in drivers leave such a card alone. */
+static int atr_claimed_by(const uk_tokens *t, const struct reader *p)
+{
+    if (p->src != SRC_PCSC || !p->present)
+        return -1;
+    for (size_t m = 0; m < t->n_modules; m++) {
+        if (atr_matches(t, m, p))
+            return (int)m;
+    }
+    return -1;
+}
+
+/* Whether the card in r may be identified: a PC/SC card no ATR hint claims; a slot of a module
+ * without hints; a hinted module's slot whose token passed the label hint (the scanner reports
+ * others empty) and, with an ATR hint, that names a PC/SC reader holding a card of that ATR. */
+static bool eligible(const uk_tokens *t, const struct reader *r)
+{
+    if (r->src == SRC_PCSC)
+        return atr_claimed_by(t, r) < 0;
+    if (!hinted(t, r))
+        return true;
+    size_t m = r->src - SRC_MODULE;
+    if (!r->present || r->mute)
+        return false;
+    if (t->hint_atr_len[m] == 0)
+        return true;
+    for (size_t i = 0; i < t->n_readers; i++) {
+        const struct reader *p = t->readers[i];
+        if (p->seen && p->present && slot_names_reader(r, p) && atr_matches(t, m, p))
+            return true;
+    }
+    return false;
+}
+
 /* Something happened to the card in r (it left, a new one came, the reader
  * or pcscd went away): forget everything about the old card. */
 static void card_changed(uk_tokens *t, struct reader *r)
@@ -724,7 +812,8 @@ static void card_changed(uk_tokens *t, struct reader *r)
         emit(t, UK_TOKEN_REMOVED, &old);
     }
     clear_summary(r);
-    if (r->present && !r->mute)
+    r->eligible = eligible(t, r);
+    if (r->present && !r->mute && r->eligible)
         submit_identify(t, r);
 }
 
@@ -832,7 +921,13 @@ static void apply_snapshot(uk_tokens *t, const uk__pcsc_snapshot *s)
         if (r == NULL)
             continue;
         seen_now[r->number] = true;
+        r->atr_len = rs->present && rs->atr_len <= sizeof(r->atr) ? rs->atr_len : 0;
+        memcpy(r->atr, rs->atr, r->atr_len);
         reader_seen(t, r, rs->present, rs->mute, rs->events, "mute");
+        if (!t->stopping && r->present && atr_claimed_by(t, r) >= 0 && !r->eligible)
+            UK_LOG_DEBUG("reader '%s': the card's ATR matches a hint of module %s; the built-in "
+                         "drivers leave it to that module",
+                         r->name, t->module_name[atr_claimed_by(t, r)]);
         if (t->stopping)
             return;
     }
@@ -872,6 +967,19 @@ static void apply_module_snapshot(uk_tokens *t, size_t src, const uk_source_snap
     }
 }
 
+/* A slot of a module with an ATR hint is eligible only while the PC/SC reader it names holds a
+ * card of that ATR, which the other source reports: after every batch of snapshots, a slot whose
+ * eligibility changed gets a card event (identified now, or its token removed). */
+static void recheck_hints(uk_tokens *t)
+{
+    for (size_t i = 0; i < t->n_readers && !t->stopping; i++) {
+        struct reader *r = t->readers[i];
+        if (hinted(t, r) && r->seen && t->hint_atr_len[r->src - SRC_MODULE] > 0 &&
+            eligible(t, r) != r->eligible)
+            card_changed(t, r);
+    }
+}
+
 static void on_mon_async(uv_async_t *h)
 {
     uk_tokens *t = h->data;
@@ -895,6 +1003,7 @@ static void on_mon_async(uv_async_t *h)
         free(n);
         n = next;
     }
+    recheck_hints(t);
     for (size_t i = 0; i < t->n_modules; i++) {
         if (scan_exited[i] && t->scans[i] != NULL) {
             t->kinds[i]->free(t->scans[i]); /* joins: the thread has returned or is returning */
@@ -1012,18 +1121,34 @@ static bool dedup(uk_tokens *t, struct reader *r)
         struct reader *o = t->readers[i];
         if (o == r || o->sess == NULL)
             continue;
-        if (slot_names_reader(r, o)) {
-            UK_LOG_INFO("module slot '%s' shows the card in reader '%s' (token %s); not listed "
-                        "twice",
-                        r->name, o->name, o->sum.id);
-            return true; /* r is the module slot: it stays hidden */
+        bool r_slot = slot_names_reader(r, o);
+        if (!r_slot && !slot_names_reader(o, r))
+            continue;
+        /* A hinted module's slot wins over the PC/SC reader; else the PC/SC reader wins. */
+        struct reader *slot = r_slot ? r : o, *pcsc = r_slot ? o : r;
+        bool slot_wins = hinted(t, slot);
+        if ((slot_wins ? pcsc : slot) == r) {
+            if (slot_wins)
+                UK_LOG_INFO("reader '%s': module slot '%s' serves its card (token %s: the "
+                            "module's hints match); not listed twice",
+                            r->name, o->name, o->sum.id);
+            else
+                UK_LOG_INFO("module slot '%s' shows the card in reader '%s' (token %s); not "
+                            "listed twice",
+                            r->name, o->name, o->sum.id);
+            return true; /* r stays hidden */
         }
-        if (slot_names_reader(o, r)) {
+        {
             uk_token_summary old = o->sum;
             old.present = false;
-            UK_LOG_INFO("module slot '%s' shows the card in reader '%s'; token %s is now served "
-                        "by %s",
-                        o->name, r->name, old.id, r->sess->drv->name);
+            if (slot_wins)
+                UK_LOG_INFO("module slot '%s' takes over the card in reader '%s' (the module's "
+                            "hints match); token %s is now served by %s",
+                            r->name, o->name, old.id, r->sess->drv->name);
+            else
+                UK_LOG_INFO("module slot '%s' shows the card in reader '%s'; token %s is now "
+                            "served by %s",
+                            o->name, r->name, old.id, r->sess->drv->name);
             o->gen++;
             drop_cache(o);
             close_session(t, o, o->sess);
@@ -1297,7 +1422,7 @@ static void on_cancel_timer(uv_timer_t *h)
 /* Copies one configured module (of kind k) and starts its scanner. A module that cannot be
  * loaded is reported by its scanner and leaves the others alone. */
 static int start_module(uk_tokens *t, const uk_source_kind *k, const char *path, const char *name,
-                        unsigned ulong_bytes)
+                        unsigned ulong_bytes, const char *token_label)
 {
     size_t i = t->n_modules;
     if (path == NULL || path[0] != '/')
@@ -1309,12 +1434,16 @@ static int start_module(uk_tokens *t, const uk_source_kind *k, const char *path,
     if (t->module_path[i] == NULL || t->module_name[i] == NULL)
         return UK_E_NO_MEMORY;
     uk_source_cbs cbs = {.snapshot = scan_snapshot, .exited = scan_exited, .ctx = t};
-    uk_source_config cfg = {
-        .path = t->module_path[i], .name = t->module_name[i], .ulong_bytes = ulong_bytes};
+    uk_source_config cfg = {.path = t->module_path[i],
+                            .name = t->module_name[i],
+                            .ulong_bytes = ulong_bytes,
+                            .token_label = token_label};
     return k->start(&t->scans[i], &cfg, i, &cbs);
 }
 
-/* The PKCS#11 modules, then the SKF modules (uk_source.h kinds). */
+_Static_assert(UK_TOKENS_ATR_MAX == UK__ATR_MAX, "uk_tokens_module holds a whole ATR");
+
+/* The PKCS#11 modules (with their hints), then the SKF modules (uk_source.h kinds). */
 static int start_modules(uk_tokens *t, const uk_tokens_options *opt)
 {
     if (opt->n_modules > UK_LIMIT_PKCS11_MODULES || opt->n_skf_modules > UK_LIMIT_SKF_MODULES)
@@ -1323,11 +1452,21 @@ static int start_modules(uk_tokens *t, const uk_tokens_options *opt)
         (opt->n_skf_modules > 0 && opt->skf_modules == NULL))
         return UK_E_INTERNAL;
     int rc = UK_OK;
-    for (size_t i = 0; rc == UK_OK && i < opt->n_modules; i++)
-        rc = start_module(t, &uk_p11_source, opt->modules[i].path, opt->modules[i].name, 0);
+    for (size_t i = 0; rc == UK_OK && i < opt->n_modules; i++) {
+        const uk_tokens_module *m = &opt->modules[i];
+        bool label = m->token_label != NULL && m->token_label[0] != '\0';
+        if (m->atr_len > UK__ATR_MAX || (m->atr_len > 0 && m->atr_len < 2))
+            return UK_E_INVALID_PARAMS;
+        size_t k = t->n_modules; /* the index start_module gives it */
+        t->hinted[k] = label || m->atr_len > 0;
+        t->hint_atr_len[k] = m->atr_len;
+        memcpy(t->hint_atr[k], m->atr, m->atr_len);
+        memcpy(t->hint_mask[k], m->atr_mask, m->atr_len);
+        rc = start_module(t, &uk_p11_source, m->path, m->name, 0, label ? m->token_label : NULL);
+    }
     for (size_t i = 0; rc == UK_OK && i < opt->n_skf_modules; i++)
         rc = start_module(t, &uk_skf_source, opt->skf_modules[i].path, opt->skf_modules[i].name,
-                          opt->skf_modules[i].ulong_bytes);
+                          opt->skf_modules[i].ulong_bytes, NULL);
     return rc;
 }
 
@@ -1443,7 +1582,18 @@ static bool listed(uk_tokens *t, const struct reader *r)
 {
     if (!r->seen || r->shadowed)
         return false;
-    if (r->src == SRC_PCSC || r->sess != NULL)
+    if (hinted(t, r))
+        return r->eligible; /* a hinted module lists only the tokens it serves */
+    if (r->src == SRC_PCSC) {
+        /* A card a hinted module's slot serves (or is about to) is listed there only. */
+        for (size_t i = 0; i < t->n_readers; i++) {
+            const struct reader *m = t->readers[i];
+            if (hinted(t, m) && m->seen && m->eligible && slot_names_reader(m, r))
+                return false;
+        }
+        return true;
+    }
+    if (r->sess != NULL)
         return true;
     for (size_t i = 0; i < t->n_readers; i++) {
         if (t->readers[i]->seen && slot_names_reader(r, t->readers[i]))
@@ -1611,9 +1761,9 @@ int uk__tokens_run(uk_tokens *t, const char *token_id, unsigned flags, uk__token
     return rc;
 }
 
-void uk__tokens_map_role(const uk_driver *d, void *state, uk_card *card, char key_id[UK_KEY_ID_MAX])
+int uk__tokens_map_role(const uk_driver *d, void *state, uk_card *card, char key_id[UK_KEY_ID_MAX])
 {
-    map_role(d, state, card, key_id);
+    return map_role(d, state, card, key_id);
 }
 
 void uk__tokens_note_pin(uk_tokens *t, const char *token_id, int retries)

@@ -205,8 +205,9 @@ static int decrypt_run(void *arg, const uk_driver *drv, void *state, uk_card *ca
         return UK_E_NOT_SUPPORTED;
     /* The key of the certificate the caller found: after a renewal on a card that cannot move
      * keys, a role's certificate belongs to the key in the staging slot. */
-    uk__tokens_map_role(drv, state, card, p->key_id);
-    int rc = drv->verify_pin(state, card, p->pin, &p->retries);
+    int rc = uk__tokens_map_role(drv, state, card, p->key_id);
+    if (rc == UK_OK)
+        rc = drv->verify_pin(state, card, p->pin, &p->retries);
     uk_secret_free(p->pin);
     p->pin = NULL;
     if (rc != UK_OK)

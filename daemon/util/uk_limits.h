@@ -59,6 +59,10 @@
 #define UK_LIMIT_PKCS11_MODULES 8u
 /* SKF modules in the configuration (skf_modules): each gets a scanner thread. */
 #define UK_LIMIT_SKF_MODULES 8u
+/* Longest ATR, in bytes (ISO/IEC 7816-3): the pkcs11_modules "atr" hint and its mask. Fixed. */
+#define UK_LIMIT_ATR_BYTES 33u
+/* Longest PKCS#11 token label, in bytes (CK_TOKEN_INFO.label): the "token_label" hint. Fixed. */
+#define UK_LIMIT_TOKEN_LABEL_BYTES 32u
 
 /* Longest JSON-RPC method name, in bytes. Fixed. */
 #define UK_LIMIT_METHOD_LENGTH 64u

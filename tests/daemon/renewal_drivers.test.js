@@ -14,6 +14,13 @@
 //     with the PIN (docs/renewal.md, "PKCS#11 tokens");
 //   - repair of an expired certificate.
 // The driver-specific part of each case is in the backends below; the cases are shared.
+//
+// A third backend, opensc, is the virtual PIV card served by the PKCS#11 driver through OpenSC's
+// opensc-pkcs11.so, which takes the card over from the PIV driver by an "atr" hint. OpenSC's PIV
+// emulation cannot renew (no key-pair generation mechanism; C_GenerateKeyPair, C_CreateObject and
+// C_DestroyObject answer CKR_FUNCTION_NOT_SUPPORTED): for it every case asserts that
+// renewal.prepare is refused with NOT_SUPPORTED before anything on the card changed (the card's
+// state files and PIN counter are the same), and that listing, PIN and signing work.
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -21,8 +28,10 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { Ukeyd, tempDir } = require('./lib/ukeyd');
-const { Rig, rigUnavailable, startUkeyd, KeysClient, waitToken, openssl, exec, PIN } = require('./lib/rig');
+const { Rig, rigUnavailable, startUkeyd, KeysClient, waitToken, openssl, exec, mustExec, PIN } = require('./lib/rig');
 const hsm = require('./lib/softhsm');
+
+const OPENSC = '/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so';
 
 const reason = (r) => (r && r.error ? r.error.data.reason : r && r.result ? 'OK' : String(r));
 const b64 = (pem) => Buffer.from(new crypto.X509Certificate(pem).raw).toString('base64');
@@ -136,7 +145,64 @@ const backends = [
             };
         },
     },
+    {
+        name: 'opensc',
+        skip: rigUnavailable() || (fs.existsSync(OPENSC) ? false : `OpenSC's module is not installed (${OPENSC})`),
+        // renewal.prepare's answer on this backend: the cases check the refusal instead.
+        refuses: 'NOT_SUPPORTED',
+        async open(t, dir) {
+            const rig = await new Rig(t).up();
+            const atr = (await mustExec('opensc-tool', ['-a'], { env: rig.pcscEnv })).toString().match(/^([0-9a-f]{2}(:[0-9a-f]{2})+)$/m);
+            assert.ok(atr, 'opensc-tool -a prints the card\'s ATR');
+            const config = { log_level: 'debug', pkcs11_modules: [{ path: OPENSC, name: 'OpenSC', atr: atr[1] }] };
+            return {
+                role: '01', // PIV slot 9a through OpenSC: CKA_ID 01
+                sigAlg: 'RSA-PKCS1-SHA256',
+                pin: { pin: PIN },
+                rig,
+                async start(reuse) {
+                    const d = await startUkeyd(t, rig, { config, dir: reuse });
+                    const c = await KeysClient.unix(d);
+                    return { d, c, token: (await waitToken(c, `OpenSC: ${rig.reader}`)).id };
+                },
+                keys: () => null,
+                // The card's own state (objects, keys, PIN counter), to show nothing changed.
+                cardState: () => stateDigest(rig.env.UK_RIG_CARD_STATE),
+            };
+        },
+    },
 ];
+
+// A digest of the virtual card's persistent state file (keys, objects, PIN counter).
+const stateDigest = (file) => crypto.createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+
+// A backend that cannot renew (b.refuses): the token is listed once, through the PKCS#11 driver;
+// renewal.prepare (mode) answers b.refuses without a PIN try and with the card unchanged; the
+// role's certificate is still listed and signs. Resolves when done.
+async function refusedRenewal(t, b, mode) {
+    const dir = tempDir(t, `ukrx-${b.name}-`);
+    const x = await b.open(t, dir);
+    const { d, c, token } = await x.start();
+    const { tokens } = await c.ok('token.list');
+    assert.deepEqual(tokens.filter((e) => e.id).map((e) => `${e.driver} ${e.reader}`), [`p11 OpenSC: ${x.rig.reader}`], `listed once, through the module: ${JSON.stringify(tokens)}`);
+    const oldDer = await roleDer(c, token, x.role);
+    assert.equal(oldDer, b64((await x.rig.piv(['-a', 'read-certificate', '-s', '9a'])).toString()), 'the certificate of PIV slot 9a');
+    const retries = (await c.ok('token.list')).tokens.find((e) => e.id === token).pin_retries;
+    const before = x.cardState();
+    const r = await c.call('renewal.prepare', { token, slot: x.role, mode, pin: PIN });
+    assert.equal(reason(r), b.refuses, JSON.stringify(r));
+    assert.equal(x.cardState(), before, 'nothing on the card changed');
+    assert.deepEqual((await c.ok('renewal.list')).renewals, [], 'no renewal recorded');
+    await d.waitLog(/offers no key-pair generation; no renewal on it/);
+    // The PIN and signing work; the wrong PIN costs a try, the right one restores them.
+    const bad = await c.call('sign', { token, key: x.role, algorithm: x.sigAlg, data: Buffer.from('x').toString('base64'), pin: '999999' });
+    assert.equal(reason(bad), 'PIN_INCORRECT', JSON.stringify(bad));
+    assert.notEqual(x.cardState(), before, 'the wrong PIN is counted on the card: the digest sees what the card keeps');
+    assert.ok(await signsWith(c, token, x, new crypto.X509Certificate(Buffer.from(oldDer, 'base64')).toString()), 'the role signs with its key');
+    assert.equal((await c.ok('token.list')).tokens.find((e) => e.id === token).pin_retries, retries);
+    c.close();
+    await d.stop();
+}
 
 async function certsDer(c, token) {
     const { certificates } = await c.ok('cert.list', { token, der: true });
@@ -156,6 +222,7 @@ async function signsWith(c, token, x, certPem) {
 
 for (const b of backends) {
     test(`renewal on ${b.name}: extend, restart between prepare and commit, refusals, commit, old pair retired`, { skip: b.skip, timeout: 120000 }, async (t) => {
+        if (b.refuses) return refusedRenewal(t, b, 'extend');
         const dir = tempDir(t, `ukrd-${b.name}-`);
         const ca = await makeCa(dir, 'drivers CA');
         const other = await makeCa(dir, 'other CA');
@@ -221,7 +288,7 @@ for (const b of backends) {
         await d.stop();
     });
 
-    test(`renewal on ${b.name}: abort, then a certificate not valid yet is written, activated when due, and the old pair retired`, { skip: b.skip, timeout: 120000 }, async (t) => {
+    test(`renewal on ${b.name}: abort, then a certificate not valid yet is written, activated when due, and the old pair retired`, { skip: b.skip || (b.refuses && 'no renewal on this backend: the extend case checks the refusal'), timeout: 120000 }, async (t) => {
         const dir = tempDir(t, `ukra-${b.name}-`);
         const ca = await makeCa(dir, 'drivers CA');
         const x = await b.open(t, dir);
@@ -271,6 +338,7 @@ for (const b of backends) {
     });
 
     test(`renewal on ${b.name}: repair of an expired certificate`, { skip: b.skip, timeout: 120000 }, async (t) => {
+        if (b.refuses) return refusedRenewal(t, b, 'repair');
         const dir = tempDir(t, `ukrr-${b.name}-`);
         const ca = await makeCa(dir, 'drivers CA');
         const x = await b.open(t, dir, { expiredBy: ca });

@@ -728,7 +728,7 @@ ULONG SKF_CreateApplication(DEVHANDLE hDev, LPSTR szAppName, LPSTR szAdminPin,
                             DWORD dwAdminPinRetryCount, LPSTR szUserPin, DWORD dwUserPinRetryCount,
                             DWORD dwCreateFileRights, HAPPLICATION *phApplication)
 {
-    (void)dwCreateFileRights; /* the soft token has no files */
+    (void)dwCreateFileRights; /* creating a file always needs the user PIN here */
     SKF_CALL(create_app(&c_, hDev, szAppName, szAdminPin, dwAdminPinRetryCount, szUserPin,
                         dwUserPinRetryCount, phApplication));
 }
@@ -745,6 +745,8 @@ static ULONG delete_app(call *c, DEVHANDLE h, const char *name)
         return SAR_USER_NOT_LOGGED_IN; /* the admin PIN of that application */
     while (a->ncont > 0)
         skf_app_remove_container(a, &a->cont[a->ncont - 1]);
+    while (a->nfiles > 0)
+        skf_app_remove_file(a, &a->file[a->nfiles - 1]);
     size_t i = (size_t)(a - c->dev.app);
     OPENSSL_cleanse(a, sizeof *a);
     memmove(&c->dev.app[i], &c->dev.app[i + 1], (c->dev.napps - i - 1) * sizeof *a);
@@ -939,6 +941,192 @@ ULONG SKF_ClearSecureState(HAPPLICATION hApplication)
 }
 
 /* ---- containers ---- */
+
+/* ---- files (GM/T 0016 file management) ---- */
+
+/* Whether the rights (SECURE_*_ACCOUNT) let the caller in now. */
+static bool rights_ok(const call *c, unsigned rights)
+{
+    if (rights == SECURE_ANYONE_ACCOUNT)
+        return true;
+    bool app = strcmp(c->hdev->auth_app, c->app->name) == 0;
+    if ((rights & SECURE_USER_ACCOUNT) && app && (c->hdev->auth & (1u << USER_TYPE)))
+        return true;
+    return (rights & SECURE_ADM_ACCOUNT) && app && (c->hdev->auth & (1u << ADMIN_TYPE));
+}
+
+/* A file name argument: present, at most 32 bytes. */
+static ULONG file_name_arg(const char *s)
+{
+    if (s == NULL)
+        return SAR_INVALIDPARAMERR;
+    size_t n = strnlen(s, SKF_FILE_NAME_MAX);
+    return n == 0 ? SAR_INVALIDPARAMERR : n == SKF_FILE_NAME_MAX ? SAR_NAMELENERR : SAR_OK;
+}
+
+static ULONG create_file(call *c, HAPPLICATION h, const char *name, ULONG size, ULONG rr, ULONG wr)
+{
+    ULONG rv = resolve(c, h, H_APP);
+    if (rv == SAR_OK)
+        rv = file_name_arg(name);
+    if (rv != SAR_OK)
+        return rv;
+    if (size == 0 || size > SKF_FILE_MAX)
+        return SAR_INDATALENERR;
+    if ((rr != SECURE_ANYONE_ACCOUNT && (rr & ~0x11u) != 0) ||
+        (wr != SECURE_ANYONE_ACCOUNT && (wr & ~0x11u) != 0))
+        return SAR_INVALIDPARAMERR;
+    if (!user_ok(c))
+        return SAR_USER_NOT_LOGGED_IN;
+    if (skf_app_find_file(c->app, name) != NULL)
+        return SAR_FILE_ALREADY_EXIST;
+    if (c->app->nfiles == SKF_MAX_FILES)
+        return SAR_NO_ROOM;
+    skf_file *f = &c->app->file[c->app->nfiles];
+    memset(f, 0, sizeof *f);
+    uint8_t *zero = calloc(1, (size_t)size);
+    if (zero == NULL || skf_blob_set(&f->data, zero, (size_t)size) != 0) {
+        free(zero);
+        return SAR_MEMORYERR;
+    }
+    free(zero);
+    snprintf(f->name, sizeof f->name, "%s", name);
+    f->read_rights = (unsigned)rr;
+    f->write_rights = (unsigned)wr;
+    c->app->nfiles++;
+    c->dirty = true;
+    return SAR_OK;
+}
+
+ULONG SKF_CreateFile(HAPPLICATION hApplication, LPSTR szFileName, ULONG ulFileSize,
+                     ULONG ulReadRights, ULONG ulWriteRights)
+{
+    SKF_CALL(create_file(&c_, hApplication, szFileName, ulFileSize, ulReadRights, ulWriteRights));
+}
+
+static ULONG delete_file(call *c, HAPPLICATION h, const char *name)
+{
+    ULONG rv = resolve(c, h, H_APP);
+    if (rv == SAR_OK)
+        rv = file_name_arg(name);
+    if (rv != SAR_OK)
+        return rv;
+    skf_file *f = skf_app_find_file(c->app, name);
+    if (f == NULL)
+        return SAR_FILE_NOT_EXIST;
+    if (!rights_ok(c, f->write_rights))
+        return SAR_USER_NOT_LOGGED_IN;
+    skf_app_remove_file(c->app, f);
+    c->dirty = true;
+    return SAR_OK;
+}
+
+ULONG SKF_DeleteFile(HAPPLICATION hApplication, LPSTR szFileName)
+{
+    SKF_CALL(delete_file(&c_, hApplication, szFileName));
+}
+
+static ULONG enum_files(call *c, HAPPLICATION h, LPSTR list, ULONG *size)
+{
+    ULONG rv = resolve(c, h, H_APP);
+    if (rv != SAR_OK)
+        return rv;
+    const char *names[SKF_MAX_FILES];
+    for (size_t i = 0; i < c->app->nfiles; i++)
+        names[i] = c->app->file[i].name;
+    return put_names(names, c->app->nfiles, list, size);
+}
+
+ULONG SKF_EnumFiles(HAPPLICATION hApplication, LPSTR szFileList, ULONG *pulSize)
+{
+    SKF_CALL(enum_files(&c_, hApplication, szFileList, pulSize));
+}
+
+static ULONG file_info(call *c, HAPPLICATION h, const char *name, FILEATTRIBUTE *info)
+{
+    ULONG rv = resolve_out(c, h, H_APP, info);
+    if (rv == SAR_OK)
+        rv = file_name_arg(name);
+    if (rv != SAR_OK)
+        return rv;
+    const skf_file *f = skf_app_find_file(c->app, name);
+    if (f == NULL)
+        return SAR_FILE_NOT_EXIST;
+    memset(info, 0, sizeof *info);
+    memcpy(info->FileName, f->name, strlen(f->name)); /* 32 bytes, no NUL when full */
+    info->FileSize = (ULONG)f->data.n;
+    info->ReadRights = f->read_rights;
+    info->WriteRights = f->write_rights;
+    return SAR_OK;
+}
+
+ULONG SKF_GetFileInfo(HAPPLICATION hApplication, LPSTR szFileName, FILEATTRIBUTE *pFileInfo)
+{
+    SKF_CALL(file_info(&c_, hApplication, szFileName, pFileInfo));
+}
+
+static ULONG read_file(call *c, HAPPLICATION h, const char *name, ULONG off, ULONG size, BYTE *out,
+                       ULONG *out_len)
+{
+    ULONG rv = resolve_out(c, h, H_APP, out_len);
+    if (rv == SAR_OK)
+        rv = file_name_arg(name);
+    if (rv != SAR_OK)
+        return rv;
+    const skf_file *f = skf_app_find_file(c->app, name);
+    if (f == NULL)
+        return SAR_FILE_NOT_EXIST;
+    if (!rights_ok(c, f->read_rights))
+        return SAR_USER_NOT_LOGGED_IN;
+    if (off > f->data.n)
+        return SAR_INDATALENERR;
+    ULONG n = size < f->data.n - off ? size : (ULONG)(f->data.n - off);
+    if (out == NULL) {
+        *out_len = n;
+        return SAR_OK;
+    }
+    if (*out_len < n) {
+        *out_len = n;
+        return SAR_BUFFER_TOO_SMALL;
+    }
+    memcpy(out, f->data.p + off, n);
+    *out_len = n;
+    return SAR_OK;
+}
+
+ULONG SKF_ReadFile(HAPPLICATION hApplication, LPSTR szFileName, ULONG ulOffset, ULONG ulSize,
+                   BYTE *pbOutData, ULONG *pulOutLen)
+{
+    SKF_CALL(read_file(&c_, hApplication, szFileName, ulOffset, ulSize, pbOutData, pulOutLen));
+}
+
+static ULONG write_file(call *c, HAPPLICATION h, const char *name, ULONG off, const BYTE *data,
+                        ULONG size)
+{
+    ULONG rv = resolve(c, h, H_APP);
+    if (rv == SAR_OK)
+        rv = file_name_arg(name);
+    if (rv != SAR_OK)
+        return rv;
+    if (data == NULL || size == 0)
+        return SAR_INVALIDPARAMERR;
+    skf_file *f = skf_app_find_file(c->app, name);
+    if (f == NULL)
+        return SAR_FILE_NOT_EXIST;
+    if (!rights_ok(c, f->write_rights))
+        return SAR_USER_NOT_LOGGED_IN;
+    if (off > f->data.n || size > f->data.n - off)
+        return SAR_INDATALENERR; /* files do not grow */
+    memcpy(f->data.p + off, data, size);
+    c->dirty = true;
+    return SAR_OK;
+}
+
+ULONG SKF_WriteFile(HAPPLICATION hApplication, LPSTR szFileName, ULONG ulOffset, BYTE *pbData,
+                    ULONG ulSize)
+{
+    SKF_CALL(write_file(&c_, hApplication, szFileName, ulOffset, pbData, ulSize));
+}
 
 static ULONG enum_container(call *c, HAPPLICATION h, LPSTR list, ULONG *size)
 {

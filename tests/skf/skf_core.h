@@ -30,6 +30,9 @@
 #define SKF_MAX_APPS       4
 #define SKF_MAX_CONTAINERS 8
 #define SKF_CERT_MAX       8192
+#define SKF_MAX_FILES      8
+#define SKF_FILE_NAME_MAX  33                 /* 32 bytes and the NUL (GM/T 0016 file management) */
+#define SKF_FILE_MAX       8192               /* largest file the soft token creates */
 #define SKF_SM2_ID_DEFAULT "1234567812345678" /* GM/T 0009 default signer ID */
 
 enum { SKF_KEY_SIGN = 0, SKF_KEY_ENC = 1 };
@@ -47,6 +50,13 @@ typedef struct skf_container {
     skf_blob cert[2]; /* DER certificates */
 } skf_container;
 
+/* A file of an application: fixed size (zeros until written), SECURE_*_ACCOUNT rights. */
+typedef struct skf_file {
+    char name[SKF_FILE_NAME_MAX];
+    unsigned read_rights, write_rights;
+    skf_blob data; /* exactly the file's size */
+} skf_file;
+
 typedef struct skf_app {
     char name[SKF_NAME_MAX];
     char pin[2][SKF_PIN_MAX + 1]; /* [SKF_PIN_ADMIN], [SKF_PIN_USER] */
@@ -54,6 +64,8 @@ typedef struct skf_app {
     bool user_default; /* the user PIN was never changed */
     size_t ncont;
     skf_container cont[SKF_MAX_CONTAINERS];
+    size_t nfiles;
+    skf_file file[SKF_MAX_FILES];
 } skf_app;
 
 typedef struct skf_dev {
@@ -95,6 +107,9 @@ void skf_names_free(char **names, size_t n);
 
 skf_app *skf_dev_find_app(skf_dev *d, const char *name);
 skf_container *skf_app_find_container(skf_app *a, const char *name);
+skf_file *skf_app_find_file(skf_app *a, const char *name);
+/* Removes a file. */
+void skf_app_remove_file(skf_app *a, skf_file *f);
 /* Removes a container, wiping its keys. */
 void skf_app_remove_container(skf_app *a, skf_container *c);
 

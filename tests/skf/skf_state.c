@@ -120,9 +120,12 @@ static void container_clear(skf_container *c)
 
 void skf_dev_clear(skf_dev *d)
 {
-    for (size_t i = 0; i < d->napps; i++)
+    for (size_t i = 0; i < d->napps; i++) {
         for (size_t j = 0; j < d->app[i].ncont; j++)
             container_clear(&d->app[i].cont[j]);
+        for (size_t j = 0; j < d->app[i].nfiles; j++)
+            skf_blob_clear(&d->app[i].file[j].data);
+    }
     OPENSSL_cleanse(d, sizeof *d);
 }
 
@@ -140,6 +143,23 @@ skf_container *skf_app_find_container(skf_app *a, const char *name)
         if (strncmp(a->cont[i].name, name, SKF_NAME_MAX) == 0)
             return &a->cont[i];
     return NULL;
+}
+
+skf_file *skf_app_find_file(skf_app *a, const char *name)
+{
+    for (size_t i = 0; i < a->nfiles; i++)
+        if (strncmp(a->file[i].name, name, SKF_FILE_NAME_MAX) == 0)
+            return &a->file[i];
+    return NULL;
+}
+
+void skf_app_remove_file(skf_app *a, skf_file *f)
+{
+    size_t i = (size_t)(f - a->file);
+    skf_blob_clear(&f->data);
+    memmove(&a->file[i], &a->file[i + 1], (a->nfiles - i - 1) * sizeof a->file[0]);
+    a->nfiles--;
+    memset(&a->file[a->nfiles], 0, sizeof a->file[0]);
 }
 
 void skf_app_remove_container(skf_app *a, skf_container *c)
@@ -225,6 +245,14 @@ static int write_dev(FILE *f, const skf_dev *d)
         }
         if (rc == 0 && fprintf(f, " %d", a->user_default ? 1 : 0) < 0)
             rc = -EIO;
+        for (size_t j = 0; rc == 0 && j < a->nfiles; j++) {
+            const skf_file *fl = &a->file[j];
+            rc = fputs("\nfile", f) >= 0 ? put_str(f, fl->name) : -EIO;
+            if (rc == 0 && fprintf(f, " %u %u", fl->read_rights, fl->write_rights) < 0)
+                rc = -EIO;
+            if (rc == 0)
+                rc = put_hex(f, fl->data.p, fl->data.n);
+        }
         for (size_t j = 0; rc == 0 && j < a->ncont; j++) {
             const skf_container *c = &a->cont[j];
             rc = fputs("\ncontainer", f) >= 0 ? put_str(f, c->name) : -EIO;
@@ -359,6 +387,19 @@ static int parse_line(skf_dev *d, char *line, bool *header)
     }
     if (strcmp(w[0], "app") == 0 && n == 9)
         return parse_app(d, w);
+    if (strcmp(w[0], "file") == 0 && n == 5 && a != NULL) {
+        if (a->nfiles == SKF_MAX_FILES)
+            return -EINVAL;
+        skf_file *fl = &a->file[a->nfiles++];
+        int rc = get_str(w[1], fl->name, sizeof fl->name);
+        if (rc == 0)
+            rc = get_uint(w[2], 0xFF, &fl->read_rights);
+        if (rc == 0)
+            rc = get_uint(w[3], 0xFF, &fl->write_rights);
+        if (rc == 0)
+            rc = get_hex(w[4], &fl->data);
+        return rc == 0 && (fl->data.n == 0 || fl->data.n > SKF_FILE_MAX) ? -EINVAL : rc;
+    }
     if (strcmp(w[0], "container") == 0 && n == 2 && a != NULL) {
         if (a->ncont == SKF_MAX_CONTAINERS)
             return -EINVAL;

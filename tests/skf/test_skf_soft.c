@@ -77,7 +77,13 @@
     X(SKF_RSASignData)                                                                             \
     X(SKF_DigestInit)                                                                              \
     X(SKF_Digest)                                                                                  \
-    X(SKF_CloseHandle)
+    X(SKF_CloseHandle)                                                                             \
+    X(SKF_CreateFile)                                                                              \
+    X(SKF_DeleteFile)                                                                              \
+    X(SKF_EnumFiles)                                                                               \
+    X(SKF_GetFileInfo)                                                                             \
+    X(SKF_ReadFile)                                                                                \
+    X(SKF_WriteFile)
 
 typedef struct skf {
 #define FIELD(name) name##_fn name;
@@ -525,6 +531,87 @@ static void test_skf_containers_create_enum_delete(void **state)
     }
     assert_int_equal(t->f.SKF_CreateContainer(t->app, S("full"), &x),
                      SAR_REACH_MAX_CONTAINER_COUNT);
+}
+
+/* ---- files (ukeyd's card record lives in two of them) ---- */
+
+static void test_skf_files_rights_sizes_and_persistence(void **state)
+{
+    fx *t = *state;
+    BYTE buf[64];
+    ULONG len = sizeof buf;
+    /* Creating needs the user PIN; names of at most 32 bytes; sizes 1..SKF_FILE_MAX. */
+    assert_int_equal(
+        t->f.SKF_CreateFile(t->app, S("rec"), 16, SECURE_ANYONE_ACCOUNT, SECURE_ANYONE_ACCOUNT),
+        SAR_USER_NOT_LOGGED_IN);
+    login(t);
+    char name33[34];
+    memset(name33, 'f', 33);
+    name33[33] = '\0';
+    assert_int_equal(
+        t->f.SKF_CreateFile(t->app, name33, 16, SECURE_ANYONE_ACCOUNT, SECURE_ANYONE_ACCOUNT),
+        SAR_NAMELENERR);
+    assert_int_equal(
+        t->f.SKF_CreateFile(t->app, S("rec"), 0, SECURE_ANYONE_ACCOUNT, SECURE_ANYONE_ACCOUNT),
+        SAR_INDATALENERR);
+    assert_int_equal(t->f.SKF_CreateFile(t->app, S("rec"), SKF_FILE_MAX + 1, SECURE_ANYONE_ACCOUNT,
+                                         SECURE_ANYONE_ACCOUNT),
+                     SAR_INDATALENERR);
+    assert_int_equal(t->f.SKF_CreateFile(t->app, S("rec"), 16, 0x42, SECURE_ANYONE_ACCOUNT),
+                     SAR_INVALIDPARAMERR);
+    assert_int_equal(
+        t->f.SKF_CreateFile(t->app, S("rec"), 16, SECURE_ANYONE_ACCOUNT, SECURE_ANYONE_ACCOUNT),
+        SAR_OK);
+    assert_int_equal(
+        t->f.SKF_CreateFile(t->app, S("rec"), 16, SECURE_ANYONE_ACCOUNT, SECURE_ANYONE_ACCOUNT),
+        SAR_FILE_ALREADY_EXIST);
+    assert_int_equal(
+        t->f.SKF_CreateFile(t->app, S("priv"), 8, SECURE_USER_ACCOUNT, SECURE_USER_ACCOUNT),
+        SAR_OK);
+    FILEATTRIBUTE fa;
+    assert_int_equal(t->f.SKF_GetFileInfo(t->app, S("rec"), &fa), SAR_OK);
+    assert_int_equal(fa.FileSize, 16);
+    assert_int_equal(fa.WriteRights, SECURE_ANYONE_ACCOUNT);
+    len = 0;
+    assert_int_equal(t->f.SKF_EnumFiles(t->app, NULL, &len), SAR_OK);
+    assert_int_equal(len, sizeof "rec\0priv\0");
+
+    /* A new file reads as zeros; files do not grow; reads stop at the end. */
+    len = sizeof buf;
+    assert_int_equal(t->f.SKF_ReadFile(t->app, S("rec"), 0, 64, buf, &len), SAR_OK);
+    assert_int_equal(len, 16);
+    static const BYTE zero[16];
+    assert_memory_equal(buf, zero, 16);
+    assert_int_equal(t->f.SKF_WriteFile(t->app, S("rec"), 10, (BYTE *)S("abcdefg"), 7),
+                     SAR_INDATALENERR);
+    assert_int_equal(t->f.SKF_WriteFile(t->app, S("rec"), 4, (BYTE *)S("abcd"), 4), SAR_OK);
+    len = 2;
+    assert_int_equal(t->f.SKF_ReadFile(t->app, S("rec"), 4, 4, buf, &len), SAR_BUFFER_TOO_SMALL);
+    len = sizeof buf;
+    assert_int_equal(t->f.SKF_ReadFile(t->app, S("rec"), 17, 1, buf, &len), SAR_INDATALENERR);
+    assert_int_equal(t->f.SKF_ReadFile(t->app, S("nope"), 0, 1, buf, &len), SAR_FILE_NOT_EXIST);
+
+    /* Without the PIN: the anyone file is read and written, the user file is not. */
+    assert_int_equal(t->f.SKF_ClearSecureState(t->app), SAR_OK);
+    assert_int_equal(t->f.SKF_WriteFile(t->app, S("rec"), 0, (BYTE *)S("wxyz"), 4), SAR_OK);
+    len = sizeof buf;
+    assert_int_equal(t->f.SKF_ReadFile(t->app, S("priv"), 0, 8, buf, &len), SAR_USER_NOT_LOGGED_IN);
+    assert_int_equal(t->f.SKF_WriteFile(t->app, S("priv"), 0, (BYTE *)S("x"), 1),
+                     SAR_USER_NOT_LOGGED_IN);
+    assert_int_equal(t->f.SKF_DeleteFile(t->app, S("priv")), SAR_USER_NOT_LOGGED_IN);
+
+    /* What was written is on the device: another connection reads it. */
+    DEVHANDLE d2 = NULL;
+    HAPPLICATION a2 = NULL;
+    assert_int_equal(t->f.SKF_ConnectDev(S("ukey0"), &d2), SAR_OK);
+    assert_int_equal(t->f.SKF_OpenApplication(d2, S("ukeyd"), &a2), SAR_OK);
+    len = sizeof buf;
+    assert_int_equal(t->f.SKF_ReadFile(a2, S("rec"), 0, 16, buf, &len), SAR_OK);
+    assert_memory_equal(buf, "wxyzabcd", 8);
+    assert_int_equal(t->f.SKF_DisConnectDev(d2), SAR_OK);
+    login(t);
+    assert_int_equal(t->f.SKF_DeleteFile(t->app, S("priv")), SAR_OK);
+    assert_int_equal(t->f.SKF_DeleteFile(t->app, S("priv")), SAR_FILE_NOT_EXIST);
 }
 
 static void test_skf_certificates_import_export(void **state)
@@ -1213,6 +1300,7 @@ int main(void)
         T(test_skf_right_pin_restores_retries_and_change_pin),
         T(test_skf_user_pin_required_before_key_use),
         T(test_skf_containers_create_enum_delete),
+        T(test_skf_files_rights_sizes_and_persistence),
         T(test_skf_certificates_import_export),
         T(test_skf_sm2_generated_key_signs_for_openssl_with_default_id),
         T(test_skf_provisioned_key_matches_its_certificate),

@@ -159,6 +159,68 @@ static void test_config_pkcs11_modules_are_read_and_checked(void **state)
     }
 }
 
+static void test_config_pkcs11_module_hints_are_read_and_checked(void **state)
+{
+    (void)state;
+    uk_config *cfg = NULL;
+    assert_int_equal(parse("{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"atr\": \"3b:FB:13 00\", "
+                           "\"atr_mask\": \"ffff00ff\", \"token_label\": \"\xe5\xbc\xa0 card\"}, "
+                           "{\"path\": \"/b.so\", \"atr\": \"3B02\"}, {\"path\": \"/c.so\"}]}",
+                           &cfg),
+                     UK_OK);
+    assert_int_equal(cfg->n_pkcs11_modules, 3);
+    const uk_config_module *m = &cfg->pkcs11_modules[0];
+    assert_int_equal(m->atr_len, 4);
+    assert_memory_equal(m->atr, "\x3b\xfb\x13\x00", 4);
+    assert_memory_equal(m->atr_mask, "\xff\xff\x00\xff", 4);
+    assert_string_equal(m->token_label, "\xe5\xbc\xa0 card");
+    m = &cfg->pkcs11_modules[1];
+    assert_int_equal(m->atr_len, 2);
+    assert_memory_equal(m->atr_mask, "\xff\xff", 2); /* no mask: every bit counts */
+    assert_null(m->token_label);
+    assert_int_equal(cfg->pkcs11_modules[2].atr_len, 0);
+    assert_null(cfg->pkcs11_modules[2].token_label);
+    uk_config_free(cfg);
+    /* 33 bytes is the longest ATR */
+    char atr33[128] = "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"atr\": \"";
+    for (int i = 0; i < 33; i++)
+        strcat(atr33, "3b");
+    strcat(atr33, "\"}]}");
+    assert_int_equal(parse(atr33, &cfg), UK_OK);
+    assert_int_equal(cfg->pkcs11_modules[0].atr_len, 33);
+    uk_config_free(cfg);
+    const char *bad[] = {
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"atr\": \"3bzz\"}]}", /* not hex */
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"atr\": \"3bf\"}]}",  /* half a byte */
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"atr\": \"3b\"}]}",   /* 1 byte */
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"atr\": \"\"}]}",     /* empty */
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"atr\": 59}]}",       /* not a string */
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"atr\": \"0x3bfb\"}]}",
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"atr_mask\": \"ffff\"}]}", /* no atr */
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"atr\": \"3bfb\", \"atr_mask\": \"ff\"}]}",
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"atr\": \"3bfb\", \"atr_mask\": "
+        "\"ffffff\"}]}",
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"token_label\": \"\"}]}",
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"token_label\": \"padded \"}]}",
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"token_label\": "
+        "\"123456789012345678901234567890123\"}]}", /* 33 bytes: a label has 32 */
+        "{\"pkcs11_modules\": [{\"path\": \"/a.so\", \"token_label\": true}]}",
+        "{\"skf_modules\": [{\"path\": \"/a.so\", \"atr\": \"3bfb\"}]}", /* PKCS#11 only */
+        "{\"skf_modules\": [{\"path\": \"/a.so\", \"token_label\": \"x\"}]}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        cfg = NULL;
+        assert_int_equal(parse(bad[i], &cfg), UK_E_CONFIG_INVALID);
+        assert_null(cfg);
+    }
+    /* 34 bytes */
+    atr33[strlen(atr33) - 3] = '\0';
+    strcat(atr33, "3b3b\"}]}");
+    cfg = NULL;
+    assert_int_equal(parse(atr33, &cfg), UK_E_CONFIG_INVALID);
+    assert_null(cfg);
+}
+
 static void test_config_skf_modules_are_read_with_their_ulong_width(void **state)
 {
     (void)state;
@@ -588,6 +650,7 @@ int main(void)
         cmocka_unit_test_setup(test_config_wss_port_zero_disables_wss, setup_env),
         cmocka_unit_test_setup(test_config_rejects_bad_input, setup_env),
         cmocka_unit_test_setup(test_config_pkcs11_modules_are_read_and_checked, setup_env),
+        cmocka_unit_test_setup(test_config_pkcs11_module_hints_are_read_and_checked, setup_env),
         cmocka_unit_test_setup(test_config_skf_modules_are_read_with_their_ulong_width, setup_env),
         cmocka_unit_test_setup(test_config_load_missing_default_file_gives_defaults, setup_env),
         cmocka_unit_test_setup(test_config_policy_keys_are_read, setup_env),

@@ -179,7 +179,7 @@ static void start(struct fx *f, const uk_tokens_module *mods, size_t n)
 
 static void start_softhsm(struct fx *f)
 {
-    static const uk_tokens_module mods[] = {{SOFTHSM, "SoftHSM"}};
+    static const uk_tokens_module mods[] = {{.path = SOFTHSM, .name = "SoftHSM"}};
     start(f, mods, 1);
     assert_true(loop_run_until(&f->loop, pred_flag, &f->have_ours, 5000));
 }
@@ -627,9 +627,12 @@ static void test_p11_broken_modules_are_reported_and_the_others_keep_working(voi
 {
     struct fx *f = *state;
     static const uk_tokens_module mods[] = {
-        {FAKE_P11_NO_SYMBOLS, "nosyms"}, {FAKE_P11_INIT_FAILS, "initfails"},
-        {FAKE_P11_GARBAGE, "garbage"},   {FAKE_P11_SPARSE, "sparse"},
-        {"/nonexistent/module.so", ""},  {SOFTHSM, "SoftHSM"},
+        {.path = FAKE_P11_NO_SYMBOLS, .name = "nosyms"},
+        {.path = FAKE_P11_INIT_FAILS, .name = "initfails"},
+        {.path = FAKE_P11_GARBAGE, .name = "garbage"},
+        {.path = FAKE_P11_SPARSE, .name = "sparse"},
+        {.path = "/nonexistent/module.so", .name = ""},
+        {.path = SOFTHSM, .name = "SoftHSM"},
     };
     start(f, mods, sizeof(mods) / sizeof(mods[0]));
     assert_true(loop_run_until(&f->loop, pred_all_broken_logged, f, 8000));
@@ -693,6 +696,11 @@ static void ok_card(void *ctx, const uint8_t *apdu, size_t len, uint8_t *resp, s
     *resp_len = 2;
 }
 
+static bool pred_dedup_dup(void *arg)
+{
+    return ((struct fx *)arg)->have_dup;
+}
+
 static bool pred_dedup(void *arg)
 {
     struct fx *f = arg;
@@ -706,7 +714,7 @@ static void test_p11_module_slot_showing_a_pcsc_card_is_listed_once(void **state
      * slot descriptions name theirs */
     fake_pcsc_add_reader("Fake slot 00 00");
     fake_pcsc_insert("Fake slot 00 00", ok_card, NULL);
-    static const uk_tokens_module mods[] = {{FAKE_P11_SPARSE, "OpenSC-like"}};
+    static const uk_tokens_module mods[] = {{.path = FAKE_P11_SPARSE, .name = "OpenSC-like"}};
     static const uk_driver *const drv[] = {&uk_driver_p11, &dup_driver};
     start_with(f, mods, 1, drv, 2);
     assert_true(loop_run_until(&f->loop, pred_dedup, f, 8000));
@@ -721,6 +729,92 @@ static void test_p11_module_slot_showing_a_pcsc_card_is_listed_once(void **state
     struct certs_res c;
     memset(&c, 0, sizeof(c));
     assert_int_equal(uk_tokens_list_certs(f->t, "p11:FAKE0001", on_certs, &c), UK_E_NO_TOKEN);
+}
+
+static void spin_ms(struct fx *f, unsigned ms);
+
+static bool pred_fake(void *arg)
+{
+    return ((struct fx *)arg)->have_fake;
+}
+
+/* The one token uk_tokens_list shows, with its id in want. */
+static void assert_listed_once(struct fx *f, const char *want)
+{
+    uk_token_summary *all = NULL;
+    size_t n = 0;
+    assert_int_equal(uk_tokens_list(f->t, &all, &n), UK_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(all[0].id, want);
+    free(all);
+}
+
+static void test_p11_atr_hint_gives_the_card_to_the_module(void **state)
+{
+    struct fx *f = *state;
+    fake_pcsc_add_reader("Fake slot 00 00");
+    fake_pcsc_insert("Fake slot 00 00", ok_card, NULL); /* ATR 3B 80 80 01 01 */
+    /* the mask ignores the fourth byte */
+    static const uk_tokens_module mods[] = {{.path = FAKE_P11_SPARSE,
+                                             .name = "Vendor",
+                                             .atr = {0x3b, 0x80, 0x80, 0x77, 0x01},
+                                             .atr_mask = {0xff, 0xff, 0xff, 0x00, 0xff},
+                                             .atr_len = 5}};
+    static const uk_driver *const drv[] = {&uk_driver_p11, &dup_driver};
+    start_with(f, mods, 1, drv, 2);
+    assert_true(loop_run_until(&f->loop, pred_fake, f, 8000));
+    spin_ms(f, 500);
+    assert_false(f->have_dup); /* the built-in driver never identified the card */
+    assert_true(log_has("the card's ATR matches a hint of module Vendor"));
+    assert_listed_once(f, "p11:FAKE0001");
+}
+
+static void
+test_p11_atr_hint_that_does_not_match_leaves_the_card_to_the_builtin_driver(void **state)
+{
+    struct fx *f = *state;
+    fake_pcsc_add_reader("Fake slot 00 00");
+    fake_pcsc_insert("Fake slot 00 00", ok_card, NULL);
+    static const uk_tokens_module mods[] = {{.path = FAKE_P11_SPARSE,
+                                             .name = "Vendor",
+                                             .atr = {0x3b, 0x80, 0x80, 0x01, 0x02},
+                                             .atr_mask = {0xff, 0xff, 0xff, 0xff, 0xff},
+                                             .atr_len = 5}};
+    static const uk_driver *const drv[] = {&uk_driver_p11, &dup_driver};
+    start_with(f, mods, 1, drv, 2);
+    assert_true(loop_run_until(&f->loop, pred_dedup_dup, f, 8000));
+    spin_ms(f, UK_P11_RESCAN_MS + 500);
+    assert_false(f->have_fake); /* the hinted module's slot is not served */
+    assert_listed_once(f, "dup:DUP");
+}
+
+static void test_p11_label_hint_takes_the_card_over_from_the_builtin_driver(void **state)
+{
+    struct fx *f = *state;
+    fake_pcsc_add_reader("Fake slot 00 00");
+    fake_pcsc_insert("Fake slot 00 00", ok_card, NULL);
+    static const uk_tokens_module mods[] = {
+        {.path = FAKE_P11_SPARSE, .name = "Vendor", .token_label = "fake token"}};
+    static const uk_driver *const drv[] = {&uk_driver_p11, &dup_driver};
+    start_with(f, mods, 1, drv, 2);
+    assert_true(loop_run_until(&f->loop, pred_fake, f, 8000));
+    spin_ms(f, 500);
+    assert_listed_once(f, "p11:FAKE0001");
+}
+
+static void test_p11_label_hint_that_does_not_match_serves_nothing(void **state)
+{
+    struct fx *f = *state;
+    fake_pcsc_add_reader("Fake slot 00 00");
+    fake_pcsc_insert("Fake slot 00 00", ok_card, NULL);
+    static const uk_tokens_module mods[] = {
+        {.path = FAKE_P11_SPARSE, .name = "Vendor", .token_label = "fake"}}; /* a prefix only */
+    static const uk_driver *const drv[] = {&uk_driver_p11, &dup_driver};
+    start_with(f, mods, 1, drv, 2);
+    assert_true(loop_run_until(&f->loop, pred_dedup_dup, f, 8000));
+    spin_ms(f, UK_P11_RESCAN_MS + 500);
+    assert_false(f->have_fake);
+    assert_listed_once(f, "dup:DUP");
 }
 
 static bool pred_never(void *arg)
@@ -765,7 +859,7 @@ static void test_p11_token_deleted_is_removed(void **state)
 static void test_p11_module_paths_must_be_absolute(void **state)
 {
     struct fx *f = *state;
-    static const uk_tokens_module rel[] = {{"libsofthsm2.so", "relative"}};
+    static const uk_tokens_module rel[] = {{.path = "libsofthsm2.so", .name = "relative"}};
     uk_tokens_options o;
     memset(&o, 0, sizeof(o));
     o.loop = &f->loop;
@@ -820,6 +914,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_p11_broken_modules_are_reported_and_the_others_keep_working, setup, teardown),
         cmocka_unit_test_setup_teardown(test_p11_module_slot_showing_a_pcsc_card_is_listed_once,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_p11_atr_hint_gives_the_card_to_the_module, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_p11_atr_hint_that_does_not_match_leaves_the_card_to_the_builtin_driver, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_p11_label_hint_takes_the_card_over_from_the_builtin_driver, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_p11_label_hint_that_does_not_match_serves_nothing,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_p11_token_deleted_is_removed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_p11_module_paths_must_be_absolute, setup, teardown),

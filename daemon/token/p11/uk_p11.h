@@ -87,8 +87,9 @@ typedef struct uk_p11_scan uk_p11_scan;
 
 typedef uk_source_cbs uk_p11_scan_cbs;
 
-/* Starts the scanner thread of the module at path (copied). source is passed back. */
-int uk_p11_scan_start(uk_p11_scan **out, const char *path, const char *name, size_t source,
+/* Starts the scanner thread of the module at cfg->path (cfg copied: path, name, token_label; a
+ * slot whose token has another label is reported empty). source is passed back. */
+int uk_p11_scan_start(uk_p11_scan **out, const uk_source_config *cfg, size_t source,
                       const uk_p11_scan_cbs *cbs) __attribute__((warn_unused_result));
 /* Re-scan soon (a PC/SC change). Any thread. */
 void uk_p11_scan_wake(uk_p11_scan *s);

@@ -14,6 +14,7 @@
 
 #include "uk_crypto.h"
 #include "uk_driver_md.h"
+#include "uk_driver_tlv.h"
 #include "uk_err.h"
 #include "uk_limits.h"
 #include "uk_log.h"
@@ -937,45 +938,27 @@ static int p11_get_caps(void *state, uk_card *card, unsigned *caps)
     int rc = token_info(state, &ti);
     if (rc != UK_OK)
         return rc;
-    *caps = UK_TOKEN_CAP_GENERATE | UK_TOKEN_CAP_PUT_CERT | UK_TOKEN_CAP_DELETE_KEY |
-            UK_TOKEN_CAP_KEY_METADATA | UK_TOKEN_CAP_STAGING | UK_TOKEN_CAP_RECORD |
-            UK_TOKEN_CAP_ANY_KEY_ID;
+    /* Only what the token says it can do: GENERATE when it offers a key-pair mechanism for
+     * generation (OpenSC's PIV emulation offers none and answers C_GenerateKeyPair,
+     * C_CreateObject and C_DestroyObject with CKR_FUNCTION_NOT_SUPPORTED), writing only when it
+     * is not write-protected; so a renewal is refused before anything on the token changes. */
+    p11_state *st = state;
+    *caps = UK_TOKEN_CAP_KEY_METADATA | UK_TOKEN_CAP_STAGING | UK_TOKEN_CAP_ANY_KEY_ID;
+    bool writable = !(ti.flags & CKF_WRITE_PROTECTED);
+    if (writable)
+        *caps |= UK_TOKEN_CAP_PUT_CERT | UK_TOKEN_CAP_DELETE_KEY | UK_TOKEN_CAP_RECORD;
+    if (writable && (mech_can(st, CKM_RSA_PKCS_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR) ||
+                     mech_can(st, CKM_EC_KEY_PAIR_GEN, CKF_GENERATE_KEY_PAIR)))
+        *caps |= UK_TOKEN_CAP_GENERATE;
+    else
+        UK_LOG_DEBUG("'%s': the token %s; no renewal on it", st->name,
+                     writable ? "offers no key-pair generation" : "is write-protected");
     if (ti.flags & CKF_LOGIN_REQUIRED)
         *caps |= UK_TOKEN_CAP_DELETE_NEEDS_PIN;
     return UK_OK;
 }
 
 /* ---- the card record ----------------------------------------------------------- */
-
-/* Whether blob is a sequence of BER-TLVs (uk_driver.h: tags of 1-3 bytes,
- * lengths of 1-4 bytes). */
-static bool tlv_sequence(const uint8_t *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        size_t t = 1;
-        if ((p[i] & 0x1fu) == 0x1fu) {
-            while (i + t < n && t < 3 && (p[i + t] & 0x80u))
-                t++;
-            t++;
-        }
-        if (i + t >= n)
-            return false;
-        size_t l = p[i + t], ll = 1, vl = l;
-        if (l & 0x80u) {
-            ll = 1 + (l & 0x7fu);
-            if (ll < 2 || ll > 4 || i + t + ll > n)
-                return false;
-            vl = 0;
-            for (size_t k = 1; k < ll; k++)
-                vl = vl << 8 | p[i + t + k];
-        }
-        if (vl > n - i - t - ll)
-            return false;
-        i += t + ll + vl;
-    }
-    return true;
-}
 
 static int record_find(p11_state *st, CK_OBJECT_HANDLE *hs, size_t cap, size_t *n)
 {
@@ -1008,7 +991,7 @@ static int p11_read_record(void *state, uk_card *card, uint8_t *buf, size_t cap,
     uint8_t *v = NULL;
     size_t vl = 0;
     rc = get_attr(st, hs[0], CKA_VALUE, &v, &vl);
-    if (rc == UK_OK && (vl > UK_DRIVER_RECORD_MAX || !tlv_sequence(v, vl)))
+    if (rc == UK_OK && (vl > UK_DRIVER_RECORD_MAX || !uk__driver_tlv_sequence(v, vl)))
         rc = UK_E_CARD_ERROR;
     else if (rc == UK_OK && vl > cap)
         rc = UK_E_LIMIT_EXCEEDED;
@@ -1027,7 +1010,7 @@ static int p11_write_record(void *state, uk_card *card, const uint8_t *blob, siz
     p11_state *st = state;
     if (len > UK_DRIVER_RECORD_MAX)
         return UK_E_LIMIT_EXCEEDED;
-    if ((blob == NULL && len > 0) || !tlv_sequence(blob, len))
+    if ((blob == NULL && len > 0) || !uk__driver_tlv_sequence(blob, len))
         return UK_E_INVALID_PARAMS;
     CK_OBJECT_HANDLE old[2];
     size_t n_old = 0;

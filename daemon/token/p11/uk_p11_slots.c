@@ -102,6 +102,7 @@ struct known {
 /* The scanner thread is the generic one of the token layer (uk_source.h); this is its ctx. */
 struct uk_p11_scan {
     char *path, *name;
+    char *label; /* the token_label hint, or NULL */
     uk_source_scanner *scanner;
     uk_p11_module *mod;
     struct known known[UK_P11_SLOTS_MAX];
@@ -164,6 +165,17 @@ static void slot_name(uk_p11_scan *s, uk_p11_snapshot *snap, size_t i)
     }
 }
 
+/* Whether the token's label (blank-padded, no NUL) is the hint, byte for byte. */
+static bool label_matches(const uk_p11_scan *s, const CK_UTF8CHAR *label, size_t size)
+{
+    if (s->label == NULL)
+        return true;
+    size_t n = size;
+    while (n > 0 && (label[n - 1] == ' ' || label[n - 1] == '\0'))
+        n--;
+    return n == strlen(s->label) && memcmp(label, s->label, n) == 0;
+}
+
 static int scan_once(uk_p11_scan *s, uk_p11_snapshot *snap)
 {
     const uk__p11_fns *f = uk__p11_fns_of(s->mod);
@@ -207,11 +219,14 @@ static int scan_once(uk_p11_scan *s, uk_p11_snapshot *snap)
         uk__p11_field(si.slotDescription, sizeof(si.slotDescription), st->desc, sizeof(st->desc));
         st->present = (si.flags & CKF_TOKEN_PRESENT) != 0;
         char token[128] = "";
+        CK_UTF8CHAR ti_label[sizeof(((CK_TOKEN_INFO *)NULL)->label)];
+        memset(ti_label, ' ', sizeof(ti_label));
         if (st->present) {
             CK_TOKEN_INFO ti;
             memset(&ti, 0, sizeof(ti));
             rv = f->C_GetTokenInfo(ids[i], &ti);
             if (rv == CKR_OK) {
+                memcpy(ti_label, ti.label, sizeof(ti_label));
                 char label[33], manuf[33], model[17], serial[17];
                 uk__p11_field(ti.label, sizeof(ti.label), label, sizeof(label));
                 uk__p11_field(ti.manufacturerID, sizeof(ti.manufacturerID), manuf, sizeof(manuf));
@@ -221,13 +236,24 @@ static int scan_once(uk_p11_scan *s, uk_p11_snapshot *snap)
                 st->usable = (ti.flags & CKF_TOKEN_INITIALIZED) != 0;
             }
         }
+        /* A module with a token_label hint serves only that token: another one is reported as
+         * an empty slot (docs/drivers.md, "Module hints"); so is one it cannot describe. */
+        bool hidden = false;
+        if (st->present && s->label != NULL) {
+            hidden = rv != CKR_OK || !label_matches(s, ti_label, sizeof(ti_label));
+            if (hidden) {
+                st->present = false;
+                st->usable = false;
+                token[0] = '\0';
+            }
+        }
         struct known *k = known_slot(s, ids[i]);
         /* A token the module cannot describe (SoftHSM after another process deleted it) is
          * shown present but unusable; said once, not at every scan. */
-        if (st->present && rv != CKR_OK && (k == NULL || k->info_rv != rv))
+        if ((st->present || hidden) && rv != CKR_OK && (k == NULL || k->info_rv != rv))
             (void)uk__p11_err(rv, "C_GetTokenInfo", st->desc);
         if (k != NULL)
-            k->info_rv = st->present ? rv : CKR_OK;
+            k->info_rv = (st->present || hidden) ? rv : CKR_OK;
         if (k != NULL) {
             if (k->present != st->present || (st->present && strcmp(k->token, token) != 0))
                 k->events++;
@@ -261,25 +287,28 @@ static int scan_slots(void *ctx, uk_p11_snapshot *snap)
     return rc;
 }
 
-int uk_p11_scan_start(uk_p11_scan **out, const char *path, const char *name, size_t source,
+int uk_p11_scan_start(uk_p11_scan **out, const uk_source_config *cfg, size_t source,
                       const uk_p11_scan_cbs *cbs)
 {
     *out = NULL;
-    if (path == NULL || cbs == NULL)
+    if (cfg == NULL || cfg->path == NULL || cbs == NULL)
         return UK_E_INVALID_PARAMS;
+    const char *path = cfg->path, *name = cfg->name, *label = cfg->token_label;
     uk_p11_scan *s = calloc(1, sizeof(*s));
     if (s == NULL)
         return UK_E_NO_MEMORY;
     s->path = strdup(path);
     s->name = strdup(name != NULL && name[0] != '\0' ? name : path);
+    bool label_ok = label == NULL || label[0] == '\0' || (s->label = strdup(label)) != NULL;
     int rc = UK_E_NO_MEMORY;
-    if (s->path != NULL && s->name != NULL) {
+    if (s->path != NULL && s->name != NULL && label_ok) {
         uk_source_scan_ops ops = {.load = scan_load, .scan = scan_slots, .ctx = s};
         rc = uk_source_scanner_start(&s->scanner, &ops, UK_P11_RESCAN_MS, source, cbs);
     }
     if (rc != UK_OK) {
         free(s->path);
         free(s->name);
+        free(s->label);
         free(s);
         return rc;
     }
@@ -305,6 +334,7 @@ void uk_p11_scan_free(uk_p11_scan *s)
     uk_p11_module_put(s->mod);
     free(s->path);
     free(s->name);
+    free(s->label);
     free(s);
 }
 
@@ -314,7 +344,7 @@ static int source_start(void **out, const uk_source_config *cfg, size_t source,
                         const uk_source_cbs *cbs)
 {
     uk_p11_scan *s = NULL;
-    int rc = uk_p11_scan_start(&s, cfg->path, cfg->name, source, cbs);
+    int rc = uk_p11_scan_start(&s, cfg, source, cbs);
     *out = s;
     return rc;
 }

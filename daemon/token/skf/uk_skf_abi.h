@@ -423,6 +423,19 @@ UK_SKF_FN(SKF_UnblockPIN,
           (HAPPLICATION hApplication, LPSTR szAdminPIN, LPSTR szNewUserPIN, ULONG *pulRetryCount));
 UK_SKF_FN(SKF_ClearSecureState, (HAPPLICATION hApplication));
 
+/* Files of an application (GM/T 0016 file management): fixed size at creation, names of at most
+ * 32 bytes; rights are SECURE_*_ACCOUNT values. SKF_ReadFile's *pulOutLen is the buffer's size in
+ * and the bytes read out. */
+UK_SKF_FN(SKF_CreateFile, (HAPPLICATION hApplication, LPSTR szFileName, ULONG ulFileSize,
+                           ULONG ulReadRights, ULONG ulWriteRights));
+UK_SKF_FN(SKF_DeleteFile, (HAPPLICATION hApplication, LPSTR szFileName));
+UK_SKF_FN(SKF_EnumFiles, (HAPPLICATION hApplication, LPSTR szFileList, ULONG *pulSize));
+UK_SKF_FN(SKF_GetFileInfo, (HAPPLICATION hApplication, LPSTR szFileName, FILEATTRIBUTE *pFileInfo));
+UK_SKF_FN(SKF_ReadFile, (HAPPLICATION hApplication, LPSTR szFileName, ULONG ulOffset, ULONG ulSize,
+                         BYTE *pbOutData, ULONG *pulOutLen));
+UK_SKF_FN(SKF_WriteFile, (HAPPLICATION hApplication, LPSTR szFileName, ULONG ulOffset, BYTE *pbData,
+                          ULONG ulSize));
+
 /* Containers. bSignFlag TRUE = the signing key pair / certificate, FALSE = the encryption one. */
 UK_SKF_FN(SKF_EnumContainer, (HAPPLICATION hApplication, LPSTR szContainerName, ULONG *pulSize));
 UK_SKF_FN(SKF_CreateContainer,

@@ -43,7 +43,10 @@
     X(SKF_GenECCKeyPair, (HCONTAINER a, ULONG b, ECCPUBLICKEYBLOB * c))                            \
     X(SKF_GenRSAKeyPair, (HCONTAINER a, ULONG b, RSAPUBLICKEYBLOB * c))                            \
     X(SKF_ImportCertificate, (HCONTAINER a, BOOL b, BYTE * c, ULONG d))                            \
-    X(SKF_ImportECCKeyPair, (HCONTAINER a, PENVELOPEDKEYBLOB b))
+    X(SKF_ImportECCKeyPair, (HCONTAINER a, PENVELOPEDKEYBLOB b))                                   \
+    X(SKF_CreateFile, (HAPPLICATION a, LPSTR b, ULONG c, ULONG d, ULONG e))                        \
+    X(SKF_ReadFile, (HAPPLICATION a, LPSTR b, ULONG c, ULONG d, BYTE * e, ULONG * f))              \
+    X(SKF_WriteFile, (HAPPLICATION a, LPSTR b, ULONG c, BYTE * d, ULONG e))
 
 typedef struct table {
 #define FIELD(name, params) name##_fn name;
@@ -162,6 +165,62 @@ static uint32_t enum_app(const void *tab, void *dev, char **list, size_t *len)
 static uint32_t enum_cont(const void *tab, void *app, char **list, size_t *len)
 {
     return enum_names(tab, 2, app, list, len);
+}
+
+/* A file name: at most 32 bytes (GM/T 0016 file management). */
+static bool file_name_copy(char buf[UK_SKF_NAME_MAX], const char *name)
+{
+    return strlen(name) <= 32 && name_copy(buf, name);
+}
+
+static uint32_t create_file(const void *tab, void *app, const char *name, size_t size,
+                            unsigned read_rights, unsigned write_rights)
+{
+    const table *t = tab;
+    char buf[UK_SKF_NAME_MAX];
+    if (!file_name_copy(buf, name))
+        return SAR_NAMELENERR;
+    if ((uint64_t)size > UK__SKF_OUT_MAX)
+        return SAR_INDATALENERR;
+    return sar(t->SKF_CreateFile(app, buf, (ULONG)size, read_rights, write_rights));
+}
+
+static uint32_t read_file(const void *tab, void *app, const char *name, size_t offset, uint8_t *out,
+                          size_t *len)
+{
+    const table *t = tab;
+    char buf[UK_SKF_NAME_MAX];
+    if (!file_name_copy(buf, name))
+        return SAR_NAMELENERR;
+    if ((uint64_t)offset > UK__SKF_OUT_MAX || (uint64_t)*len > UK__SKF_OUT_MAX)
+        return SAR_INDATALENERR;
+    ULONG want = (ULONG)*len, got = (ULONG)*len;
+    uint32_t rv = sar(t->SKF_ReadFile(app, buf, (ULONG)offset, want, out, &got));
+    if (rv != SAR_OK)
+        return rv;
+    if (got > want)
+        return UK__SKF_GARBAGE;
+    *len = (size_t)got;
+    return SAR_OK;
+}
+
+static uint32_t write_file(const void *tab, void *app, const char *name, size_t offset,
+                           const uint8_t *data, size_t n)
+{
+    const table *t = tab;
+    char buf[UK_SKF_NAME_MAX];
+    if (!file_name_copy(buf, name))
+        return SAR_NAMELENERR;
+    if ((uint64_t)offset > UK__SKF_OUT_MAX || (uint64_t)n > UK__SKF_OUT_MAX || n == 0)
+        return SAR_INDATALENERR;
+    /* pbData is not const in the standard: hand the module a copy. */
+    uint8_t *copy = malloc(n);
+    if (copy == NULL)
+        return UK__SKF_NOMEM;
+    memcpy(copy, data, n);
+    uint32_t rv = sar(t->SKF_WriteFile(app, buf, (ULONG)offset, copy, (ULONG)n));
+    free(copy);
+    return rv;
 }
 
 static uint32_t connect_dev(const void *tab, const char *name, void **dev)
@@ -540,4 +599,7 @@ const uk__skf_adapter ADAPTER = {
     .gen_rsa = gen_rsa,
     .import_cert = import_cert,
     .import_ecc_keypair = import_ecc_keypair,
+    .create_file = create_file,
+    .read_file = read_file,
+    .write_file = write_file,
 };

@@ -15,6 +15,7 @@
 
 #include "uk_crypto.h"
 #include "uk_driver_md.h"
+#include "uk_driver_tlv.h"
 #include "uk_err.h"
 #include "uk_log.h"
 #include "uk_skf_abi.h" /* SAR_ codes and container types (width-free) */
@@ -211,7 +212,10 @@ static int add_cert(skf_state *st, void *cont, const char *c, bool sign, uk_toke
         tc->error = SKF_ERR(st, rv, "SKF_ExportCertificate");
         if (tc->error == UK_E_CARD_REMOVED || tc->error == UK_E_CARD_RESET)
             return tc->error;
-        tc->error = UK_E_CERT_INVALID;
+        /* CARD_ERROR: the module failed to read it (no telling what it holds); anything else it
+         * says of the object: a broken certificate. */
+        if (tc->error != UK_E_CARD_ERROR)
+            tc->error = UK_E_CERT_INVALID;
     } else if (uk_crypto_cert_key_info(der, len, &(uk_crypto_key_info){0}) != UK_OK) {
         free(der);
         tc->error = UK_E_CERT_INVALID; /* not exactly one certificate */
@@ -251,8 +255,16 @@ static int list_certs(void *state, uk_card *card, uk_token_cert **out, size_t *n
         rv = UK__SKF(st->mod, open_cont, st->app, c, &cont);
         if (rv != SAR_OK) {
             rc = SKF_ERR(st, rv, "SKF_OpenContainer");
-            if (rc != UK_E_CARD_REMOVED && rc != UK_E_CARD_RESET)
-                rc = UK_OK; /* one container the module cannot open: the others still count */
+            if (rc == UK_E_CARD_REMOVED || rc == UK_E_CARD_RESET)
+                continue;
+            /* One container the module cannot open: an entry that says so (its certificates
+             * are unknown, not absent), and the others still count. */
+            uk_token_cert *tc = &certs[n];
+            memset(tc, 0, sizeof(*tc));
+            tc->error = rc == UK_E_CARD_ERROR ? rc : UK_E_CERT_INVALID;
+            rc = key_id_of(c, true, tc->key_id);
+            if (rc == UK_OK)
+                n++;
             continue;
         }
         rc = add_cert(st, cont, c, true, certs, &n);
@@ -572,6 +584,189 @@ static int delete_key(void *state, uk_card *card, const char *key_id)
     return rv == SAR_OK ? UK_OK : SKF_ERR(st, rv, "SKF_DeleteContainer");
 }
 
+/*
+ * SKF has no call that empties a certificate: a certificate goes with its container
+ * (delete_key). So a certificate whose container is gone is deleted; one whose container is
+ * still there cannot be (NOT_SUPPORTED, nothing sent).
+ */
+static int delete_cert(void *state, uk_card *card, const char *key_id)
+{
+    (void)card;
+    skf_state *st = state;
+    char name[UK_SKF_NAME_MAX];
+    bool sign = false;
+    int rc = find_container(st, key_id, name, &sign);
+    return rc == UK_E_KEY_NOT_FOUND ? UK_OK : rc == UK_OK ? UK_E_NOT_SUPPORTED : rc;
+}
+
+static int get_caps(void *state, uk_card *card, unsigned *caps)
+{
+    (void)state;
+    (void)card;
+    /* A renewed key stays in its new container and the record maps the role to it (nothing
+     * moves keys between containers); container names are free-form (ANY_KEY_ID); the module
+     * reports a container's public key without its certificate (KEY_METADATA); keys are
+     * deleted with their container, which needs the user PIN (DELETE_NEEDS_PIN). */
+    *caps = UK_TOKEN_CAP_GENERATE | UK_TOKEN_CAP_PUT_CERT | UK_TOKEN_CAP_DELETE_KEY |
+            UK_TOKEN_CAP_KEY_METADATA | UK_TOKEN_CAP_STAGING | UK_TOKEN_CAP_RECORD |
+            UK_TOKEN_CAP_ANY_KEY_ID | UK_TOKEN_CAP_DELETE_NEEDS_PIN;
+    return UK_OK;
+}
+
+/* ---- the card record: two files of the application ------------------------------------ */
+
+/*
+ * The record lives in one of two files of the application, "ukeyd-record-a" and "-b", each
+ * RECORD_FILE bytes: "UKR1", a 4-byte big-endian generation, a 2-byte big-endian length, the
+ * record, zeros, and at the end the SHA-256 of everything before the zeros. A write goes to the
+ * file that does not hold the current record, with the next generation: a write torn by a pulled
+ * key leaves the other file's record whole. A file of zeros (created, never written) holds none.
+ * Anyone may read and write the files (SECURE_ANYONE_ACCOUNT): recovery runs without the PIN,
+ * and the record holds no secret; creating them needs the PIN (the first renewal has it).
+ */
+#define RECORD_MAGIC "UKR1"
+#define RECORD_HEAD  10u
+#define RECORD_FILE  (RECORD_HEAD + UK_DRIVER_RECORD_MAX + 32u)
+static const char *const record_files[2] = {"ukeyd-record-a", "ukeyd-record-b"};
+
+typedef struct record_file {
+    bool exists, valid, blank;
+    uint32_t gen;
+    size_t len;
+    uint8_t buf[RECORD_FILE];
+} record_file;
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static int record_load(skf_state *st, const char *name, record_file *f)
+{
+    memset(f, 0, sizeof(*f));
+    size_t got = sizeof(f->buf);
+    uint32_t rv = UK__SKF(st->mod, read_file, st->app, name, 0, f->buf, &got);
+    if (rv == SAR_FILE_NOT_EXIST)
+        return UK_OK;
+    if (rv != SAR_OK)
+        return SKF_ERR(st, rv, "SKF_ReadFile");
+    f->exists = true;
+    f->blank = true;
+    for (size_t i = 0; i < got; i++)
+        if (f->buf[i] != 0)
+            f->blank = false;
+    if (f->blank || got != RECORD_FILE || memcmp(f->buf, RECORD_MAGIC, 4) != 0)
+        return UK_OK;
+    size_t len = (size_t)f->buf[8] << 8 | f->buf[9];
+    if (len > UK_DRIVER_RECORD_MAX)
+        return UK_OK;
+    uint8_t h[32];
+    int rc = uk_crypto_digest(UK_CRYPTO_SHA256, f->buf, RECORD_HEAD + len, h, sizeof(h));
+    if (rc != UK_OK)
+        return rc;
+    if (memcmp(h, f->buf + RECORD_FILE - 32, 32) != 0)
+        return UK_OK; /* torn: the other file holds the record */
+    f->valid = true;
+    f->gen = be32(f->buf + 4);
+    f->len = len;
+    return UK_OK;
+}
+
+/* Both files; *cur: the index of the one holding the record, -1 for none. */
+static int record_both(skf_state *st, record_file f[2], int *cur)
+{
+    *cur = -1;
+    for (int i = 0; i < 2; i++) {
+        int rc = record_load(st, record_files[i], &f[i]);
+        if (rc != UK_OK)
+            return rc;
+        if (f[i].valid && (*cur < 0 || f[i].gen > f[*cur].gen))
+            *cur = i;
+    }
+    return UK_OK;
+}
+
+static int read_record(void *state, uk_card *card, uint8_t *buf, size_t cap, size_t *len)
+{
+    (void)card;
+    skf_state *st = state;
+    *len = 0;
+    record_file *f = malloc(2 * sizeof(*f));
+    if (f == NULL)
+        return UK_E_NO_MEMORY;
+    int cur = -1;
+    int rc = record_both(st, f, &cur);
+    if (rc == UK_OK && cur < 0) {
+        /* No record: no file, or only files never written. A file with anything else in it
+         * was not written by ukeyd (or is torn with no good copy): not taken for "empty". */
+        for (int i = 0; i < 2; i++)
+            if (f[i].exists && !f[i].blank && !f[i].valid) {
+                UK_LOG_WARN("'%s': %s does not hold a ukeyd record", st->name, record_files[i]);
+                rc = UK_E_CARD_ERROR;
+            }
+    } else if (rc == UK_OK) {
+        if (f[cur].len > cap)
+            rc = UK_E_LIMIT_EXCEEDED;
+        else if (f[cur].len > 0)
+            memcpy(buf, f[cur].buf + RECORD_HEAD, f[cur].len);
+        if (rc == UK_OK)
+            *len = f[cur].len;
+    }
+    free(f);
+    return rc;
+}
+
+static int write_record(void *state, uk_card *card, const uint8_t *blob, size_t len)
+{
+    (void)card;
+    skf_state *st = state;
+    if (len > UK_DRIVER_RECORD_MAX)
+        return UK_E_LIMIT_EXCEEDED;
+    if (len > 0 && !uk__driver_tlv_sequence(blob, len))
+        return UK_E_INVALID_PARAMS;
+    record_file *f = malloc(2 * sizeof(*f));
+    if (f == NULL)
+        return UK_E_NO_MEMORY;
+    int cur = -1;
+    int rc = record_both(st, f, &cur);
+    /* Both files exist before the first record is written: later writes, recovery's without
+     * the PIN among them, never need to create one. */
+    for (int i = 0; rc == UK_OK && i < 2; i++) {
+        if (f[i].exists)
+            continue;
+        uint32_t rv = UK__SKF(st->mod, create_file, st->app, record_files[i], RECORD_FILE,
+                              SECURE_ANYONE_ACCOUNT, SECURE_ANYONE_ACCOUNT);
+        if (rv == SAR_NOTSUPPORTYETERR || rv == SAR_NO_ROOM)
+            UK_LOG_WARN("'%s': the device cannot store ukeyd's record (SAR 0x%08X)", st->name, rv);
+        rc = rv == SAR_NOTSUPPORTYETERR || rv == SAR_NO_ROOM ? UK_E_NOT_SUPPORTED
+             : rv == SAR_OK                                  ? UK_OK
+                                                             : SKF_ERR(st, rv, "SKF_CreateFile");
+    }
+    if (rc == UK_OK) {
+        int to = cur == 0 ? 1 : 0;
+        uint32_t gen = cur >= 0 ? f[cur].gen + 1 : 1;
+        uint8_t *b = f[to].buf;
+        memset(b, 0, RECORD_FILE);
+        memcpy(b, RECORD_MAGIC, 4);
+        b[4] = (uint8_t)(gen >> 24);
+        b[5] = (uint8_t)(gen >> 16);
+        b[6] = (uint8_t)(gen >> 8);
+        b[7] = (uint8_t)gen;
+        b[8] = (uint8_t)(len >> 8);
+        b[9] = (uint8_t)len;
+        if (len > 0)
+            memcpy(b + RECORD_HEAD, blob, len);
+        rc = uk_crypto_digest(UK_CRYPTO_SHA256, b, RECORD_HEAD + len, b + RECORD_FILE - 32, 32);
+        if (rc == UK_OK) {
+            uint32_t rv =
+                UK__SKF(st->mod, write_file, st->app, record_files[to], 0, b, RECORD_FILE);
+            rc = rv == SAR_OK ? UK_OK : SKF_ERR(st, rv, "SKF_WriteFile");
+        }
+    }
+    free(f);
+    return rc;
+}
+
 /* ---- dual certificates: the encryption pair from a key-management centre ------------- */
 
 /* Offsets of ENVELOPEDKEYBLOB in its standard byte form (4-byte little-endian ULONG). */
@@ -663,8 +858,11 @@ const uk_driver uk_driver_skf = {
     .sign = sign,
     .check_sign = check_sign,
     .logout = logout,
-    /* Renewal primitives; no get_caps yet, so the renewal service does not use them (see
-     * docs/drivers.md, "SKF driver"). */
+    /* Renewal (docs/drivers.md, "SKF driver"). */
+    .get_caps = get_caps,
+    .read_record = read_record,
+    .write_record = write_record,
+    .delete_cert = delete_cert,
     .find_staging_slot = find_staging_slot,
     .generate_key = generate_key,
     .get_public_key = get_public_key,

@@ -105,6 +105,15 @@ typedef struct uk__skf_adapter {
     uint32_t (*import_cert)(const void *tab, void *cont, bool sign, const uint8_t *der, size_t len);
     /* SKF_ImportECCKeyPair: the encryption pair of env into the container. */
     uint32_t (*import_ecc_keypair)(const void *tab, void *cont, const uk__skf_envelope *env);
+    /* Files of an application (ukeyd's card record): a new file of size bytes with
+     * SECURE_*_ACCOUNT rights, a read of at most *len bytes at offset (*len: the bytes read), a
+     * write of n bytes at offset. Names of at most 32 bytes (else NAMELENERR). */
+    uint32_t (*create_file)(const void *tab, void *app, const char *name, size_t size,
+                            unsigned read_rights, unsigned write_rights);
+    uint32_t (*read_file)(const void *tab, void *app, const char *name, size_t offset, uint8_t *out,
+                          size_t *len);
+    uint32_t (*write_file)(const void *tab, void *app, const char *name, size_t offset,
+                           const uint8_t *data, size_t n);
 } uk__skf_adapter;
 
 extern const uk__skf_adapter uk__skf_adapter4;
