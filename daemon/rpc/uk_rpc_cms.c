@@ -1,6 +1,8 @@
-/* Handlers for CMS: sign.cms (a SignedData signed on the key, after the guard) and verify.cms (a
- * host-side check). The structure is built in daemon/x509 (uk_x509_cms_*); the card only signs
- * the digest of the signed attributes, through uk_tokens_sign like `sign`. */
+/* Handlers for CMS: sign.cms (a SignedData signed on the key, after the guard), verify.cms (a
+ * host-side check) and decrypt.cms. The structures are handled in daemon/x509 (uk_x509_cms_*);
+ * the card only signs the digest of the signed attributes, through uk_tokens_sign like `sign`
+ * (SM2 keys: UK_SIG_SM2 over e = SM3(Z || attributes), GM/T 0010), or does the private-key step
+ * of an envelope's recipient. */
 #include "uk_err.h"
 #include "uk_limits.h"
 #include "uk_log.h"
@@ -19,7 +21,8 @@
 /* Largest content accepted: it must fit a message anyway. */
 #define CMS_DATA_MAX UK_LIMIT_MESSAGE
 
-/* Content digests by their protocol names (SM3 comes with SM2 keys). */
+/* Content digests by their protocol names: SHA-2 for RSA and ECDSA keys, SM3 for SM2 keys
+ * (GM/T 0010). Without "hash" the key's kind chooses: SM3 for SM2, SHA-256 for the others. */
 static const struct {
     const char *name;
     uk_x509_digest_alg alg;
@@ -28,14 +31,18 @@ static const struct {
     {"SHA-256", UK_X509_DIGEST_SHA256, UK_HASH_SHA256},
     {"SHA-384", UK_X509_DIGEST_SHA384, UK_HASH_SHA384},
     {"SHA-512", UK_X509_DIGEST_SHA512, UK_HASH_SHA512},
+    {"SM3", UK_X509_DIGEST_SM3, UK_HASH_SM3},
 };
+#define CMS_HASH_DEFAULT 0 /* SHA-256 */
+#define CMS_HASH_SM2     3 /* SM3 */
 
 typedef struct cms_req {
     uk_rpc_call *call;
     uk__rpc_guard *guard;
     char token[96];
     char key[UK_KEY_ID_MAX];
-    size_t h; /* index into cms_hashes */
+    size_t h;        /* index into cms_hashes */
+    bool hash_given; /* false: h follows the key's kind (cms_certs) */
     bool detached;
     uint8_t *data; /* the content */
     size_t data_len;
@@ -126,6 +133,7 @@ static int cms_start_sign(cms_req *req)
         return rc;
     }
     uk_sign_req sreq = {.scheme = sig_alg <= UK_X509_SIG_RSA_PKCS1_SHA512 ? UK_SIG_RSA_PKCS1
+                                  : sig_alg == UK_X509_SIG_SM2_SM3        ? UK_SIG_SM2
                                                                           : UK_SIG_ECDSA,
                         .hash = cms_hashes[req->h].hash,
                         .digest = req->tbs,
@@ -150,6 +158,8 @@ static void cms_certs(void *arg, int err, const uk_token_cert *certs, size_t n)
     cms_req *req = arg;
     if (err == UK_OK)
         err = uk__rpc_key_cert(certs, n, req->key, &req->cert);
+    if (err == UK_OK && !req->hash_given)
+        req->h = strcmp(req->cert->key_alg, "SM2") == 0 ? CMS_HASH_SM2 : CMS_HASH_DEFAULT;
     if (err == UK_OK) { /* a dry run: the real one takes the time after the dialog */
         uk_x509_cms_sign_req sr = {
             .signer = req->cert, .digest = cms_hashes[req->h].alg, .detached = true};
@@ -183,7 +193,7 @@ static void cms_certs(void *arg, int err, const uk_token_cert *certs, size_t n)
 void uk__rpc_sign_cms(uk_rpc_call *call)
 {
     cJSON *params = uk_rpc_call_params(call);
-    const char *token = NULL, *key = NULL, *hash = "SHA-256";
+    const char *token = NULL, *key = NULL, *hash = NULL;
     bool detached = false;
     uint8_t *data = NULL;
     size_t data_len = 0;
@@ -199,7 +209,7 @@ void uk__rpc_sign_cms(uk_rpc_call *call)
             UK_OK)
         goto param_error;
     size_t h;
-    for (h = 0; h < sizeof(cms_hashes) / sizeof(cms_hashes[0]); h++)
+    for (h = 0; hash != NULL && h < sizeof(cms_hashes) / sizeof(cms_hashes[0]); h++)
         if (strcmp(cms_hashes[h].name, hash) == 0)
             break;
     if (h == sizeof(cms_hashes) / sizeof(cms_hashes[0])) {
@@ -210,7 +220,8 @@ void uk__rpc_sign_cms(uk_rpc_call *call)
     int rc = UK_E_NO_MEMORY;
     if ((req = calloc(1, sizeof(*req))) != NULL) {
         req->call = call;
-        req->h = h;
+        req->h = hash != NULL ? h : CMS_HASH_DEFAULT;
+        req->hash_given = hash != NULL;
         req->detached = detached;
         req->data = data;
         req->data_len = data_len;
@@ -349,6 +360,10 @@ static int dec_run(uk__rpc_guard *g, void *arg, uk_secret *pin)
     dec_req *req = arg;
     req->guard = g;
     const uk_rpc_options *opt = uk_rpc_get0_options(uk_rpc_call_rpc(req->call));
+    if (req->how != UK_X509_UNWRAP_ECDH && req->how != UK_X509_UNWRAP_RSA) {
+        uk_secret_free(pin);
+        return UK_E_NOT_SUPPORTED; /* SM2: refused in dec_certs already */
+    }
     uk_decrypt_kind kind = req->how == UK_X509_UNWRAP_ECDH ? UK_DECRYPT_ECDH : UK_DECRYPT_RSA_RAW;
     return uk_tokens_decrypt(opt->tokens, req->token, req->key, kind, req->card_in,
                              req->card_in_len, pin, dec_done, req);
@@ -374,6 +389,12 @@ static void dec_certs(void *arg, int err, const uk_token_cert *certs, size_t n)
                                         &req->card_in_len);
     if (err == UK_OK)
         snprintf(req->key, sizeof(req->key), "%s", keys[which]);
+    if (err == UK_OK && req->how == UK_X509_UNWRAP_SM2) {
+        /* A GM/T 0010 envelope for an SM2 key: no driver decrypts with SM2 yet (uk_decrypt_kind
+         * has no SM2 kind; docs/protocol.md, decrypt.cms). Refused before any dialog. */
+        UK_LOG_DEBUG("decrypt.cms: %s: SM2 decryption on the key is not available", req->token);
+        err = UK_E_NOT_SUPPORTED;
+    }
     for (size_t i = 0; infos != NULL && i < m; i++)
         uk_cert_info_free(infos[i]);
     free(infos);

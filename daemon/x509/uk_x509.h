@@ -571,7 +571,7 @@ typedef struct uk_x509_cms_sign uk_x509_cms_sign;
 
 typedef struct uk_x509_cms_sign_req {
     const uk_cert_info *signer; /* the key's certificate (borrowed); it goes into the result */
-    uk_x509_digest_alg digest;  /* SHA-256, SHA-384 or SHA-512 (SM3 with SM2: not yet) */
+    uk_x509_digest_alg digest;  /* SHA-256/384/512 (RSA, EC keys) or SM3 (SM2 keys) */
     const uint8_t *data;        /* the content (copied) */
     size_t data_len;
     bool detached;       /* true: the content is left out of the structure */
@@ -579,14 +579,17 @@ typedef struct uk_x509_cms_sign_req {
 } uk_x509_cms_sign_req;
 
 /*
- * Build a SignedData (version 1, the signer identified by issuer and serial, the certificate
- * included, no S/MIME capabilities) and return in tbs_digest (*tbs_digest_len: capacity on entry,
- * UK_X509_DIGEST_MAX is enough; length on return) the digest the card signs with *sig_alg: RSA
- * PKCS#1 v1.5 (signatureAlgorithm rsaEncryption) or ECDSA (ecdsa-with-SHA*, DER SEQUENCE
- * { r, s }) with req->digest. *state is freed with uk_x509_cms_sign_free.
- * Errors: UK_E_INVALID_PARAMS (NULL pointers, a digest other than SHA-2), UK_E_NOT_SUPPORTED (the
- * certificate's key is neither RSA nor a NIST/other EC key: SM2 and others), UK_E_CERT_INVALID,
- * UK_E_NO_MEMORY, UK_E_INTERNAL. On error nothing is returned.
+ * Build a SignedData (version 1, PKCS#7 content types, the signer identified by issuer and serial,
+ * the certificate included, no S/MIME capabilities) and return in tbs_digest (*tbs_digest_len:
+ * capacity on entry, UK_X509_DIGEST_MAX is enough; length on return) the digest the card signs
+ * with *sig_alg: RSA PKCS#1 v1.5 (signatureAlgorithm rsaEncryption) or ECDSA (ecdsa-with-SHA*,
+ * DER SEQUENCE { r, s }) with req->digest; for an SM2 key (GM/T 0010) UK_X509_SIG_SM2_SM3
+ * (digestAlgorithm SM3, signatureAlgorithm SM2-with-SM3 1.2.156.10197.1.501) over
+ * e = SM3(Z || attributes), Z with the ID 1234567812345678: the value the card signs as it is.
+ * *state is freed with uk_x509_cms_sign_free.
+ * Errors: UK_E_INVALID_PARAMS (NULL pointers, a digest outside the enum), UK_E_NOT_SUPPORTED (the
+ * key is not RSA, EC or SM2; SM2 with a digest other than SM3, SM3 with a key other than SM2),
+ * UK_E_CERT_INVALID, UK_E_NO_MEMORY, UK_E_INTERNAL. On error nothing is returned.
  */
 int uk_x509_cms_sign_begin(const uk_x509_cms_sign_req *req, uk_x509_cms_sign **state,
                            uk_x509_sig_alg *sig_alg, uint8_t *tbs_digest, size_t *tbs_digest_len)
@@ -618,13 +621,16 @@ typedef struct uk_x509_cms_verified {
 /*
  * Verify a DER CMS SignedData with exactly one signer whose certificate it carries: the signature
  * with that certificate's key and the message digest against the content — attached, or given in
- * content (content_len bytes) for a detached one. Says nothing about trust in the certificate
- * (no chain, no validity period, no revocation): the caller judges the signer it returns.
- * *out is freed with uk_x509_cms_verified_free.
- * Errors: UK_E_INVALID_PARAMS (not DER of a SignedData, trailing bytes, larger than
- * UK_X509_CMS_MAX, content both attached and given or in neither), UK_E_NOT_SUPPORTED (not one
- * signer), UK_E_SIGNATURE_INVALID (does not verify, or the signer's certificate is missing),
- * UK_E_NO_MEMORY.
+ * content (content_len bytes) for a detached one. An SM2 signer (GM/T 0010) is checked here rather
+ * than by OpenSSL's CMS_verify (which cannot set the SM2 ID): digest SM3, signature SM2-with-SM3,
+ * sm2 or sm2-1, the ID 1234567812345678, with signed attributes (at most 32; one contentType equal
+ * to eContentType, one messageDigest) or without (the signature over the content). Says nothing
+ * about trust in the certificate (no chain, no validity period, no revocation): the caller judges
+ * the signer it returns. *out is freed with uk_x509_cms_verified_free. Errors: UK_E_INVALID_PARAMS
+ * (not DER of a SignedData, trailing bytes, larger than UK_X509_CMS_MAX, content both attached and
+ * given or in neither), UK_E_NOT_SUPPORTED (not one signer; an SM2 signer with another digest or
+ * signature algorithm, or too many attributes), UK_E_SIGNATURE_INVALID (does not verify, or the
+ * signer's certificate is missing), UK_E_NO_MEMORY.
  */
 int uk_x509_cms_verify(const uint8_t *der, size_t len, const uint8_t *content, size_t content_len,
                        uk_x509_cms_verified **out) __attribute__((warn_unused_result));
@@ -639,21 +645,24 @@ typedef struct uk_x509_cms_envelope uk_x509_cms_envelope;
 typedef enum uk_x509_unwrap {
     UK_X509_UNWRAP_RSA = 1, /* the raw RSA primitive on the encrypted key (modulus length) */
     UK_X509_UNWRAP_ECDH,    /* ECDH with the originator's point (04 || X || Y): the X coordinate */
+    UK_X509_UNWRAP_SM2,     /* SM2 decryption (GM/T 0003.4, SM3) of a GM/T 0009 SM2Cipher (DER
+                             * SEQUENCE { x, y, hash, cipherText }): the plaintext, the content key */
 } uk_x509_unwrap;
 
 /*
  * Decode a DER CMS EnvelopedData and find the recipient that is one of certs (n_certs parsed
  * certificates of the key, borrowed): a KeyTransRecipientInfo naming the certificate by issuer and
- * serial or by subjectKeyIdentifier, RSA key, rsaEncryption (PKCS#1 v1.5) key transport; or a
- * KeyAgreeRecipientInfo (RFC 5753: ephemeral-static ECDH, an X9.63 KDF scheme, AES key wrap) with
- * an EC key. Other recipients (for other keys, of other kinds) may be there too. *which is that
- * certificate's index, *how what the card must do with *card_in (borrowed from *out). *out is
- * freed with uk_x509_cms_envelope_free.
+ * serial or by subjectKeyIdentifier, RSA key, rsaEncryption (PKCS#1 v1.5) key transport; or SM2
+ * key, sm2-3 (1.2.156.10197.1.301.3) or sm2 key transport of a GM/T 0009 SM2Cipher (GM/T 0010;
+ * *how UK_X509_UNWRAP_SM2, *card_in the SM2Cipher's DER); or a KeyAgreeRecipientInfo (RFC 5753:
+ * ephemeral-static ECDH, an X9.63 KDF scheme, AES key wrap) with an EC key. Other recipients (for
+ * other keys, of other kinds) may be there too. *which is that certificate's index, *how what the
+ * card must do with *card_in (borrowed from *out). *out is freed with uk_x509_cms_envelope_free.
  * Errors: UK_E_INVALID_PARAMS (not the DER of an EnvelopedData, no encrypted content: detached, an
  * originator point that is not on the key's curve's size), UK_E_DECRYPT_FAILED (no recipient is
- * one of certs: not meant for this key), UK_E_NOT_SUPPORTED (the key's recipient is of a kind
- * ukeyd cannot use: RSA-OAEP, another KDF or key wrap; an AEAD or unknown content cipher; content
- * in BER pieces), UK_E_NO_MEMORY.
+ * one of certs: not meant for this key; an SM2 encrypted key that is not an SM2Cipher),
+ * UK_E_NOT_SUPPORTED (the key's recipient is of a kind ukeyd cannot use: RSA-OAEP, another KDF or
+ * key wrap; an AEAD or unknown content cipher; content in BER pieces), UK_E_NO_MEMORY.
  */
 int uk_x509_cms_envelope_open(const uint8_t *der, size_t len, const uk_cert_info *const *certs,
                               size_t n_certs, uk_x509_cms_envelope **out, size_t *which,
@@ -662,12 +671,13 @@ int uk_x509_cms_envelope_open(const uint8_t *der, size_t len, const uk_cert_info
 
 /*
  * With the card's answer card_out (RSA: the raw result, the modulus length; ECDH: the shared X
- * coordinate), recover the content-encryption key — PKCS#1 v1.5 unpadding in constant time over
+ * coordinate; SM2: the decrypted content key, exactly the content cipher's key length), recover
+ * the content-encryption key — PKCS#1 v1.5 unpadding in constant time over
  * the block, the key exactly the content cipher's length; or the X9.63 KDF over
  * ECC-CMS-SharedInfo and the AES key unwrap with its integrity check — and decrypt the content (CBC
- * ciphers such as AES-128/192/256-CBC, DES-EDE3-CBC) into *content (malloc'd, caller frees).
- * UK_E_DECRYPT_FAILED for a bad padding or unwrap, a wrong key length and content that does not
- * decrypt, alike. Also UK_E_INVALID_PARAMS, UK_E_NO_MEMORY, UK_E_INTERNAL.
+ * ciphers such as AES-128/192/256-CBC, DES-EDE3-CBC, SM4-CBC) into *content (malloc'd, caller
+ * frees). UK_E_DECRYPT_FAILED for a bad padding or unwrap, a wrong key length and content that does
+ * not decrypt, alike. Also UK_E_INVALID_PARAMS, UK_E_NO_MEMORY, UK_E_INTERNAL.
  */
 int uk_x509_cms_envelope_finish(uk_x509_cms_envelope *e, const uint8_t *card_out,
                                 size_t card_out_len, uint8_t **content, size_t *content_len)

@@ -12,12 +12,17 @@
  * CMS_verify before anyone sees it, so a mistake in any of these steps is an error, never a
  * broken signature handed out.
  *
+ * SM2 (GM/T 0010): the same steps with SM3, the signatureAlgorithm (which OpenSSL 3.0 leaves empty
+ * for SM2) set to SM2-with-SM3 and the card signing e = SM3(Z || attributes); verification is
+ * done here (verify_sm2), since OpenSSL 3.0's CMS_verify checks SM2 with an empty ID.
+ *
  * EnvelopedData: OpenSSL 3.0's CMS API finds the recipient (CMS_RecipientInfo_ktri_cert_cmp) but
  * cannot hand out its encrypted key or the encrypted content (only decrypt them with a key it
  * holds), so those two are taken from OpenSSL's own DER re-encoding of the envelope by a short
  * TLV walk. The card does the private-key step — raw RSA on a key transport recipient's key, ECDH
- * with a key agreement recipient's ephemeral point — and the rest happens here: PKCS#1 v1.5
- * unpadding, or the X9.63 KDF and AES key unwrap; then the content.
+ * with a key agreement recipient's ephemeral point, SM2 decryption of a GM/T 0010 recipient's
+ * SM2Cipher (no driver offers it yet) — and the rest happens here: PKCS#1 v1.5 unpadding, or the
+ * X9.63 KDF and AES key unwrap; then the content.
  */
 #include <limits.h>
 #include <stdint.h>
@@ -39,8 +44,9 @@
 #include "uk_x509.h"
 #include "uk_x509_internal.h"
 
-/* Signed attributes: content type, signing time, message digest (RFC 5652 section 11). */
-#define SIGNED_ATTRS 3
+/* Signed attributes: ukeyd writes three (content type, signing time, message digest: RFC 5652
+ * section 11) and reads at most this many in someone else's SM2 SignedData. */
+#define SIGNED_ATTRS_MAX 32
 
 struct uk_x509_cms_sign {
     CMS_ContentInfo *cms;
@@ -63,21 +69,30 @@ void uk_x509_cms_sign_free(uk_x509_cms_sign *s)
 }
 
 /* The algorithm the card signs with for a key: PKCS#1 v1.5 for RSA (CMS's rsaEncryption
- * signature), ECDSA for EC keys other than SM2. */
+ * signature), ECDSA for EC keys other than SM2, SM2 with SM3 for SM2 keys (GM/T 0010). */
 static int sig_alg_for(const EVP_PKEY *pk, uk_x509_digest_alg d, uk_x509_sig_alg *out)
 {
     static const uk_x509_sig_alg rsa[] = {
         UK_X509_SIG_RSA_PKCS1_SHA256, UK_X509_SIG_RSA_PKCS1_SHA384, UK_X509_SIG_RSA_PKCS1_SHA512};
     static const uk_x509_sig_alg ec[] = {UK_X509_SIG_ECDSA_SHA256, UK_X509_SIG_ECDSA_SHA384,
                                          UK_X509_SIG_ECDSA_SHA512};
-    if (d != UK_X509_DIGEST_SHA256 && d != UK_X509_DIGEST_SHA384 && d != UK_X509_DIGEST_SHA512)
+    bool sha2 =
+        d == UK_X509_DIGEST_SHA256 || d == UK_X509_DIGEST_SHA384 || d == UK_X509_DIGEST_SHA512;
+    if (!sha2 && d != UK_X509_DIGEST_SM3)
         return UK_E_INVALID_PARAMS;
-    if (EVP_PKEY_is_a(pk, "RSA"))
+    if (uk__x509_is_sm2(pk)) {
+        if (d != UK_X509_DIGEST_SM3)
+            return UK_E_NOT_SUPPORTED; /* GM/T 0010: SM2 signs with SM3 only */
+        *out = UK_X509_SIG_SM2_SM3;
+    } else if (!sha2) {
+        return UK_E_NOT_SUPPORTED; /* SM3 goes with SM2 keys only */
+    } else if (EVP_PKEY_is_a(pk, "RSA")) {
         *out = rsa[d];
-    else if (EVP_PKEY_is_a(pk, "EC") && !uk__x509_is_sm2(pk))
+    } else if (EVP_PKEY_is_a(pk, "EC")) {
         *out = ec[d];
-    else
-        return UK_E_NOT_SUPPORTED; /* SM2 (GM/T 0010) comes with the SKF driver */
+    } else {
+        return UK_E_NOT_SUPPORTED;
+    }
     return UK_OK;
 }
 
@@ -97,14 +112,19 @@ static int der_cmp(const void *a, const void *b)
 
 /*
  * The DER the signature covers (RFC 5652 section 5.4): the signed attributes as an explicit
- * SET OF (tag 0x31), elements sorted. malloc'd.
+ * SET OF (tag 0x31). sorted: in DER order, as a signer encodes them; else in the order they were
+ * decoded, as OpenSSL's CMS_verify re-encodes them for the check. malloc'd.
  */
-static int signed_attrs_der(CMS_SignerInfo *si, uint8_t **out, size_t *out_len)
+static int signed_attrs_der(CMS_SignerInfo *si, bool sorted, uint8_t **out, size_t *out_len)
 {
     int n = CMS_signed_get_attr_count(si);
-    if (n <= 0 || n > SIGNED_ATTRS)
+    if (n <= 0)
         return UK_E_INTERNAL;
-    der_item items[SIGNED_ATTRS] = {{0}};
+    if (n > SIGNED_ATTRS_MAX) {
+        UK_LOG_DEBUG("cms: %d signed attributes, at most %d are read", n, SIGNED_ATTRS_MAX);
+        return UK_E_NOT_SUPPORTED;
+    }
+    der_item items[SIGNED_ATTRS_MAX] = {{0}};
     size_t body = 0;
     int err = UK_OK;
     for (int i = 0; i < n; i++) {
@@ -115,9 +135,11 @@ static int signed_attrs_der(CMS_SignerInfo *si, uint8_t **out, size_t *out_len)
         }
         body += (size_t)items[i].len;
     }
-    qsort(items, (size_t)n, sizeof(items[0]), der_cmp);
-    /* Three small attributes: the length always fits the one- or two-byte long form. */
-    uint8_t hdr[4];
+    if (sorted)
+        qsort(items, (size_t)n, sizeof(items[0]), der_cmp);
+    /* The length in the short form, or the long form of up to three bytes (the whole structure
+     * is at most UK_X509_CMS_MAX bytes). */
+    uint8_t hdr[5];
     size_t h = 0;
     hdr[h++] = 0x31;
     if (body < 0x80) {
@@ -129,8 +151,13 @@ static int signed_attrs_der(CMS_SignerInfo *si, uint8_t **out, size_t *out_len)
         hdr[h++] = 0x82;
         hdr[h++] = (uint8_t)(body >> 8);
         hdr[h++] = (uint8_t)body;
+    } else if (body <= 0xFFFFFF) {
+        hdr[h++] = 0x83;
+        hdr[h++] = (uint8_t)(body >> 16);
+        hdr[h++] = (uint8_t)(body >> 8);
+        hdr[h++] = (uint8_t)body;
     } else {
-        err = UK_E_INTERNAL;
+        err = UK_E_NOT_SUPPORTED;
         goto out;
     }
     uint8_t *buf = malloc(h + body);
@@ -201,6 +228,17 @@ int uk_x509_cms_sign_begin(const uk_x509_cms_sign_req *req, uk_x509_cms_sign **s
         err = UK__X509_FAIL(UK_E_INTERNAL, "CMS_add1_signer");
         goto out;
     }
+    /* OpenSSL 3.0 leaves an SM2 signer's signatureAlgorithm empty: GM/T 0010 names
+     * SM2-with-SM3 (1.2.156.10197.1.501), without parameters. */
+    if (s->sig_alg == UK_X509_SIG_SM2_SM3) {
+        X509_ALGOR *psig = NULL;
+        CMS_SignerInfo_get0_algs(s->si, NULL, NULL, NULL, &psig);
+        if (psig == NULL ||
+            !X509_ALGOR_set0(psig, OBJ_nid2obj(NID_SM2_with_SM3), V_ASN1_UNDEF, NULL)) {
+            err = UK__X509_FAIL(UK_E_NO_MEMORY, "SM2 signatureAlgorithm");
+            goto out;
+        }
+    }
     uint8_t content_md[EVP_MAX_MD_SIZE];
     unsigned int content_md_len = 0;
     when = ASN1_TIME_set(NULL, req->signing_time);
@@ -217,10 +255,16 @@ int uk_x509_cms_sign_begin(const uk_x509_cms_sign_req *req, uk_x509_cms_sign **s
         err = UK__X509_FAIL(UK_E_NO_MEMORY, "signed attributes");
         goto out;
     }
-    if ((err = signed_attrs_der(s->si, &attrs, &attrs_len)) != UK_OK)
+    if ((err = signed_attrs_der(s->si, true, &attrs, &attrs_len)) != UK_OK)
         goto out;
     size_t dl = *tbs_digest_len;
-    if ((err = uk_x509_digest(req->digest, attrs, attrs_len, tbs_digest, &dl)) != UK_OK)
+    /* SM2: the card signs e = SM3(Z || attributes), Z from the certificate's key and the
+     * GM/T 0009 default ID (as the `sign` method's SM2-SM3 does). */
+    err = s->sig_alg == UK_X509_SIG_SM2_SM3
+              ? uk_x509_sm2_digest(req->signer->spki, req->signer->spki_len, attrs, attrs_len,
+                                   tbs_digest, &dl)
+              : uk_x509_digest(req->digest, attrs, attrs_len, tbs_digest, &dl);
+    if (err != UK_OK)
         goto out;
     if (req->detached) {
         if ((s->detached = dup_bytes(req->data, req->data_len)) == NULL) {
@@ -295,6 +339,118 @@ static int verify_signed(CMS_ContentInfo *cms, const uint8_t *detached, size_t d
     return UK_OK;
 }
 
+/* Whether alg names SM2 for a signature: SM2-with-SM3 (1.2.156.10197.1.501, what ukeyd writes),
+ * or sm2 / sm2-1 (1.2.156.10197.1.301, .301.1), which some GM/T 0010 producers write. */
+static bool sm2_sig_alg(const X509_ALGOR *alg)
+{
+    char oid[32];
+    int nid = OBJ_obj2nid(alg->algorithm);
+    if (nid == NID_SM2_with_SM3 || nid == NID_sm2)
+        return true;
+    return OBJ_obj2txt(oid, sizeof(oid), alg->algorithm, 1) > 0 &&
+           strcmp(oid, "1.2.156.10197.1.301.1") == 0;
+}
+
+/* SM2 with SM3 and the GM/T 0009 default ID over msg with pk (the signer's certificate's key). */
+static int sm2_verify(EVP_PKEY *pk, const uint8_t *msg, size_t msg_len, const uint8_t *sig,
+                      size_t sig_len)
+{
+    int err = UK_E_SIGNATURE_INVALID;
+    EVP_MD_CTX *mc = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
+    if (mc == NULL || pc == NULL) {
+        err = UK_E_NO_MEMORY;
+        goto out;
+    }
+    /* The ID goes on a context of our own, handed to the digest context before init. */
+    if (EVP_PKEY_CTX_set1_id(pc, (const uint8_t *)UK__X509_SM2_ID, UK__X509_SM2_ID_LEN) <= 0) {
+        err = UK__X509_FAIL(UK_E_INTERNAL, "EVP_PKEY_CTX_set1_id");
+        goto out;
+    }
+    EVP_MD_CTX_set_pkey_ctx(mc, pc);
+    if (EVP_DigestVerifyInit(mc, NULL, EVP_sm3(), NULL, pk) != 1) {
+        err = UK__X509_FAIL(UK_E_INTERNAL, "EVP_DigestVerifyInit (SM2)");
+        goto out;
+    }
+    if (EVP_DigestVerify(mc, sig, sig_len, msg_len > 0 ? msg : (const uint8_t *)"", msg_len) == 1)
+        err = UK_OK;
+    else
+        err = UK__X509_FAIL(UK_E_SIGNATURE_INVALID, "SM2 signature");
+out:
+    EVP_MD_CTX_free(mc);
+    EVP_PKEY_CTX_free(pc); /* after mc: set_pkey_ctx does not pass ownership */
+    return err;
+}
+
+/*
+ * GM/T 0010 SignedData of an SM2 signer, checked here because OpenSSL 3.0's CMS_verify cannot set
+ * the SM2 ID (it verifies with an empty one): SM3 as the digest algorithm, an SM2 signature
+ * algorithm; with signed attributes, exactly one content type equal to eContentType and exactly
+ * one message digest equal to SM3(content), and the signature over the DER of the attributes (as
+ * decoded, like CMS_verify); without, the signature over the content itself.
+ */
+static int verify_sm2(CMS_ContentInfo *cms, CMS_SignerInfo *si, EVP_PKEY *pk,
+                      const uint8_t *content, size_t content_len)
+{
+    X509_ALGOR *dig = NULL, *psig = NULL;
+    CMS_SignerInfo_get0_algs(si, NULL, NULL, &dig, &psig);
+    if (dig == NULL || psig == NULL || OBJ_obj2nid(dig->algorithm) != NID_sm3 ||
+        !sm2_sig_alg(psig)) {
+        UK_LOG_DEBUG("cms: an SM2 signer with a digest other than SM3 or another signature "
+                     "algorithm");
+        return UK_E_NOT_SUPPORTED;
+    }
+    const ASN1_OCTET_STRING *sig = CMS_SignerInfo_get0_signature(si);
+    if (sig == NULL || ASN1_STRING_length(sig) <= 0)
+        return UK_E_SIGNATURE_INVALID;
+    if (CMS_signed_get_attr_count(si) <= 0)
+        return sm2_verify(pk, content, content_len, ASN1_STRING_get0_data(sig),
+                          (size_t)ASN1_STRING_length(sig));
+    uint8_t md[UK_X509_DIGEST_MAX];
+    size_t md_len = sizeof(md);
+    int err = uk_x509_digest(UK_X509_DIGEST_SM3, content, content_len, md, &md_len);
+    if (err != UK_OK)
+        return err;
+    const ASN1_OBJECT *ctype =
+        CMS_signed_get0_data_by_OBJ(si, OBJ_nid2obj(NID_pkcs9_contentType), -3, V_ASN1_OBJECT);
+    const ASN1_OCTET_STRING *mdattr = CMS_signed_get0_data_by_OBJ(
+        si, OBJ_nid2obj(NID_pkcs9_messageDigest), -3, V_ASN1_OCTET_STRING);
+    if (ctype == NULL || OBJ_cmp(ctype, CMS_get0_eContentType(cms)) != 0 || mdattr == NULL ||
+        (size_t)ASN1_STRING_length(mdattr) != md_len ||
+        memcmp(ASN1_STRING_get0_data(mdattr), md, md_len) != 0) {
+        UK_LOG_DEBUG("cms: SM2 signer: content type or message digest attribute does not match");
+        ERR_clear_error();
+        return UK_E_SIGNATURE_INVALID;
+    }
+    uint8_t *attrs = NULL;
+    size_t attrs_len = 0;
+    if ((err = signed_attrs_der(si, false, &attrs, &attrs_len)) != UK_OK)
+        return err;
+    err = sm2_verify(pk, attrs, attrs_len, ASN1_STRING_get0_data(sig),
+                     (size_t)ASN1_STRING_length(sig));
+    free(attrs);
+    return err;
+}
+
+/* The signer's certificate taken from the structure, then the check its key needs: ours for
+ * SM2, CMS_verify for the others. */
+static int verify_any(CMS_ContentInfo *cms, CMS_SignerInfo *si, const uint8_t *detached,
+                      size_t detached_len, bool is_detached)
+{
+    EVP_PKEY *pk = NULL;
+    if (CMS_set1_signers_certs(cms, NULL, 0) < 0)
+        ERR_clear_error(); /* no certificate: CMS_verify says so below */
+    CMS_SignerInfo_get0_algs(si, &pk, NULL, NULL, NULL);
+    if (pk == NULL || !uk__x509_is_sm2(pk))
+        return verify_signed(cms, detached, detached_len, is_detached);
+    if (is_detached)
+        return verify_sm2(cms, si, pk, detached, detached_len);
+    ASN1_OCTET_STRING **pos = CMS_get0_content(cms);
+    if (pos == NULL || *pos == NULL)
+        return UK_E_INVALID_PARAMS;
+    return verify_sm2(cms, si, pk, ASN1_STRING_get0_data(*pos), (size_t)ASN1_STRING_length(*pos));
+}
+
 int uk_x509_cms_sign_finish(uk_x509_cms_sign *s, const uint8_t *sig, size_t sig_len, uint8_t **der,
                             size_t *der_len)
 {
@@ -324,7 +480,7 @@ int uk_x509_cms_sign_finish(uk_x509_cms_sign *s, const uint8_t *sig, size_t sig_
     CMS_SignerInfo *si = NULL;
     int err = decode_signed(buf, (size_t)n, &back, &si);
     if (err == UK_OK)
-        err = verify_signed(back, s->detached, s->detached_len, s->data == NULL);
+        err = verify_any(back, si, s->detached, s->detached_len, s->data == NULL);
     CMS_ContentInfo_free(back);
     if (err == UK_OK && (*der = dup_bytes(buf, (size_t)n)) == NULL)
         err = UK_E_NO_MEMORY;
@@ -379,7 +535,7 @@ int uk_x509_cms_verify(const uint8_t *der, size_t len, const uint8_t *content, s
         err = UK_E_INVALID_PARAMS;
         goto out;
     }
-    if ((err = verify_signed(cms, content, content_len, !attached)) != UK_OK)
+    if ((err = verify_any(cms, si, content, content_len, !attached)) != UK_OK)
         goto out;
     signers = CMS_get0_signers(cms);
     X509 *signer = signers != NULL ? sk_X509_value(signers, 0) : NULL;
@@ -554,19 +710,54 @@ static int walk_envelope(uk_x509_cms_envelope *e, int ri, int rek)
     return UK_OK;
 }
 
+/*
+ * Whether der (len bytes) is a GM/T 0009 SM2Cipher of a content key, exactly:
+ *   SEQUENCE { xCoordinate INTEGER, yCoordinate INTEGER, hash OCTET STRING (SIZE(32)),
+ *              cipherText OCTET STRING (SIZE(1..CEK_MAX)) }
+ * C1 = (x, y) is checked by the card's decryption, not here.
+ */
+static bool sm2_cipher_ok(const uint8_t *der, size_t len)
+{
+    const uint8_t *p = der, *end = der + len;
+    tlv top, x, y, h, c;
+    if (!next_tlv(&p, end, &top) || p != end || !is(&top, V_ASN1_UNIVERSAL, V_ASN1_SEQUENCE))
+        return false;
+    p = top.v;
+    end = top.v + top.len;
+    return next_tlv(&p, end, &x) && is(&x, V_ASN1_UNIVERSAL, V_ASN1_INTEGER) && x.len >= 1 &&
+           x.len <= 33 && next_tlv(&p, end, &y) && is(&y, V_ASN1_UNIVERSAL, V_ASN1_INTEGER) &&
+           y.len >= 1 && y.len <= 33 && next_tlv(&p, end, &h) &&
+           is(&h, V_ASN1_UNIVERSAL, V_ASN1_OCTET_STRING) && h.len == 32 && next_tlv(&p, end, &c) &&
+           is(&c, V_ASN1_UNIVERSAL, V_ASN1_OCTET_STRING) && c.len >= 1 && c.len <= CEK_MAX &&
+           p == end;
+}
+
 /* What a recipient that is one of the key's certificates needs from the card. */
 typedef struct match {
     int ri, rek; /* rek -1: key transport */
     size_t which;
+    uk_x509_unwrap how;
     EVP_PKEY *pk; /* the certificate's key (a reference of its own) */
 } match;
 
-/* A key transport recipient the card can serve: rsaEncryption with an RSA key. */
-static bool ktri_usable(CMS_RecipientInfo *ri, const EVP_PKEY *pk)
+/*
+ * What the card does for a key transport recipient, or 0 when it cannot serve it: rsaEncryption
+ * with an RSA key; SM2 encryption (GM/T 0010: sm2-3, 1.2.156.10197.1.301.3, or the bare sm2 OID
+ * 1.2.156.10197.1.301 some producers write) with an SM2 key.
+ */
+static uk_x509_unwrap ktri_usable(CMS_RecipientInfo *ri, const EVP_PKEY *pk)
 {
     X509_ALGOR *palg = NULL;
-    return CMS_RecipientInfo_ktri_get0_algs(ri, NULL, NULL, &palg) == 1 && palg != NULL &&
-           OBJ_obj2nid(palg->algorithm) == NID_rsaEncryption && EVP_PKEY_is_a(pk, "RSA");
+    char oid[32];
+    if (CMS_RecipientInfo_ktri_get0_algs(ri, NULL, NULL, &palg) != 1 || palg == NULL)
+        return 0;
+    int nid = OBJ_obj2nid(palg->algorithm);
+    if (uk__x509_is_sm2(pk))
+        return nid == NID_sm2 || (OBJ_obj2txt(oid, sizeof(oid), palg->algorithm, 1) > 0 &&
+                                  strcmp(oid, "1.2.156.10197.1.301.3") == 0)
+                   ? UK_X509_UNWRAP_SM2
+                   : 0;
+    return nid == NID_rsaEncryption && EVP_PKEY_is_a(pk, "RSA") ? UK_X509_UNWRAP_RSA : 0;
 }
 
 /*
@@ -597,8 +788,9 @@ static int find_recipient(CMS_ContentInfo *cms, const uk_cert_info *const *certs
             if (pk == NULL)
                 continue;
             if (type == CMS_RECIPINFO_TRANS && CMS_RecipientInfo_ktri_cert_cmp(ri, xs[c]) == 0) {
-                if (ktri_usable(ri, pk))
-                    *m = (match){.ri = i, .rek = -1, .which = c};
+                uk_x509_unwrap how = ktri_usable(ri, pk);
+                if (how != 0)
+                    *m = (match){.ri = i, .rek = -1, .which = c, .how = how};
                 else
                     *unsupported = true;
             }
@@ -607,7 +799,7 @@ static int find_recipient(CMS_ContentInfo *cms, const uk_cert_info *const *certs
                                                        xs[c]) != 0)
                     continue;
                 if (EVP_PKEY_is_a(pk, "EC") && !uk__x509_is_sm2(pk))
-                    *m = (match){.ri = i, .rek = k, .which = c};
+                    *m = (match){.ri = i, .rek = k, .which = c, .how = UK_X509_UNWRAP_ECDH};
                 else
                     *unsupported = true;
             }
@@ -699,10 +891,11 @@ int uk_x509_cms_envelope_open(const uint8_t *der, size_t len, const uk_cert_info
         err = UK_E_NO_MEMORY;
         goto out;
     }
-    e->how = m.rek < 0 ? UK_X509_UNWRAP_RSA : UK_X509_UNWRAP_ECDH;
+    e->how = m.how;
     if (e->how == UK_X509_UNWRAP_RSA)
         e->modulus_len = (size_t)EVP_PKEY_get_size(m.pk);
-    else if ((err = kari_params(e, sk_CMS_RecipientInfo_value(CMS_get0_RecipientInfos(cms), m.ri),
+    else if (e->how == UK_X509_UNWRAP_ECDH &&
+             (err = kari_params(e, sk_CMS_RecipientInfo_value(CMS_get0_RecipientInfos(cms), m.ri),
                                 m.pk)) != UK_OK)
         goto out;
     int n = i2d_CMS_ContentInfo(cms, &e->der);
@@ -719,6 +912,11 @@ int uk_x509_cms_envelope_open(const uint8_t *der, size_t len, const uk_cert_info
         err = UK_E_DECRYPT_FAILED;
         goto out;
     }
+    if (e->how == UK_X509_UNWRAP_SM2 && !sm2_cipher_ok(e->enc_key, e->enc_key_len)) {
+        UK_LOG_DEBUG("cms: the SM2 encrypted key is not a GM/T 0009 SM2Cipher of a content key");
+        err = UK_E_DECRYPT_FAILED;
+        goto out;
+    }
     e->cipher = EVP_get_cipherbyobj(e->calg->algorithm);
     if (e->cipher == NULL || (EVP_CIPHER_get_flags(e->cipher) & EVP_CIPH_FLAG_AEAD_CIPHER) != 0 ||
         EVP_CIPHER_get_key_length(e->cipher) > CEK_MAX) {
@@ -729,8 +927,8 @@ int uk_x509_cms_envelope_open(const uint8_t *der, size_t len, const uk_cert_info
     }
     *which = m.which;
     *how = e->how;
-    *card_in = e->how == UK_X509_UNWRAP_RSA ? e->enc_key : e->point;
-    *card_in_len = e->how == UK_X509_UNWRAP_RSA ? e->enc_key_len : e->point_len;
+    *card_in = e->how == UK_X509_UNWRAP_ECDH ? e->point : e->enc_key;
+    *card_in_len = e->how == UK_X509_UNWRAP_ECDH ? e->point_len : e->enc_key_len;
     *out = e;
     e = NULL;
 out:
@@ -828,6 +1026,14 @@ int uk_x509_cms_envelope_finish(uk_x509_cms_envelope *e, const uint8_t *card_out
     if (e->how == UK_X509_UNWRAP_ECDH) {
         if ((err = ecdh_unwrap(e, card_out, card_out_len, cek, keylen)) != UK_OK)
             goto out;
+    } else if (e->how == UK_X509_UNWRAP_SM2) {
+        /* The card's SM2 decryption gives the content key itself (its C3 check passed). */
+        if (card_out_len != keylen) {
+            UK_LOG_DEBUG("cms: the SM2-decrypted key has %zu bytes, the cipher takes %zu",
+                         card_out_len, keylen);
+            goto out;
+        }
+        memcpy(cek, card_out, keylen);
     } else if (card_out_len != e->modulus_len ||
                !pkcs1_v15_unpad(card_out, card_out_len, keylen, cek)) {
         UK_LOG_DEBUG("cms: the unwrapped content-encryption key is not PKCS#1 v1.5 of %zu bytes",

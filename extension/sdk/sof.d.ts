@@ -24,7 +24,7 @@ export declare const SGD_DEVICE: Readonly<{
     STANDARD_VERSION: 0x207; SERIAL_NUMBER: 0x208;
 }>;
 
-/** Signature methods of SOF_SetSignMethod (GM/T 0006). Only SHA256_RSA is supported by ukeyd today. */
+/** Signature methods of SOF_SetSignMethod (GM/T 0006). ukeyd supports SHA256_RSA (RSA and ECDSA keys) and SM3_SM2 (SM2 keys). */
 export declare const SGD_SIGN: Readonly<{ SM3_RSA: 0x00010001; SHA1_RSA: 0x00010002; SHA256_RSA: 0x00010004; SM3_SM2: 0x00020201 }>;
 
 /** The standard's error codes (Annex A) that this module reports. */
@@ -70,7 +70,7 @@ export interface SofOptions extends ConnectOptions {
 export interface Sof {
     /** Clause 7, SOF_GetVersion: this module's version ("0.1.0"); the daemon's is in `ukey.hello.version`. */
     SOF_GetVersion(): Promise<string>;
-    /** Clause 7, SOF_SetSignMethod: SGD_SHA256_RSA (the hash of SOF_SignData/SignMessage; the key's own algorithm signs). Unsupported: SOR_NOTSUPPORTYETERR; unknown: SOR_ALGTYPEERR. */
+    /** Clause 7, SOF_SetSignMethod: SGD_SHA256_RSA (the hash of SOF_SignData/SignMessage for RSA and ECDSA keys) or SGD_SM3_SM2 (SM2 keys: SM2 with SM3 and the GM/T 0009 ID 1234567812345678). Until it is called, SM2 certificates sign with SGD_SM3_SM2 and the others with SGD_SHA256_RSA; once set, a method that does not fit the certificate's key is SOR_ALGTYPEERR before any dialog. Unsupported: SOR_NOTSUPPORTYETERR; unknown: SOR_ALGTYPEERR. */
     SOF_SetSignMethod(method: number): Promise<true>;
     /** Clause 7, SOF_GetSignMethod. */
     SOF_GetSignMethod(): Promise<number>;
@@ -94,17 +94,17 @@ export interface Sof {
     SOF_GetCertInfoByOid(cert: CertInput, oid: string): Promise<string>;
     /** Clause 7, SOF_ValidateCert: 0 when well-formed, within its dates and signed by one of `trustedCAs` (RSA/ECDSA); no revocation check. */
     SOF_ValidateCert(cert: CertInput): Promise<0>;
-    /** Clause 7, SOF_SignData: PKCS#1 v1.5 (RSA) or DER ECDSA signature, base64 (ukeyd `sign`). */
+    /** Clause 7, SOF_SignData: PKCS#1 v1.5 (RSA), DER ECDSA or DER SM2 (SM2-SM3, SEQUENCE { r, s }) signature, base64 (ukeyd `sign`). */
     SOF_SignData(certId: CertID, data: Data): Promise<string>;
-    /** Clause 7, SOF_VerifySignedData: checked in the page with WebCrypto; resolves true, else SOR_VERIFYSIGNDATAERR. */
+    /** Clause 7, SOF_VerifySignedData: RSA and ECDSA checked in the page with WebCrypto; SM2 (which WebCrypto lacks) by ukeyd `verify.cms`, sent as a SignedData without signed attributes; resolves true, else SOR_VERIFYSIGNDATAERR. */
     SOF_VerifySignedData(cert: CertInput, data: Data, signature: string): Promise<true>;
-    /** Clause 7, SOF_SignMessage: CMS SignedData, base64 DER (ukeyd `sign.cms`); flag 0 attached, 1 detached. */
+    /** Clause 7, SOF_SignMessage: CMS SignedData, base64 DER (ukeyd `sign.cms`); flag 0 attached, 1 detached. SM2: GM/T 0010 (SM3, SM2-with-SM3, PKCS#7 content-type OIDs). */
     SOF_SignMessage(flag: 0 | 1, certId: CertID, data: Data): Promise<string>;
     /** Clause 7, SOF_VerifySignedMessage: ukeyd `verify.cms`; `data` for a detached SignedData, '' for an attached one. No trust check. */
     SOF_VerifySignedMessage(message: string, data?: Data): Promise<true>;
     /** Clause 7, SOF_EncryptData: CMS EnvelopedData (AES-256-CBC) for an RSA or EC P-256/P-384 certificate, made in the page; base64 DER. SM2: SOR_NOTSUPPORTYETERR. */
     SOF_EncryptData(cert: CertInput, data: Data): Promise<string>;
-    /** Clause 7, SOF_DecryptData: ukeyd `decrypt.cms` with a key of the certID's token; the content as text (or base64). */
+    /** Clause 7, SOF_DecryptData: ukeyd `decrypt.cms` with a key of the certID's token; the content as text (or base64). SM2 (GM/T 0010) envelopes: SOR_NOTSUPPORTYETERR until the SKF driver decrypts. */
     SOF_DecryptData(certId: CertID, envelope: string): Promise<string>;
     /** Clause 7, SOF_GenRandom: `len` bytes from crypto.getRandomValues, base64 (ukeyd has no random method). */
     SOF_GenRandom(len: number): Promise<string>;

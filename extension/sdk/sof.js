@@ -752,6 +752,19 @@ function rsaPkcs1Encrypt(c, msg) {
 // IssuerAndSerialNumber of a certificate.
 const issuerAndSerial = (c) => seq(c.issuerDer, c.serialDer);
 
+/*
+ * A GM/T 0010 SignedData (PKCS#7 content types, SM3 1.2.156.10197.1.401, SM2-with-SM3
+ * 1.2.156.10197.1.501) without signed attributes and without content: the SM2 signature sig
+ * (DER SEQUENCE { r, s }) over the data itself, by the certificate c, for verify.cms to check
+ * with the data given as detached content.
+ */
+function sm2SignedData(c, sig) {
+    const sm3 = seq(oidDer('1.2.156.10197.1.401'));
+    const signerInfo = seq(int(1), issuerAndSerial(c), sm3, seq(oidDer('1.2.156.10197.1.501')), octets(sig));
+    const sd = seq(int(1), der(0x31, sm3), seq(oidDer(OID.data)), der(0xa0, c.der), der(0x31, signerInfo));
+    return seq(oidDer('1.2.840.113549.1.7.2'), der(0xa0, sd));
+}
+
 /**
  * A CMS EnvelopedData (RFC 5652) of data for the certificate's key, content AES-256-CBC:
  * RSA — KeyTransRecipientInfo, PKCS#1 v1.5; EC P-256/P-384 — KeyAgreeRecipientInfo, ephemeral-
@@ -803,7 +816,9 @@ export const certId = (token, key) => `${token}/${key}`;
 /** certID → {token, key}, or null when it is not one. */
 export function splitCertId(id) {
     if (typeof id !== 'string') return null;
-    const i = id.lastIndexOf('/');
+    // At the first '/': token ids never hold one (docs/architecture.md), SKF key ids do
+    // ("skf:SKF-A/sm2/sign").
+    const i = id.indexOf('/');
     if (i <= 0 || i === id.length - 1) return null;
     return { token: id.slice(0, i), key: id.slice(i + 1) };
 }
@@ -838,7 +853,9 @@ function cnOf(e) {
 
 /* ---------- the module ---------- */
 
-const SIGN_HASH = { [SGD_SIGN.SHA256_RSA]: 'SHA-256' };
+// The hash of each supported sign method. SM3_SM2 is GM/T 0003 SM2 with SM3 and the GM/T 0009
+// default ID 1234567812345678 (ukeyd `sign` algorithm SM2-SM3; `sign.cms` hash SM3, GM/T 0010).
+const SIGN_HASH = { [SGD_SIGN.SHA256_RSA]: 'SHA-256', [SGD_SIGN.SM3_SM2]: 'SM3' };
 
 /**
  * The SOF functions on one connection to ukeyd. options: ukey (a connected Ukey; else connect()
@@ -853,6 +870,9 @@ export function createSof(options = {}) {
     let ukey = o.ukey || null;
     let connecting = null;
     let signMethod = SGD_SIGN.SHA256_RSA;
+    // Until SOF_SetSignMethod is called, the key's kind chooses: SM3_SM2 for an SM2 certificate
+    // (as vendor controls do), SHA256_RSA for the others.
+    let signMethodSet = false;
     let lastError = SOR.OK;
     // PINs that ukeyd accepted from this page (an origin whose policy has pin_from_page), by
     // certID, so that the calls after SOF_Login do not ask again, as with vendor controls.
@@ -929,8 +949,22 @@ export function createSof(options = {}) {
         }
     }
 
+    // The sign method for a key of this kind (keyAlgorithm 'RSA', 'EC', 'SM2'): SM2 signs with
+    // SM3_SM2 only, and SM3_SM2 needs an SM2 key (SOR_ALGTYPEERR otherwise).
+    function methodFor(keyAlgorithm) {
+        const sm2 = keyAlgorithm === 'SM2';
+        if (!signMethodSet) return sm2 ? SGD_SIGN.SM3_SM2 : signMethod;
+        if (sm2 !== (signMethod === SGD_SIGN.SM3_SM2)) {
+            throw fail('NOT_SUPPORTED', SOR.ALGTYPEERR,
+                sm2 ? `an SM2 certificate signs with SGD_SM3_SM2, not 0x${signMethod.toString(16)}` : 'SGD_SM3_SM2 needs an SM2 certificate', lang());
+        }
+        return signMethod;
+    }
+
     function signAlgorithm(entry) {
-        const hash = SIGN_HASH[signMethod];
+        const method = methodFor(entry.key_algorithm);
+        if (method === SGD_SIGN.SM3_SM2) return 'SM2-SM3';
+        const hash = SIGN_HASH[method];
         if (!hash) throw fail('NOT_SUPPORTED', SOR.NOTSUPPORTYETERR, `sign method 0x${signMethod.toString(16)} is not supported by ukeyd yet`, lang());
         const h = hash.replace('-', '');
         if (entry.key_algorithm === 'RSA') return `RSA-PKCS1-${h}`;
@@ -963,6 +997,7 @@ export function createSof(options = {}) {
             if (!Object.values(SGD_SIGN).includes(method)) throw fail('INVALID_PARAMS', SOR.ALGTYPEERR, `unknown sign method ${method}`, lang());
             if (!SIGN_HASH[method]) throw fail('NOT_SUPPORTED', SOR.NOTSUPPORTYETERR, `sign method 0x${method.toString(16)} is not supported by ukeyd yet`, lang());
             signMethod = method;
+            signMethodSet = true;
             return true;
         }),
 
@@ -1067,8 +1102,23 @@ export function createSof(options = {}) {
 
         SOF_VerifySignedData: api(async (cert, data, signature) => {
             const c = parseCertificate(cert);
-            const hash = SIGN_HASH[signMethod];
-            const ok = await verifyWithCert(c, hash, bytesOf(data, 'InData'), fromBase64(b64In(signature, 'SignValue')));
+            const method = methodFor(c.keyAlgorithm);
+            const bytes = bytesOf(data, 'InData');
+            const sig = fromBase64(b64In(signature, 'SignValue'));
+            if (method === SGD_SIGN.SM3_SM2) {
+                // WebCrypto has no SM2: ukeyd checks it, as a SignedData without signed attributes
+                // (the signature over the data itself) around the certificate.
+                try {
+                    await (await conn()).call('verify.cms', { cms: toBase64(sm2SignedData(c, sig)), content: toBase64(bytes) });
+                } catch (e) {
+                    if (e instanceof UkeyError && (e.reason === 'SIGNATURE_INVALID' || e.reason === 'INVALID_PARAMS')) {
+                        throw fail('SIGNATURE_INVALID', SOR.VERIFYSIGNDATAERR, null, lang());
+                    }
+                    throw e;
+                }
+                return true;
+            }
+            const ok = await verifyWithCert(c, SIGN_HASH[method], bytes, sig);
             if (!ok) throw fail('SIGNATURE_INVALID', SOR.VERIFYSIGNDATAERR, null, lang());
             return true;
         }),
@@ -1078,9 +1128,10 @@ export function createSof(options = {}) {
             if (flag !== 0 && flag !== 1) throw fail('INVALID_PARAMS', SOR.INDATAERR, 'dwFlag must be 0 (attached) or 1 (detached)', lang());
             const { ref, entry } = await userCert(id);
             signAlgorithm(entry); // the same refusals as SOF_SignData, before any dialog
+            const hash = SIGN_HASH[methodFor(entry.key_algorithm)]; // SM2: SM3 (GM/T 0010)
             const bytes = bytesOf(data, 'InData');
             const r = await withPin(id, undefined, async (p) => {
-                const params = { token: ref.token, key: ref.key, data: toBase64(bytes), hash: SIGN_HASH[signMethod], detached: flag === 1 };
+                const params = { token: ref.token, key: ref.key, data: toBase64(bytes), hash, detached: flag === 1 };
                 if (p) params.pin = p;
                 return (await conn()).call('sign.cms', params, { timeoutMs: 0 });
             });

@@ -24,12 +24,10 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
-const { Ukeyd, BIN, ROOT, run, tempDir, freePort, orphanKilled } = require('../daemon/lib/ukeyd');
+const { Ukeyd, BIN, ROOT, run, tempDir, freePort, orphanKilled, instrumented } = require('../daemon/lib/ukeyd');
 const { Rig, rigUnavailable, PIN } = require('../daemon/lib/rig');
 const { browserMissing, trustDaemonCa, launchPersistent, screenshot } = require('./lib/browser');
 
-// Whether the binary carries a sanitizer runtime (clang links ASan statically).
-const instrumented = (bin) => fs.readFileSync(bin).includes('__asan_init');
 const PLAIN_UKEYD = process.env.UKEYD_PLAIN_BIN || path.join(ROOT, 'build/dev/daemon/main/ukeyd');
 const FAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1', '/usr/lib/faketime/libfaketimeMT.so.1'].find((p) => fs.existsSync(p));
 const ARTIFACTS = process.env.UK_ARTIFACT_DIR || path.join(os.tmpdir(), 'ukeyd-journey');

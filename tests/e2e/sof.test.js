@@ -260,7 +260,14 @@ test('GM/T 0020 SOF functions in Chromium on the virtual PIV card', { skip: miss
         }
         assert.equal(await ok(page, 'SOF_SetSignMethod', 0x00010004), true);
         assert.equal(await ok(page, 'SOF_GetSignMethod'), 0x00010004);
-        assert.equal((await err(page, 'SOF_SetSignMethod', 0x00020201)).sor, SOR.NOTSUPPORTYETERR, 'SM3/SM2: not on PIV');
+        // SM3/SM2 is a method now (SM2 keys: tests/e2e/sof_sm2.test.js); with the PIV RSA key it is
+        // SOR_ALGTYPEERR at signing, before any dialog.
+        assert.equal(await ok(page, 'SOF_SetSignMethod', 0x00020201), true);
+        const before = d.pinentryLog().length;
+        assert.equal((await err(page, 'SOF_SignData', id9a, 'x')).sor, SOR.ALGTYPEERR, 'SM3/SM2 with an RSA key');
+        assert.equal(d.pinentryLog().length, before, 'no dialog');
+        assert.equal(await ok(page, 'SOF_SetSignMethod', 0x00010004), true);
+        assert.equal((await err(page, 'SOF_SetSignMethod', 0x00010002)).sor, SOR.NOTSUPPORTYETERR, 'SHA-1: not in ukeyd');
         assert.equal((await err(page, 'SOF_SetSignMethod', 7)).sor, SOR.ALGTYPEERR);
     });
 

@@ -3,7 +3,7 @@
  * verify.cms and decrypt.cms. The first byte picks what is done with the rest:
  *   0  uk_x509_cms_verify on the DER, attached content
  *   1  the same, detached: the second byte n, then the DER, then n bytes of content
- *   2  uk_x509_cms_envelope_open for two recipients (RSA-2048 and P-256, fuzz_cms_keys.h), then
+ *   2  uk_x509_cms_envelope_open for three recipients (RSA-2048, P-256, SM2; fuzz_cms_keys.h), then
  *      uk_x509_cms_envelope_finish with a card answer made of input bytes (a card that lies)
  *   3  the same, with the answer the card would give (the recipient's private key here does the
  *      card's part), so that the unpadding, KDF, unwrap and content decryption see real keys
@@ -11,9 +11,12 @@
  * Invariants: a success returns what the header promises (lengths within the input's, a card
  * input of the size the key needs); nothing leaks (LeakSanitizer in the fuzz preset).
  * Seed corpus: tests/fuzz/corpus/cms/: `openssl cms -sign` (RSA attached, P-256 detached and
- * without attributes) and `openssl cms -encrypt` to these recipients (RSA, EC, both, by key id,
- * RSA-OAEP), each after its mode byte. Run: build/fuzz/tests/fuzz/fuzz_cms -max_len=4096
- * tests/fuzz/corpus/cms/
+ * without attributes), GM/T 0010 SM2 SignedData built by hand and signed by `openssl pkeyutl
+ * -rawin -digest sm3` with the default ID (sig_sm2_*: attached, detached, and without signed
+ * attributes with the sm2-1 signature OID; OpenSSL 3.0's CMS cannot make them), and `openssl cms
+ * -encrypt` to these recipients (RSA, EC, both, by key id, RSA-OAEP), and GM/T 0010 envelopes to
+ * the SM2 one (env_sm2_*: sm2-3 key transport, SM4-CBC; built by hand), each after its mode byte.
+ * Run: build/fuzz/tests/fuzz/fuzz_cms -max_len=4096 tests/fuzz/corpus/cms/
  */
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
@@ -29,18 +32,20 @@
 
 enum { MODE_VERIFY, MODE_VERIFY_DETACHED, MODE_OPEN_LYING_CARD, MODE_OPEN_TRUE_CARD, MODES };
 
-static uk_cert_info *certs[2];
-static EVP_PKEY *keys[2];
+static uk_cert_info *certs[3];
+static EVP_PKEY *keys[3];
 
 static void setup(void)
 {
     if (certs[0] != NULL)
         return;
-    const unsigned char *k0 = fuzz_cms_rsa_key, *k1 = fuzz_cms_ec_key;
+    const unsigned char *k0 = fuzz_cms_rsa_key, *k1 = fuzz_cms_ec_key, *k2 = fuzz_cms_sm2_key;
     if (uk_x509_parse(fuzz_cms_rsa_cert, fuzz_cms_rsa_cert_len, &certs[0]) != UK_OK ||
         uk_x509_parse(fuzz_cms_ec_cert, fuzz_cms_ec_cert_len, &certs[1]) != UK_OK ||
+        uk_x509_parse(fuzz_cms_sm2_cert, fuzz_cms_sm2_cert_len, &certs[2]) != UK_OK ||
         (keys[0] = d2i_AutoPrivateKey(NULL, &k0, (long)fuzz_cms_rsa_key_len)) == NULL ||
-        (keys[1] = d2i_AutoPrivateKey(NULL, &k1, (long)fuzz_cms_ec_key_len)) == NULL)
+        (keys[1] = d2i_AutoPrivateKey(NULL, &k1, (long)fuzz_cms_ec_key_len)) == NULL ||
+        (keys[2] = d2i_AutoPrivateKey(NULL, &k2, (long)fuzz_cms_sm2_key_len)) == NULL)
         abort();
 }
 
@@ -73,6 +78,9 @@ static size_t card_answer(size_t which, uk_x509_unwrap how, const uint8_t *in, s
         ok = EVP_PKEY_decrypt_init(ctx) == 1 &&
              EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) == 1 &&
              EVP_PKEY_decrypt(ctx, out, &n, in, in_len) == 1;
+    } else if (how == UK_X509_UNWRAP_SM2) {
+        /* The card's SM2 decryption: fails (C3 check) unless the SM2Cipher is genuine. */
+        ok = EVP_PKEY_decrypt_init(ctx) == 1 && EVP_PKEY_decrypt(ctx, out, &n, in, in_len) == 1;
     } else {
         /* The peer point on the recipient's curve, as the card would take it. */
         EVP_PKEY *tmpl = keys[which];
@@ -93,17 +101,19 @@ static void open_envelope(const uint8_t *der, size_t len, bool true_card)
     size_t which = 99, card_in_len = 0;
     uk_x509_unwrap how = 0;
     const uint8_t *card_in = NULL;
-    const uk_cert_info *const recips[2] = {certs[0], certs[1]};
-    if (uk_x509_cms_envelope_open(der, len, recips, 2, &e, &which, &how, &card_in, &card_in_len) !=
+    const uk_cert_info *const recips[3] = {certs[0], certs[1], certs[2]};
+    if (uk_x509_cms_envelope_open(der, len, recips, 3, &e, &which, &how, &card_in, &card_in_len) !=
         UK_OK)
         return;
-    if (e == NULL || which > 1 || card_in == NULL || card_in_len == 0 ||
-        (how != UK_X509_UNWRAP_RSA && how != UK_X509_UNWRAP_ECDH) ||
+    /* SM2: a DER SM2Cipher of a content key (at most 32 bytes): well under 160 bytes. */
+    if (e == NULL || which > 2 || card_in == NULL || card_in_len == 0 ||
+        (how != UK_X509_UNWRAP_RSA && how != UK_X509_UNWRAP_ECDH && how != UK_X509_UNWRAP_SM2) ||
         (how == UK_X509_UNWRAP_RSA && (which != 0 || card_in_len != 256)) ||
-        (how == UK_X509_UNWRAP_ECDH && (which != 1 || card_in_len != 65)))
+        (how == UK_X509_UNWRAP_ECDH && (which != 1 || card_in_len != 65)) ||
+        (how == UK_X509_UNWRAP_SM2 && (which != 2 || card_in_len > 160 || card_in[0] != 0x30)))
         abort();
     uint8_t out[512];
-    size_t out_len = how == UK_X509_UNWRAP_RSA ? 256 : 32;
+    size_t out_len = how == UK_X509_UNWRAP_RSA ? 256 : how == UK_X509_UNWRAP_SM2 ? 16 : 32;
     if (true_card) {
         out_len = card_answer(which, how, card_in, card_in_len, out, sizeof(out));
     } else {

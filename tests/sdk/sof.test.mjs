@@ -256,6 +256,7 @@ test('user list format, certIDs, and the reason → SOR table', () => {
     assert.equal(formatUserList([]), '');
     assert.deepEqual(parseUserList(''), []);
     assert.deepEqual(splitCertId(certId('piv:1', '9c')), { token: 'piv:1', key: '9c' });
+    assert.deepEqual(splitCertId(certId('skf:SKF-A', 'sm2/sign')), { token: 'skf:SKF-A', key: 'sm2/sign' }, 'an SKF key id holds a /');
     for (const bad of ['', 'piv:1', '/9a', 'piv:1/', 7]) assert.equal(splitCertId(bad), null, String(bad));
 
     // Every reason in the table is one the SDK knows; every reason maps to a defined SOR code.
@@ -369,10 +370,16 @@ test('SOF functions on a fake daemon: user list, export, device info, PIN paths,
     await sof.SOF_SignData('piv:1/9a', 'x');
     assert.equal(calls[0][1].pin, '123456');
 
-    // Sign methods: SHA-256 works, SM3/SHA-1 are not in ukeyd (said at once), unknown codes refused.
+    // Sign methods: SHA-256 and SM3 with SM2 work (SM3_SM2 with 9a's RSA certificate is
+    // SOR_ALGTYPEERR, before anything is sent); SHA-1 is not in ukeyd (said at once), unknown codes
+    // refused.
+    assert.equal(await sof.SOF_SetSignMethod(SGD_SIGN.SM3_SM2), true);
+    assert.equal(await sof.SOF_GetSignMethod(), SGD_SIGN.SM3_SM2);
+    calls.length = 0;
+    assert.equal((await rejection(sof.SOF_SignData('piv:1/9a', 'x'))).sor, SOR.ALGTYPEERR);
+    assert.equal(calls.length, 0, 'nothing sent');
     assert.equal(await sof.SOF_SetSignMethod(SGD_SIGN.SHA256_RSA), true);
     assert.equal(await sof.SOF_GetSignMethod(), SGD_SIGN.SHA256_RSA);
-    assert.equal((await rejection(sof.SOF_SetSignMethod(SGD_SIGN.SM3_SM2))).sor, SOR.NOTSUPPORTYETERR);
     assert.equal((await rejection(sof.SOF_SetSignMethod(SGD_SIGN.SHA1_RSA))).sor, SOR.NOTSUPPORTYETERR);
     assert.equal((await rejection(sof.SOF_SetSignMethod(42))).sor, SOR.ALGTYPEERR);
 

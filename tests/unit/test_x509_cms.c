@@ -20,7 +20,9 @@
 #include <cmocka.h>
 
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 
 #include "test_x509_helpers.h"
 #include "uk_err.h"
@@ -181,9 +183,205 @@ static void test_cms_signature_of_another_key_is_refused(void **state)
     assert_null(der);
 }
 
-static void test_cms_sm2_and_sm3_are_not_supported_yet(void **state)
+/* The TLV at *p (before end): its tag byte, where its value starts and its length; *p moves past
+ * it. A test's own walk, independent of the code under test. */
+static const uint8_t *tlv_next(const uint8_t **p, const uint8_t *end, uint8_t *tag, size_t *len)
+{
+    assert_true(*p + 2 <= end);
+    const uint8_t *q = *p;
+    *tag = *q++;
+    size_t l = *q++;
+    if (l & 0x80) {
+        size_t nb = l & 0x7f;
+        assert_true(nb >= 1 && nb <= 3 && q + nb <= end);
+        l = 0;
+        while (nb-- > 0)
+            l = l << 8 | *q++;
+    }
+    assert_true(q + l <= end);
+    *len = l;
+    *p = q + l;
+    return q;
+}
+
+/* The signed attributes (with their [0] tag, start and total length) and the signature value of
+ * the one SignerInfo of a DER SignedData. */
+static void signer_parts(const uint8_t *der, size_t der_len, const uint8_t **attrs,
+                         size_t *attrs_len, const uint8_t **sig, size_t *sig_len)
+{
+    const uint8_t *p = der, *end = der + der_len, *v;
+    uint8_t tag;
+    size_t len;
+    v = tlv_next(&p, end, &tag, &len); /* ContentInfo */
+    assert_int_equal(tag, 0x30);
+    p = v;
+    end = v + len;
+    (void)tlv_next(&p, end, &tag, &len); /* contentType */
+    v = tlv_next(&p, end, &tag, &len);   /* [0] */
+    assert_int_equal(tag, 0xa0);
+    p = v;
+    v = tlv_next(&p, v + len, &tag, &len); /* SignedData */
+    assert_int_equal(tag, 0x30);
+    p = v;
+    end = v + len;
+    do /* version, digestAlgorithms, encapContentInfo, [0] certificates, [1] crls */
+        v = tlv_next(&p, end, &tag, &len);
+    while (tag != 0x31 || p != end);
+    p = v;                                 /* signerInfos */
+    v = tlv_next(&p, v + len, &tag, &len); /* SignerInfo */
+    assert_int_equal(tag, 0x30);
+    p = v;
+    end = v + len;
+    (void)tlv_next(&p, end, &tag, &len); /* version */
+    (void)tlv_next(&p, end, &tag, &len); /* sid */
+    (void)tlv_next(&p, end, &tag, &len); /* digestAlgorithm */
+    *attrs = p;
+    (void)tlv_next(&p, end, &tag, &len); /* [0] signedAttrs */
+    assert_int_equal(tag, 0xa0);
+    *attrs_len = (size_t)(p - *attrs);
+    (void)tlv_next(&p, end, &tag, &len); /* signatureAlgorithm */
+    *sig = tlv_next(&p, end, &tag, &len);
+    assert_int_equal(tag, 0x04);
+    *sig_len = len;
+}
+
+/* Independently of ukeyd's verification: the SM2 signature over the DER of the signed attributes
+ * (tag SET OF) by `openssl pkeyutl -rawin -digest sm3` with the GM/T 0009 ID (and not without
+ * it), the OIDs of GM/T 0010 as `openssl cms -print` names them, and SM3(content) as the message
+ * digest attribute. */
+static void sm2_independent_checks(const uk_cert_info *cert, const uint8_t *der, size_t der_len,
+                                   const uint8_t *data, size_t n)
+{
+    if (!tx_have_openssl_cli())
+        return;
+    char dir[128], out[2048];
+    char p_cms[256], p_attrs[256], p_sig[256], p_cert[256], p_pub[256], p_data[256];
+    tx_tmpdir_make(dir, sizeof(dir));
+    snprintf(p_cms, sizeof(p_cms), "%s/sig.der", dir);
+    snprintf(p_attrs, sizeof(p_attrs), "%s/attrs.der", dir);
+    snprintf(p_sig, sizeof(p_sig), "%s/sig.bin", dir);
+    snprintf(p_cert, sizeof(p_cert), "%s/cert.der", dir);
+    snprintf(p_pub, sizeof(p_pub), "%s/pub.pem", dir);
+    snprintf(p_data, sizeof(p_data), "%s/data", dir);
+    const uint8_t *attrs, *sig;
+    size_t attrs_len, sig_len;
+    signer_parts(der, der_len, &attrs, &attrs_len, &sig, &sig_len);
+    uint8_t *set = malloc(attrs_len);
+    assert_non_null(set);
+    memcpy(set, attrs, attrs_len);
+    set[0] = 0x31; /* RFC 5652 5.4: the signature covers the explicit SET OF */
+    tx_write_file(p_cms, der, der_len);
+    tx_write_file(p_attrs, set, attrs_len);
+    tx_write_file(p_sig, sig, sig_len);
+    tx_write_file(p_cert, cert->der, cert->der_len);
+    tx_write_file(p_data, data, n);
+    free(set);
+    assert_int_equal(tx_run(out, sizeof(out),
+                            "openssl x509 -inform DER -in %s -noout -pubkey > %s 2>&1", p_cert,
+                            p_pub),
+                     0);
+#define PKEYUTL_VERIFY                                                                             \
+    "openssl pkeyutl -verify -pubin -inkey %s -rawin -digest sm3 %s -in %s -sigfile %s 2>&1"
+    char cmd[1024];
+    snprintf(cmd, sizeof(cmd), PKEYUTL_VERIFY, p_pub, "-pkeyopt distid:1234567812345678", p_attrs,
+             p_sig);
+    assert_int_equal(tx_run(out, sizeof(out), "%s", cmd), 0);
+    assert_non_null(strstr(out, "Signature Verified Successfully"));
+    snprintf(cmd, sizeof(cmd), PKEYUTL_VERIFY, p_pub, "", p_attrs, p_sig);
+    assert_int_not_equal(tx_run(out, sizeof(out), "%s", cmd), 0);
+    /* The SignerInfo's SM3 digest and SM2-with-SM3 signature algorithms (and SM3 in the
+     * SignedData's digestAlgorithms), the three attributes, the PKCS#7 content types. */
+    assert_int_equal(tx_run(out, sizeof(out),
+                            "openssl cms -cmsout -print -inform DER -in %s | grep -A1 "
+                            "-e 'digestAlgorithms:' -e 'digestAlgorithm:' "
+                            "-e 'signatureAlgorithm:' | grep -c "
+                            "-e 'algorithm: sm3 (1.2.156.10197.1.401)' "
+                            "-e 'algorithm: SM2-with-SM3 (1.2.156.10197.1.501)'",
+                            p_cms),
+                     0);
+    assert_string_equal(out, "3");
+    assert_int_equal(tx_run(out, sizeof(out),
+                            "openssl cms -cmsout -print -inform DER -in %s | grep -c "
+                            "-e 'object: contentType' -e 'object: signingTime' "
+                            "-e 'object: messageDigest' -e 'contentType: pkcs7-signedData' "
+                            "-e 'eContentType: pkcs7-data'",
+                            p_cms),
+                     0);
+    assert_string_equal(out, "5");
+    /* The messageDigest attribute is SM3 of the content. */
+    assert_int_equal(tx_run(out, sizeof(out), "openssl dgst -sm3 -r %s | cut -c1-64", p_data), 0);
+    out[64] = '\0';
+    for (char *c = out; *c; c++)
+        *c = (char)(*c >= 'a' ? *c - 'a' + 'A' : *c);
+    char printed[4096];
+    assert_int_equal(tx_run(printed, sizeof(printed),
+                            "openssl asn1parse -inform DER -in %s | grep -A2 ':messageDigest' | "
+                            "grep -o 'HEX DUMP.*'",
+                            p_cms),
+                     0);
+    assert_non_null(strstr(printed, out));
+    tx_tmpdir_remove(dir);
+}
+
+static void test_cms_sm2_sm3_gmt0010_attached_and_detached_verify(void **state)
 {
     (void)state;
+    uint8_t data[700];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 13 + 1);
+    for (int detached = 0; detached <= 1; detached++) {
+        uk_cert_info *cert = NULL;
+        uint8_t *der = NULL;
+        size_t der_len = 0;
+        assert_int_equal(make_cms(keys.sm2, keys.sm2, UK_X509_DIGEST_SM3, detached, data,
+                                  sizeof(data), &cert, &der, &der_len),
+                         UK_OK);
+        uk_x509_cms_verified *v = NULL;
+        assert_int_equal(uk_x509_cms_verify(der, der_len, detached ? data : NULL,
+                                            detached ? sizeof(data) : 0, &v),
+                         UK_OK);
+        assert_int_equal(v->detached, detached);
+        assert_int_equal(v->content_len, sizeof(data));
+        assert_memory_equal(v->content, data, sizeof(data));
+        assert_int_equal(v->signer_der_len, cert->der_len);
+        assert_memory_equal(v->signer_der, cert->der, cert->der_len);
+        assert_true(v->has_signing_time);
+        assert_int_equal(v->signing_time, TX_NOT_BEFORE + 86400);
+        uk_x509_cms_verified_free(v);
+        v = NULL;
+        sm2_independent_checks(cert, der, der_len, data, sizeof(data));
+        if (detached) {
+            data[5] ^= 1; /* other content: the SM3 message digest no longer matches */
+            assert_int_equal(uk_x509_cms_verify(der, der_len, data, sizeof(data), &v),
+                             UK_E_SIGNATURE_INVALID);
+            data[5] ^= 1;
+        }
+        /* One bit of the signature (the last bytes of the DER) flipped. */
+        der[der_len - 3] ^= 1;
+        assert_int_equal(uk_x509_cms_verify(der, der_len, detached ? data : NULL,
+                                            detached ? sizeof(data) : 0, &v),
+                         UK_E_SIGNATURE_INVALID);
+        assert_null(v);
+        free(der);
+        uk_cert_info_free(cert);
+    }
+}
+
+static void test_cms_sm2_wrong_key_or_digest_is_refused(void **state)
+{
+    (void)state;
+    const uint8_t data[] = "hello";
+    uint8_t *der = NULL;
+    size_t der_len = 0;
+    EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "SM2");
+    assert_non_null(other);
+    /* The card signed with another SM2 key. */
+    assert_int_equal(
+        make_cms(keys.sm2, other, UK_X509_DIGEST_SM3, false, data, 5, NULL, &der, &der_len),
+        UK_E_SIGNATURE_INVALID);
+    assert_null(der);
+    EVP_PKEY_free(other);
+    /* GM/T 0010: SM2 goes with SM3 only, and SM3 with SM2 only. */
     tx_spec s = {.key = keys.sm2, .subject = subject};
     uk_cert_info *cert = tx_cert_info(&s);
     uk_x509_cms_sign_req req = {.signer = cert, .digest = UK_X509_DIGEST_SHA256, .data = NULL};
@@ -192,12 +390,17 @@ static void test_cms_sm2_and_sm3_are_not_supported_yet(void **state)
     uint8_t tbs[UK_X509_DIGEST_MAX];
     size_t tbs_len = sizeof(tbs);
     assert_int_equal(uk_x509_cms_sign_begin(&req, &st, &alg, tbs, &tbs_len), UK_E_NOT_SUPPORTED);
+    req.digest = UK_X509_DIGEST_SM3;
+    assert_int_equal(uk_x509_cms_sign_begin(&req, &st, &alg, tbs, &tbs_len), UK_OK);
+    assert_int_equal(alg, UK_X509_SIG_SM2_SM3);
+    assert_int_equal(tbs_len, 32);
+    uk_x509_cms_sign_free(st);
+    st = NULL;
     uk_cert_info_free(cert);
-    s.key = keys.rsa;
+    s.key = keys.p256;
     cert = tx_cert_info(&s);
     req.signer = cert;
-    req.digest = UK_X509_DIGEST_SM3;
-    assert_int_equal(uk_x509_cms_sign_begin(&req, &st, &alg, tbs, &tbs_len), UK_E_INVALID_PARAMS);
+    assert_int_equal(uk_x509_cms_sign_begin(&req, &st, &alg, tbs, &tbs_len), UK_E_NOT_SUPPORTED);
     assert_null(st);
     uk_cert_info_free(cert);
 }
@@ -236,6 +439,212 @@ static void test_cms_verify_refuses_garbage_and_missing_content(void **state)
     assert_int_equal(uk_x509_cms_verify(der, der_len, NULL, 0, &v), UK_E_SIGNATURE_INVALID);
     assert_null(v);
     free(der);
+}
+
+/* ---- GM/T 0010 EnvelopedData with SM2 key transport, built here (OpenSSL 3.0's CMS cannot) ----
+ */
+
+typedef struct dbuf {
+    uint8_t *p;
+    size_t n;
+} dbuf;
+
+static dbuf dcopy(const uint8_t *p, size_t n)
+{
+    dbuf b = {malloc(n > 0 ? n : 1), n};
+    assert_non_null(b.p);
+    if (n > 0)
+        memcpy(b.p, p, n);
+    return b;
+}
+
+/* tag, a DER length, then the count parts (each freed). */
+static dbuf dtlv(uint8_t tag, int count, ...)
+{
+    va_list ap;
+    dbuf parts[8];
+    size_t body = 0;
+    assert_true(count >= 0 && count <= 8);
+    va_start(ap, count);
+    for (int i = 0; i < count; i++) {
+        parts[i] = va_arg(ap, dbuf);
+        body += parts[i].n;
+    }
+    va_end(ap);
+    assert_true(body <= 0xFFFF);
+    uint8_t hdr[4] = {tag};
+    size_t h = 1;
+    if (body < 0x80) {
+        hdr[h++] = (uint8_t)body;
+    } else if (body < 0x100) {
+        hdr[h++] = 0x81;
+        hdr[h++] = (uint8_t)body;
+    } else {
+        hdr[h++] = 0x82;
+        hdr[h++] = (uint8_t)(body >> 8);
+        hdr[h++] = (uint8_t)body;
+    }
+    dbuf out = {malloc(h + body), h + body};
+    assert_non_null(out.p);
+    memcpy(out.p, hdr, h);
+    size_t off = h;
+    for (int i = 0; i < count; i++) {
+        memcpy(out.p + off, parts[i].p, parts[i].n);
+        off += parts[i].n;
+        free(parts[i].p);
+    }
+    return out;
+}
+
+static dbuf doid(const char *text)
+{
+    ASN1_OBJECT *o = OBJ_txt2obj(text, 1);
+    assert_non_null(o);
+    unsigned char *p = NULL;
+    int n = i2d_ASN1_OBJECT(o, &p);
+    assert_true(n > 0);
+    dbuf b = dcopy(p, (size_t)n);
+    OPENSSL_free(p);
+    ASN1_OBJECT_free(o);
+    return b;
+}
+
+/* IssuerAndSerialNumber of a DER certificate. */
+static dbuf dissuer_serial(const uk_cert_info *c)
+{
+    const unsigned char *q = c->der;
+    X509 *x = d2i_X509(NULL, &q, (long)c->der_len);
+    assert_non_null(x);
+    unsigned char *name = NULL, *serial = NULL;
+    int nn = i2d_X509_NAME(X509_get_issuer_name(x), &name);
+    int sn = i2d_ASN1_INTEGER(X509_get0_serialNumber(x), &serial);
+    assert_true(nn > 0 && sn > 0);
+    dbuf b = dtlv(0x30, 2, dcopy(name, (size_t)nn), dcopy(serial, (size_t)sn));
+    OPENSSL_free(name);
+    OPENSSL_free(serial);
+    X509_free(x);
+    return b;
+}
+
+/* EnvelopedData of data for cert: KeyTransRecipientInfo with key_alg (OID text), the SM4 key
+ * encrypted with SM2 to to_key (a GM/T 0009 SM2Cipher, OpenSSL's EVP_PKEY_encrypt), content
+ * SM4-CBC (1.2.156.10197.1.104.2) with the IV as parameter. garbled: the SM2Cipher's outer
+ * SEQUENCE tag made a SET, so that the encrypted key is not an SM2Cipher. */
+static dbuf sm2_envelope(const uk_cert_info *cert, EVP_PKEY *to_key, const char *key_alg,
+                         const uint8_t *data, size_t n, bool garbled)
+{
+    uint8_t cek[16], iv[16], wrapped[256], enc[256];
+    size_t wrapped_len = sizeof(wrapped);
+    int l1 = 0, l2 = 0;
+    assert_true(n + 16 <= sizeof(enc));
+    for (size_t i = 0; i < 16; i++) {
+        cek[i] = (uint8_t)(0xA0 + i);
+        iv[i] = (uint8_t)(0x10 * i + 1);
+    }
+    EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(to_key, NULL);
+    assert_non_null(pc);
+    assert_int_equal(EVP_PKEY_encrypt_init(pc), 1);
+    assert_int_equal(EVP_PKEY_encrypt(pc, wrapped, &wrapped_len, cek, sizeof(cek)), 1);
+    EVP_PKEY_CTX_free(pc);
+    assert_int_equal(wrapped[0], 0x30);
+    if (garbled)
+        wrapped[0] = 0x31;
+    EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
+    assert_non_null(cc);
+    assert_int_equal(EVP_EncryptInit_ex(cc, EVP_sm4_cbc(), NULL, cek, iv), 1);
+    assert_int_equal(EVP_EncryptUpdate(cc, enc, &l1, data, (int)n), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(cc, enc + l1, &l2), 1);
+    EVP_CIPHER_CTX_free(cc);
+    const uint8_t zero = 0;
+    dbuf ktri = dtlv(0x30, 4, dtlv(0x02, 1, dcopy(&zero, 1)), dissuer_serial(cert),
+                     dtlv(0x30, 1, doid(key_alg)), dtlv(0x04, 1, dcopy(wrapped, wrapped_len)));
+    dbuf eci = dtlv(0x30, 3, doid("1.2.840.113549.1.7.1"),
+                    dtlv(0x30, 2, doid("1.2.156.10197.1.104.2"), dtlv(0x04, 1, dcopy(iv, 16))),
+                    dtlv(0x80, 1, dcopy(enc, (size_t)(l1 + l2))));
+    dbuf env = dtlv(0x30, 3, dtlv(0x02, 1, dcopy(&zero, 1)), dtlv(0x31, 1, ktri), eci);
+    return dtlv(0x30, 2, doid("1.2.840.113549.1.7.3"), dtlv(0xa0, 1, env));
+}
+
+static void test_cms_envelope_sm2_key_transport_sm4_cbc(void **state)
+{
+    (void)state;
+    tx_spec s_sm2 = {.key = keys.sm2, .subject = subject, .serial_hex = "1d"};
+    tx_spec s_rsa = {.key = keys.rsa, .subject = subject, .serial_hex = "1e"};
+    uk_cert_info *sm2 = tx_cert_info(&s_sm2), *rsa = tx_cert_info(&s_rsa);
+    const uk_cert_info *mine[] = {rsa, sm2};
+    const uint8_t data[] = "GM/T 0010 数字信封的内容，多于一个分组";
+    EVP_PKEY *other = EVP_PKEY_Q_keygen(NULL, NULL, "SM2");
+    assert_non_null(other);
+    const char *algs[] = {"1.2.156.10197.1.301.3", "1.2.156.10197.1.301"};
+    for (size_t a = 0; a < 2; a++) {
+        dbuf der = sm2_envelope(sm2, keys.sm2, algs[a], data, sizeof(data), false);
+        uk_x509_cms_envelope *e = NULL;
+        size_t which = 99, in_len = 0;
+        const uint8_t *in = NULL;
+        uk_x509_unwrap how = 0;
+        assert_int_equal(
+            uk_x509_cms_envelope_open(der.p, der.n, mine, 2, &e, &which, &how, &in, &in_len),
+            UK_OK);
+        assert_int_equal(which, 1);
+        assert_int_equal(how, UK_X509_UNWRAP_SM2);
+        /* The card's part: SM2 decryption of the SM2Cipher gives the SM4 key. */
+        uint8_t cek[64];
+        size_t cek_len = sizeof(cek);
+        EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(keys.sm2, NULL);
+        assert_non_null(pc);
+        assert_int_equal(EVP_PKEY_decrypt_init(pc), 1);
+        assert_int_equal(EVP_PKEY_decrypt(pc, cek, &cek_len, in, in_len), 1);
+        EVP_PKEY_CTX_free(pc);
+        assert_int_equal(cek_len, 16);
+        uint8_t *content = NULL;
+        size_t content_len = 0;
+        /* A key of another length, then another key: DECRYPT_FAILED; then the card's. */
+        assert_int_equal(uk_x509_cms_envelope_finish(e, cek, 15, &content, &content_len),
+                         UK_E_DECRYPT_FAILED);
+        cek[0] ^= 1;
+        int rc = uk_x509_cms_envelope_finish(e, cek, cek_len, &content, &content_len);
+        if (rc == UK_OK) { /* a wrong key that happens to end in valid padding: other bytes */
+            assert_false(content_len == sizeof(data) && memcmp(content, data, content_len) == 0);
+            free(content);
+            content = NULL;
+        } else {
+            assert_int_equal(rc, UK_E_DECRYPT_FAILED);
+        }
+        cek[0] ^= 1;
+        assert_int_equal(uk_x509_cms_envelope_finish(e, cek, cek_len, &content, &content_len),
+                         UK_OK);
+        assert_int_equal(content_len, sizeof(data));
+        assert_memory_equal(content, data, sizeof(data));
+        free(content);
+        uk_x509_cms_envelope_free(e);
+        free(der.p);
+    }
+    /* For the SM2 certificate, opened with the RSA one only: not for this key. A recipient that
+     * names the SM2 certificate with rsaEncryption: NOT_SUPPORTED. An encrypted key that is not an
+     * SM2Cipher: DECRYPT_FAILED, before the card is asked. */
+    uk_x509_cms_envelope *e = NULL;
+    size_t which = 0, in_len = 0;
+    const uint8_t *in = NULL;
+    uk_x509_unwrap how = 0;
+    dbuf der = sm2_envelope(sm2, other, "1.2.156.10197.1.301.3", data, sizeof(data), false);
+    const uk_cert_info *only_rsa[] = {rsa};
+    assert_int_equal(
+        uk_x509_cms_envelope_open(der.p, der.n, only_rsa, 1, &e, &which, &how, &in, &in_len),
+        UK_E_DECRYPT_FAILED);
+    free(der.p);
+    der = sm2_envelope(sm2, keys.sm2, "1.2.840.113549.1.1.1", data, sizeof(data), false);
+    assert_int_equal(
+        uk_x509_cms_envelope_open(der.p, der.n, mine, 2, &e, &which, &how, &in, &in_len),
+        UK_E_NOT_SUPPORTED);
+    free(der.p);
+    der = sm2_envelope(sm2, keys.sm2, "1.2.156.10197.1.301.3", data, sizeof(data), true);
+    assert_int_equal(
+        uk_x509_cms_envelope_open(der.p, der.n, mine, 2, &e, &which, &how, &in, &in_len),
+        UK_E_DECRYPT_FAILED);
+    free(der.p);
+    EVP_PKEY_free(other);
+    uk_cert_info_free(sm2);
+    uk_cert_info_free(rsa);
 }
 
 /* `openssl cms -encrypt` of data to the certificates (DER files) in paths; the envelope's DER. */
@@ -367,9 +776,11 @@ int main(void)
         cmocka_unit_test(test_cms_rsa_attached_and_detached_verify),
         cmocka_unit_test(test_cms_ecdsa_p256_and_p384_verify),
         cmocka_unit_test(test_cms_signature_of_another_key_is_refused),
-        cmocka_unit_test(test_cms_sm2_and_sm3_are_not_supported_yet),
+        cmocka_unit_test(test_cms_sm2_sm3_gmt0010_attached_and_detached_verify),
+        cmocka_unit_test(test_cms_sm2_wrong_key_or_digest_is_refused),
         cmocka_unit_test(test_cms_verify_refuses_garbage_and_missing_content),
         cmocka_unit_test(test_cms_envelope_recipients_and_ciphers),
+        cmocka_unit_test(test_cms_envelope_sm2_key_transport_sm4_cbc),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -34,6 +34,12 @@ const GDB = ['/usr/bin/gdb', '/bin/gdb'].find((p) => fs.existsSync(p));
 const SANITIZER = /ERROR: (Address|Leak|Memory|Thread|Undefined)Sanitizer|runtime error:|SUMMARY: \w+Sanitizer/;
 const ERROR_LINE = /^<[0-3]>/;
 
+// Whether a binary carries the ASan runtime (clang links it statically): such runs are several
+// times slower, and some tools (libfaketime) do not mix with it.
+function instrumented(bin = BIN.ukeyd) {
+    return fs.readFileSync(bin).includes('__asan_init');
+}
+
 /* ---------- temp dirs and ports ---------- */
 
 // A short temp dir (socket paths must fit in 108 bytes), removed when the test ends.
@@ -662,6 +668,7 @@ function processGone(pid) {
 
 module.exports = {
     BIN,
+    instrumented,
     ROOT,
     Ukeyd,
     UnixClient,
