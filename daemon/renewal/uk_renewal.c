@@ -1434,9 +1434,11 @@ static int recover_one(op *o, const uk_driver *d, void *st, uk_card *card, uk_re
                            UK_OK
                        ? activate(o, d, st, card, rec)
                        : UK_E_IO;
+        /* NOT_SUPPORTED: a token that cannot empty a certificate object (SKF) keeps what the
+         * interrupted write left in the staging location; the next commit overwrites it. */
         if (d->delete_cert != NULL) {
             rc = d->delete_cert(st, card, rec->staged_slot);
-            if (rc != UK_OK)
+            if (rc != UK_OK && rc != UK_E_NOT_SUPPORTED)
                 return rc;
         }
         return journal_to(o->r->journal, rec, UK_RENEWAL_PREPARED, "commit_rolled_back");

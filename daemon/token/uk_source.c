@@ -77,17 +77,28 @@ static void scan_thread(void *arg)
     uk_source_scanner *s = arg;
     int rc = s->ops.load(s->ops.ctx);
     unsigned wait_ms = s->rescan_ms;
+    bool failed_once = false;
     do {
         uk_source_snapshot *snap = calloc(1, sizeof(*snap));
         if (snap == NULL)
             continue;
         if (rc == UK_OK) {
             int src = s->ops.scan(s->ops.ctx, snap);
+            if (src != UK_OK && !failed_once) {
+                /* One failed listing is not a pulled key: what the last scan published stands
+                 * until the next one says otherwise (a renewal's card job is not cut off by a
+                 * module's glitch in another thread). */
+                failed_once = true;
+                free(snap);
+                continue;
+            }
             if (src != UK_OK) {
-                /* The module misbehaves right now: its readers are reported gone (like
-                 * readers when pcscd leaves) and it is asked again. */
+                /* The module misbehaves still: its readers are reported gone (like readers
+                 * when pcscd leaves) and it is asked again. */
                 memset(snap, 0, sizeof(*snap));
                 snap->status = src;
+            } else {
+                failed_once = false;
             }
         } else {
             /* Unusable until the configuration is loaded again: said once, then idle. */

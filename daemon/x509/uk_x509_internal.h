@@ -34,6 +34,10 @@ int uk__x509_get1_key(const uk_cert_info *c, EVP_PKEY **out);
 /* Whether pk is an SM2 key: of type SM2, or an EC key on the SM2 curve. */
 int uk__x509_is_sm2(const EVP_PKEY *pk);
 
+/* On a certificate signed with SM2-with-SM3, the GM/T 0009 ID its signature is verified with
+ * (OpenSSL's default is empty): every X509 the module verifies gets it. NO_MEMORY. */
+int uk__x509_set_sm2_id(X509 *x);
+
 /* The OpenSSL digest of alg, or NULL for a value outside the enum. */
 const EVP_MD *uk__x509_md(uk_x509_digest_alg alg);
 

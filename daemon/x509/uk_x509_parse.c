@@ -458,19 +458,26 @@ static int sig_fill(X509 *x, uk_cert_info *c)
     if (err != UK_OK)
         return err;
 
-    if (OBJ_obj2nid(obj) == NID_SM2_with_SM3) {
-        /* OpenSSL's default SM2 ID is empty; certificates use GM/T 0009's. */
-        ASN1_OCTET_STRING *id = ASN1_OCTET_STRING_new();
-        if (id == NULL || !ASN1_OCTET_STRING_set(id, (const unsigned char *)UK__X509_SM2_ID,
-                                                 UK__X509_SM2_ID_LEN)) {
-            ASN1_OCTET_STRING_free(id);
-            return UK__X509_FAIL(UK_E_NO_MEMORY, "ASN1_OCTET_STRING_set");
-        }
-        X509_set0_distinguishing_id(x, id);
-    }
+    err = uk__x509_set_sm2_id(x);
+    if (err != UK_OK)
+        return err;
     /* 1 only when subject == issuer (and AKID/SKID agree) and the signature verifies. */
     c->self_signed = X509_self_signed(x, 1) == 1;
     ERR_clear_error(); /* a failed verification is an answer, not an error */
+    return UK_OK;
+}
+
+int uk__x509_set_sm2_id(X509 *x)
+{
+    if (X509_get_signature_nid(x) != NID_SM2_with_SM3)
+        return UK_OK;
+    ASN1_OCTET_STRING *id = ASN1_OCTET_STRING_new();
+    if (id == NULL ||
+        !ASN1_OCTET_STRING_set(id, (const unsigned char *)UK__X509_SM2_ID, UK__X509_SM2_ID_LEN)) {
+        ASN1_OCTET_STRING_free(id);
+        return UK__X509_FAIL(UK_E_NO_MEMORY, "ASN1_OCTET_STRING_set");
+    }
+    X509_set0_distinguishing_id(x, id);
     return UK_OK;
 }
 

@@ -24,8 +24,9 @@
  * UK_RENEWAL_KILL_AT=STEP: the process kills itself (SIGKILL) right after that step
  * (uk_renewal_testing.h), for the crash tests.
  * UK_P11_MODULE=PATH: the token is the first one of that PKCS#11 module (driver p11) instead of
- * the rig's PIV card; UK_RENEWAL_PIN=PIN: the PIN given to commit and abort (a PKCS#11 token
- * deletes private keys only with it: uk_renewal_needs_pin).
+ * the rig's PIV card; UK_SKF_MODULE=PATH likewise for an SKF module with 4-byte ULONG (driver
+ * skf); UK_RENEWAL_PIN=PIN: the PIN given to commit and abort (PKCS#11 and SKF tokens delete
+ * private keys only with it: uk_renewal_needs_pin).
  *
  * Card operations wait for the first token to be inserted (the rig has one card). The default
  * PIV management key is allowed (the rig's demo card). Exit 0 whenever an answer was printed.
@@ -242,7 +243,9 @@ static void start_op(const char *token_id)
 static void on_event(void *ctx, uk_token_event ev, const uk_token_summary *t)
 {
     (void)ctx;
-    const char *want = getenv("UK_P11_MODULE") != NULL ? "p11" : "piv";
+    const char *want = getenv("UK_P11_MODULE") != NULL   ? "p11"
+                       : getenv("UK_SKF_MODULE") != NULL ? "skf"
+                                                         : "piv";
     if (ev == UK_TOKEN_INSERTED && t->present && strcmp(t->driver, want) == 0) {
         if (!started && strcmp(args[2], "recover") != 0 &&
             uk_renewal_recover(ren, t->id, NULL, NULL) != UK_OK)
@@ -295,6 +298,11 @@ int main(int argc, char **argv)
     if (mod.path != NULL) {
         opt.modules = &mod;
         opt.n_modules = 1;
+    }
+    uk_tokens_skf_module skf = {.path = getenv("UK_SKF_MODULE"), .name = "skf", .ulong_bytes = 4};
+    if (skf.path != NULL) {
+        opt.skf_modules = &skf;
+        opt.n_skf_modules = 1;
     }
     const char *pin_env = getenv("UK_RENEWAL_PIN");
     if (pin_env != NULL && (drive_pin = uk_secret_new(pin_env, strlen(pin_env))) == NULL)
