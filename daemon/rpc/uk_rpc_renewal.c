@@ -462,7 +462,8 @@ static int dual_param(const cJSON *params, renewal_req *req, uk_jsonrpc_param_er
         free(raw);
         if (rc != UK_OK) {
             free(blob);
-            return rc;
+            /* The converter's INVALID_PARAMS is about the envelope the caller sent. */
+            return rc == UK_E_INVALID_PARAMS ? UK_E_ENVELOPE_INVALID : rc;
         }
         raw = blob;
         raw_len = blob_len;

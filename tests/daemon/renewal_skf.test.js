@@ -8,8 +8,8 @@
 //   - repair of an expired certificate (made in the past with faketime), dual certificates;
 //   - extend with dual certificates: the SM2/SM3 request (verified by openssl with the GM/T 0009
 //     ID) is for a key in a NEW container; refused commits change nothing (an envelope that does
-//     not open, an encryption certificate for another key, half of the pair, an RSA "encryption"
-//     certificate); the commit imports the wrapped pair, writes both certificates and retires
+//     not open, another symmetric algorithm than SM4, an encryption certificate for another key,
+//     half of the pair, an RSA "encryption" certificate); the commit imports the wrapped pair, writes both certificates and retires
 //     the old container; the role sm2/sign then signs with the new key (openssl verifies);
 //   - a second renewal of the same role with the blob form of the envelope (the first renewed
 //     container is retired in turn), then an aborted one (its container goes);
@@ -178,6 +178,14 @@ test('skf renewal: extend with dual certificates (both envelope forms), refusals
     const oldSpki = new crypto.X509Certificate(first.der).publicKey.export({ type: 'spki', format: 'der' });
     const wrongRecipient = await kmc.envelope(oldSpki, got.key);
     refusals.push([{ encryption_certificate: got.encryption, enveloped_key: wrongRecipient.asn1.toString('base64') }, 'ENVELOPE_INVALID']);
+    // Another symmetric algorithm than SM4: in the blob (SGD_SM1_ECB) and in the ASN.1 form (SM1).
+    const sm1Blob = Buffer.from(got.blob);
+    sm1Blob.writeUInt32LE(0x00000101, 4);
+    refusals.push([{ encryption_certificate: got.encryption, enveloped_key: sm1Blob.toString('base64') }, 'ENVELOPE_INVALID']);
+    const sm1 = await new TestKmc({ dir, ca: null, sm4Oid: '1.2.156.10197.1.102' }).init().envelope(Buffer.from(prep.public_key, 'base64'), got.key);
+    refusals.push([{ encryption_certificate: got.encryption, enveloped_key: sm1.asn1.toString('base64') }, 'ENVELOPE_INVALID']);
+    // DER that is not an SM2EnvelopedKey.
+    refusals.push([{ encryption_certificate: got.encryption, enveloped_key: Buffer.from('3003020101', 'hex').toString('base64') }, 'ENVELOPE_INVALID']);
     // The corrupted private key still decrypts to 32 bytes, but not to the certificate's key.
     refusals.push([{ encryption_certificate: got.encryption, enveloped_key: corrupt.toString('base64') }, null]);
     for (const [extra, want] of refusals) {
