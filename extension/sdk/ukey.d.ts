@@ -112,7 +112,8 @@ export interface Certificate {
 export type SignAlgorithm =
     | 'RSA-PKCS1-SHA256' | 'RSA-PKCS1-SHA384' | 'RSA-PKCS1-SHA512'
     | 'RSA-PSS-SHA256' | 'RSA-PSS-SHA384' | 'RSA-PSS-SHA512'
-    | 'ECDSA-SHA256' | 'ECDSA-SHA384' | 'ECDSA-SHA512';
+    | 'ECDSA-SHA256' | 'ECDSA-SHA384' | 'ECDSA-SHA512'
+    | 'SM2-SM3';
 
 export interface SignResult { signature: string; algorithm: SignAlgorithm; key: string }
 
@@ -146,8 +147,13 @@ export declare class Ukey {
     certs(params: { token: string; der?: boolean }): Promise<Certificate[]>;
     sign(params: { token: string; key: string; algorithm: SignAlgorithm; data?: Bytes; digest?: Bytes }, opts?: CallOptions): Promise<SignResult>;
     readonly renewal: {
-        prepare(params: { token: string; slot: string; mode: 'extend' | 'repair'; algorithm?: 'rsa2048' | 'p256' | 'p384' }): Promise<RenewalRecord>;
-        commit(params: { renewal_id: string; certificate: string }): Promise<RenewalRecord>;
+        prepare(params: { token: string; slot: string; mode: 'extend' | 'repair'; algorithm?: 'rsa2048' | 'p256' | 'p384' | 'sm2' }): Promise<RenewalRecord>;
+        /** encryption_certificate and enveloped_key (SKF dual certificates) come together; pin:
+         *  PKCS#11 and SKF tokens (docs/protocol.md, renewal.commit). */
+        commit(params: {
+            renewal_id: string; certificate: string; chain?: string[]; pin?: string;
+            encryption_certificate?: string; enveloped_key?: string;
+        }): Promise<RenewalRecord>;
         status(id: string | { renewal_id: string }): Promise<RenewalRecord>;
         list(): Promise<RenewalRecord[]>;
         abort(id: string | { renewal_id: string }): Promise<RenewalRecord>;
