@@ -19,9 +19,8 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { Ukeyd, tempDir } = require('../daemon/lib/ukeyd');
 const { Rig, rigUnavailable, waitToken, KeysClient, openssl, exec, PIN } = require('../daemon/lib/rig');
-const { EXT_DIR, browserMissing, serve, trustDaemonCa, launchPersistent, screenshot } = require('./lib/browser');
+const { browserMissing, serve, trustDaemonCa, launchPersistent, screenshot, sdkPageHandler } = require('./lib/browser');
 
-const SDK_DIR = path.join(EXT_DIR, 'sdk');
 const missing = browserMissing();
 
 // The codes the test expects, written out (not imported from the module under test).
@@ -55,18 +54,7 @@ window.sofLoaded = true;
 </script></body></html>
 `;
 
-function handler(req, res) {
-    if (req.url.startsWith('/page')) {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-        res.end(PAGE);
-    } else if (req.url === '/sdk/ukey.js' || req.url === '/sdk/sof.js') {
-        res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
-        res.end(fs.readFileSync(path.join(SDK_DIR, path.basename(req.url))));
-    } else {
-        res.writeHead(404);
-        res.end();
-    }
-}
+const handler = sdkPageHandler(PAGE);
 
 const asn1Date = (iso) => iso.replace(/[-:T]/g, '').replace(/\.\d+Z$/, 'Z');
 

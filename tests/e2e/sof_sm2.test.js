@@ -19,9 +19,8 @@ const { execFileSync } = require('node:child_process');
 const { Ukeyd, tempDir } = require('../daemon/lib/ukeyd');
 const { KeysClient } = require('../daemon/lib/rig');
 const { OID, oidOf, signedParts, provisionSm2, sm2Envelope } = require('../daemon/lib/cms_der');
-const { EXT_DIR, browserMissing, serve, trustDaemonCa, launchPersistent } = require('./lib/browser');
+const { browserMissing, serve, trustDaemonCa, launchPersistent, sdkPageHandler } = require('./lib/browser');
 
-const SDK_DIR = path.join(EXT_DIR, 'sdk');
 const TOOL = process.env.UKSKF_TOOL;
 const MODULE = process.env.UKSKF_MODULE;
 const ID = '1234567812345678';
@@ -47,18 +46,7 @@ window.sofLoaded = true;
 </script></body></html>
 `;
 
-function handler(req, res) {
-    if (req.url.startsWith('/page')) {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-        res.end(PAGE);
-    } else if (req.url === '/sdk/ukey.js' || req.url === '/sdk/sof.js') {
-        res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
-        res.end(fs.readFileSync(path.join(SDK_DIR, path.basename(req.url))));
-    } else {
-        res.writeHead(404);
-        res.end();
-    }
-}
+const handler = sdkPageHandler(PAGE);
 
 const skip = browserMissing() || (MODULE && TOOL ? false : 'UKSKF_MODULE and UKSKF_TOOL are not set');
 

@@ -1026,20 +1026,22 @@ ULONG SKF_DeleteFile(HAPPLICATION hApplication, LPSTR szFileName)
     SKF_CALL(delete_file(&c_, hApplication, szFileName));
 }
 
-static ULONG enum_files(call *c, HAPPLICATION h, LPSTR list, ULONG *size)
+/* The names of an application's files (files) or containers, as a multi-string. */
+static ULONG enum_in_app(call *c, HAPPLICATION h, bool files, LPSTR list, ULONG *size)
 {
     ULONG rv = resolve(c, h, H_APP);
     if (rv != SAR_OK)
         return rv;
-    const char *names[SKF_MAX_FILES];
-    for (size_t i = 0; i < c->app->nfiles; i++)
-        names[i] = c->app->file[i].name;
-    return put_names(names, c->app->nfiles, list, size);
+    const char *names[SKF_MAX_FILES > SKF_MAX_CONTAINERS ? SKF_MAX_FILES : SKF_MAX_CONTAINERS];
+    size_t n = files ? c->app->nfiles : c->app->ncont;
+    for (size_t i = 0; i < n; i++)
+        names[i] = files ? c->app->file[i].name : c->app->cont[i].name;
+    return put_names(names, n, list, size);
 }
 
 ULONG SKF_EnumFiles(HAPPLICATION hApplication, LPSTR szFileList, ULONG *pulSize)
 {
-    SKF_CALL(enum_files(&c_, hApplication, szFileList, pulSize));
+    SKF_CALL(enum_in_app(&c_, hApplication, true, szFileList, pulSize));
 }
 
 static ULONG file_info(call *c, HAPPLICATION h, const char *name, FILEATTRIBUTE *info)
@@ -1128,20 +1130,9 @@ ULONG SKF_WriteFile(HAPPLICATION hApplication, LPSTR szFileName, ULONG ulOffset,
     SKF_CALL(write_file(&c_, hApplication, szFileName, ulOffset, pbData, ulSize));
 }
 
-static ULONG enum_container(call *c, HAPPLICATION h, LPSTR list, ULONG *size)
-{
-    ULONG rv = resolve(c, h, H_APP);
-    if (rv != SAR_OK)
-        return rv;
-    const char *names[SKF_MAX_CONTAINERS];
-    for (size_t i = 0; i < c->app->ncont; i++)
-        names[i] = c->app->cont[i].name;
-    return put_names(names, c->app->ncont, list, size);
-}
-
 ULONG SKF_EnumContainer(HAPPLICATION hApplication, LPSTR szContainerName, ULONG *pulSize)
 {
-    SKF_CALL(enum_container(&c_, hApplication, szContainerName, pulSize));
+    SKF_CALL(enum_in_app(&c_, hApplication, false, szContainerName, pulSize));
 }
 
 static ULONG create_container(call *c, HAPPLICATION h, const char *name, HCONTAINER *ph)

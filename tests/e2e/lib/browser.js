@@ -105,7 +105,25 @@ async function screenshot(page, name, { dir = ARTIFACTS, ...opts } = {}) {
     return file;
 }
 
+// An HTTP handler for serve(): the test page html at /page..., the page SDK's ukey.js and sof.js
+// under /sdk/, 404 otherwise.
+function sdkPageHandler(html) {
+    return (req, res) => {
+        if (req.url.startsWith('/page')) {
+            res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+            res.end(html);
+        } else if (req.url === '/sdk/ukey.js' || req.url === '/sdk/sof.js') {
+            res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
+            res.end(fs.readFileSync(path.join(EXT_DIR, 'sdk', path.basename(req.url))));
+        } else {
+            res.writeHead(404);
+            res.end();
+        }
+    };
+}
+
 module.exports = {
+    sdkPageHandler,
     CHROMIUM,
     CERTUTIL,
     ARTIFACTS,
