@@ -35,13 +35,11 @@ test('pkcs11 with OpenSC over the virtual PIV card: one card, listed once (PIV d
 
 const reason = (r) => (r && r.error ? r.error.data.reason : r && r.result ? 'OK' : String(r));
 
-// todo: OpenSC 0.23 initialised with CKF_OS_LOCKING_OK (as ukeyd does: its scanner and workers
-// share the module) deadlocks in itself when the card goes while C_Login runs: the worker thread
-// waits in sc_lock() for a mutex it already holds (an error path that returns without unlocking),
-// and every later call into the module (the scanner's C_GetSlotList) waits behind it. pkcs11-tool
-// does not see it: it initialises without locking. Until ukeyd serialises its calls into such a
-// module itself, this test reports the hang (with the threads' stacks) instead of passing.
-test('pkcs11 hint: OpenSC takes the card over by its ATR; the card pulled at each APDU of a signature, then it lists and signs with its certificate', { skip, todo: 'OpenSC 0.23 deadlocks with OS locking when the card is pulled during C_Login', timeout: 90000 }, async (t) => {
+// OpenSC 0.23 initialised with CKF_OS_LOCKING_OK deadlocks in itself when the card goes while
+// C_Login runs (the worker waits in sc_lock() for a mutex its own error path left held). ukeyd
+// initialises modules without OS locking and serialises its calls into each module itself
+// (uk_p11_int.h), so every pull below must end in an answer, and the card must come back.
+test('pkcs11 hint: OpenSC takes the card over by its ATR; the card pulled at each APDU of a signature, then it lists and signs with its certificate', { skip, timeout: 90000 }, async (t) => {
     const rig = await new Rig(t).up();
     const atr = (await mustExec('opensc-tool', ['-a'], { env: rig.pcscEnv })).toString().match(/^([0-9a-f]{2}(:[0-9a-f]{2})+)$/m);
     assert.ok(atr, 'opensc-tool -a prints the ATR');
@@ -78,7 +76,7 @@ test('pkcs11 hint: OpenSC takes the card over by its ATR; the card pulled at eac
         await rig.ctl(`drop-after ${n}`);
         const r = await Promise.race([sign(), new Promise((res) => setTimeout(res, 15000, null).unref())]);
         if (r === null) {
-            // OpenSC 0.23 deadlocks in itself (see the todo above): say where, and end the daemon.
+            // A hang (see above): say where, and end the daemon.
             const bt = d.stacks();
             d.kill();
             assert.fail(`drop-after ${n}: no answer to sign within 15 s; ukeyd's threads:\n${bt.split('\n').filter((l) => /^Thread|^#\d+ .*(C_|sc_|uk_p11|p11_)/.test(l)).join('\n')}`);
@@ -91,6 +89,8 @@ test('pkcs11 hint: OpenSC takes the card over by its ATR; the card pulled at eac
         }
         seen[reason(r)] = (seen[reason(r)] || 0) + 1;
         if (r.error) {
+            // OpenSC answers CKR_GENERAL_ERROR, and its slot still shows the card for a second
+            // (it caches slot state): CARD_ERROR, whose message says to re-insert the key.
             assert.ok(['CARD_REMOVED', 'CARD_ERROR'].includes(r.error.data.reason), `drop-after ${n}: ${JSON.stringify(r.error)}`);
             assert.ok(r.error.message, 'a message');
         }

@@ -10,8 +10,11 @@
  * and copies the functions ukeyd uses into its own table whose every slot
  * starts as a stub answering CKR_FUNCTION_NOT_SUPPORTED: a module that lacks a
  * function (or gives a NULL pointer) is never called through NULL. Then
- * C_Initialize with CKF_OS_LOCKING_OK (the scanner and the workers call the
- * module from several threads); CKR_CRYPTOKI_ALREADY_INITIALIZED (another
+ * C_Initialize(NULL), without CKF_OS_LOCKING_OK: the scanner and the workers
+ * use the module from several threads, and ukeyd keeps their calls apart
+ * itself, one call at a time per module (uk__p11_C_*, uk_p11_int.h), because
+ * OpenSC 0.23 with OS locking deadlocks in itself when the card goes during
+ * C_Login. CKR_CRYPTOKI_ALREADY_INITIALIZED (another
  * library in this process initialised it) is accepted, and then ukeyd does
  * not C_Finalize it either. One instance per path, shared and refcounted:
  * the last uk_p11_module_put calls C_Finalize and dlclose.
@@ -33,8 +36,9 @@
  * uk_p11_scan_start/free. Snapshots are malloc'ed and passed to the callback,
  * which owns them.
  * Threads: the loader is thread-safe (one registry lock); a module's
- * functions are called from the scanner and the workers. Callbacks run on the
- * scanner thread. uk_p11_scan_wake/cancel: any thread.
+ * functions are called from the scanner and the workers, one call at a
+ * time. Callbacks run on the scanner thread. uk_p11_scan_wake/cancel: any
+ * thread.
  * Errors: UK_E_MODULE_ERROR (the module could not be loaded or initialised:
  * logged with the path and the reason), UK_E_NO_MEMORY, UK_E_INVALID_PARAMS;
  * PKCS#11 return codes are translated by uk__p11_err (uk_p11_int.h).

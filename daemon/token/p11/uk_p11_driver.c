@@ -34,7 +34,6 @@
 
 typedef struct p11_state {
     uk_p11_module *mod; /* a reference */
-    const uk__p11_fns *f;
     CK_SLOT_ID slot;
     CK_SESSION_HANDLE sess;
     char name[UK_P11_NAME_MAX];
@@ -110,7 +109,7 @@ static int get_attr(p11_state *st, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type, u
     *val = NULL;
     *len = 0;
     CK_ATTRIBUTE a = {type, NULL, 0};
-    CK_RV rv = st->f->C_GetAttributeValue(st->sess, h, &a, 1);
+    CK_RV rv = uk__p11_C_GetAttributeValue(st->mod, st->sess, h, &a, 1);
     if (rv == CKR_ATTRIBUTE_TYPE_INVALID || rv == CKR_ATTRIBUTE_SENSITIVE ||
         a.ulValueLen == CK_UNAVAILABLE_INFORMATION)
         return UK_E_NOT_FOUND;
@@ -125,7 +124,7 @@ static int get_attr(p11_state *st, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type, u
     a.pValue = malloc(cap > 0 ? cap : 1);
     if (a.pValue == NULL)
         return UK_E_NO_MEMORY;
-    rv = st->f->C_GetAttributeValue(st->sess, h, &a, 1);
+    rv = uk__p11_C_GetAttributeValue(st->mod, st->sess, h, &a, 1);
     if (rv != CKR_OK || a.ulValueLen > cap) {
         free(a.pValue);
         if (rv == CKR_OK) {
@@ -144,7 +143,7 @@ static int get_ulong(p11_state *st, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type, 
 {
     CK_ULONG v = 0;
     CK_ATTRIBUTE a = {type, &v, sizeof(v)};
-    CK_RV rv = st->f->C_GetAttributeValue(st->sess, h, &a, 1);
+    CK_RV rv = uk__p11_C_GetAttributeValue(st->mod, st->sess, h, &a, 1);
     if (rv != CKR_OK || a.ulValueLen != sizeof(v))
         return rv == CKR_OK ? UK_E_MODULE_ERROR : P11_ERR(st, rv, "C_GetAttributeValue");
     *out = v;
@@ -155,8 +154,8 @@ static bool get_bool(p11_state *st, CK_OBJECT_HANDLE h, CK_ATTRIBUTE_TYPE type)
 {
     CK_BBOOL v = CK_FALSE;
     CK_ATTRIBUTE a = {type, &v, sizeof(v)};
-    return st->f->C_GetAttributeValue(st->sess, h, &a, 1) == CKR_OK && a.ulValueLen == sizeof(v) &&
-           v == CK_TRUE;
+    return uk__p11_C_GetAttributeValue(st->mod, st->sess, h, &a, 1) == CKR_OK &&
+           a.ulValueLen == sizeof(v) && v == CK_TRUE;
 }
 
 /* Every object matching tmpl (at most cap). */
@@ -164,13 +163,13 @@ static int find(p11_state *st, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE 
                 size_t *count)
 {
     *count = 0;
-    CK_RV rv = st->f->C_FindObjectsInit(st->sess, tmpl, n);
+    CK_RV rv = uk__p11_C_FindObjectsInit(st->mod, st->sess, tmpl, n);
     if (rv != CKR_OK)
         return P11_ERR(st, rv, "C_FindObjectsInit");
     int rc = UK_OK;
     while (*count < cap) {
         CK_ULONG got = 0, want = (CK_ULONG)(cap - *count);
-        rv = st->f->C_FindObjects(st->sess, out + *count, want, &got);
+        rv = uk__p11_C_FindObjects(st->mod, st->sess, out + *count, want, &got);
         if (rv != CKR_OK) {
             rc = P11_ERR(st, rv, "C_FindObjects");
             break;
@@ -188,7 +187,7 @@ static int find(p11_state *st, CK_ATTRIBUTE *tmpl, CK_ULONG n, CK_OBJECT_HANDLE 
     if (*count == cap)
         UK_LOG_WARN("'%s': more than %zu objects of one kind; the rest are not looked at", st->name,
                     cap);
-    (void)st->f->C_FindObjectsFinal(st->sess);
+    (void)uk__p11_C_FindObjectsFinal(st->mod, st->sess);
     return rc;
 }
 
@@ -239,7 +238,7 @@ static int find_one(p11_state *st, CK_OBJECT_CLASS cls, const char *key_id, CK_O
 static int token_info(p11_state *st, CK_TOKEN_INFO *ti)
 {
     memset(ti, 0, sizeof(*ti));
-    CK_RV rv = st->f->C_GetTokenInfo(st->slot, ti);
+    CK_RV rv = uk__p11_C_GetTokenInfo(st->mod, st->slot, ti);
     return rv == CKR_OK ? UK_OK : P11_ERR(st, rv, "C_GetTokenInfo");
 }
 
@@ -247,7 +246,8 @@ static bool mech_can(p11_state *st, CK_MECHANISM_TYPE mech, CK_FLAGS flag)
 {
     CK_MECHANISM_INFO mi;
     memset(&mi, 0, sizeof(mi));
-    return st->f->C_GetMechanismInfo(st->slot, mech, &mi) == CKR_OK && (mi.flags & flag) != 0;
+    return uk__p11_C_GetMechanismInfo(st->mod, st->slot, mech, &mi) == CKR_OK &&
+           (mi.flags & flag) != 0;
 }
 
 static void pin_forget(p11_state *st)
@@ -272,7 +272,7 @@ static void p11_close(void *state)
         return;
     pin_forget(st);
     if (st->sess != CK_INVALID_HANDLE) {
-        CK_RV rv = st->f->C_CloseSession(st->sess);
+        CK_RV rv = uk__p11_C_CloseSession(st->mod, st->sess);
         if (rv != CKR_OK)
             (void)P11_ERR(st, rv, "C_CloseSession");
     }
@@ -293,14 +293,14 @@ static int p11_open(uk_card *card, const uk_driver_options *opt, void **state,
         return UK_E_NO_MEMORY;
     uk__p11_module_ref(m);
     st->mod = m;
-    st->f = uk__p11_fns_of(m);
     st->slot = slot;
     st->sess = CK_INVALID_HANDLE;
     snprintf(st->name, sizeof(st->name), "%s", uk_card_reader(card));
     CK_SESSION_HANDLE h = CK_INVALID_HANDLE;
-    CK_RV rv = st->f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h);
+    CK_RV rv =
+        uk__p11_C_OpenSession(st->mod, slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &h);
     if (rv == CKR_TOKEN_WRITE_PROTECTED) /* still readable and usable for signing */
-        rv = st->f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &h);
+        rv = uk__p11_C_OpenSession(st->mod, slot, CKF_SERIAL_SESSION, NULL, NULL, &h);
     if (rv != CKR_OK) {
         int rc = P11_ERR(st, rv, "C_OpenSession");
         p11_close(st);
@@ -405,7 +405,7 @@ static int login(p11_state *st, CK_USER_TYPE who, const uk_secret *pin)
     if (len > sizeof(buf))
         return UK_E_PIN_INVALID;
     memcpy(buf, uk_secret_get0_data(pin), len); /* C_Login wants a non-const pointer */
-    CK_RV rv = st->f->C_Login(st->sess, who, buf, (CK_ULONG)len);
+    CK_RV rv = uk__p11_C_Login(st->mod, st->sess, who, buf, (CK_ULONG)len);
     uk_wipe(buf, sizeof(buf));
     if (rv == CKR_USER_ALREADY_LOGGED_IN)
         return UK_OK;
@@ -454,7 +454,7 @@ static void p11_logout(void *state, uk_card *card)
     (void)card;
     p11_state *st = state;
     pin_forget(st);
-    CK_RV rv = st->f->C_Logout(st->sess);
+    CK_RV rv = uk__p11_C_Logout(st->mod, st->sess);
     if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN)
         (void)P11_ERR(st, rv, "C_Logout");
 }
@@ -579,7 +579,7 @@ static int p11_sign(void *state, uk_card *card, const uk_sign_req *req, uint8_t 
             mech.ulParameterLen = sizeof(pss);
         }
     }
-    CK_RV rv = st->f->C_SignInit(st->sess, &mech, key);
+    CK_RV rv = uk__p11_C_SignInit(st->mod, st->sess, &mech, key);
     if (rv != CKR_OK)
         return P11_ERR(st, rv, "C_SignInit");
     uint8_t out[1024];
@@ -591,12 +591,12 @@ static int p11_sign(void *state, uk_card *card, const uk_sign_req *req, uint8_t 
         if (rc != UK_OK) {
             /* End the signing operation C_SignInit began (a C_Sign that fails ends it; 2.40
              * has no C_SessionCancel), so the session is usable for the next one. */
-            (void)st->f->C_Sign(st->sess, in, (CK_ULONG)in_len, out, &out_len);
+            (void)uk__p11_C_Sign(st->mod, st->sess, in, (CK_ULONG)in_len, out, &out_len);
             uk_wipe(out, sizeof(out));
             return rc;
         }
     }
-    rv = st->f->C_Sign(st->sess, in, (CK_ULONG)in_len, out, &out_len);
+    rv = uk__p11_C_Sign(st->mod, st->sess, in, (CK_ULONG)in_len, out, &out_len);
     if (rv != CKR_OK)
         return P11_ERR(st, rv, "C_Sign");
     if (out_len == 0 || out_len > sizeof(out)) {
@@ -757,15 +757,15 @@ static int p11_generate_key(void *state, uk_card *card, const char *key_id, uk_k
         {CKA_LABEL, label, sizeof(label) - 1},
     };
     CK_OBJECT_HANDLE hpub = CK_INVALID_HANDLE, hpriv = CK_INVALID_HANDLE;
-    CK_RV rv = st->f->C_GenerateKeyPair(st->sess, &mech, pub, n_pub, priv,
-                                        sizeof(priv) / sizeof(priv[0]), &hpub, &hpriv);
+    CK_RV rv = uk__p11_C_GenerateKeyPair(st->mod, st->sess, &mech, pub, n_pub, priv,
+                                         sizeof(priv) / sizeof(priv[0]), &hpub, &hpriv);
     if (rv != CKR_OK)
         return P11_ERR(st, rv, "C_GenerateKeyPair");
     rc = spki_of(st, hpub, spki, spki_len);
     if (rc != UK_OK) {
         /* A pair whose public key cannot be read is of no use: remove it. */
-        (void)st->f->C_DestroyObject(st->sess, hpriv);
-        (void)st->f->C_DestroyObject(st->sess, hpub);
+        (void)uk__p11_C_DestroyObject(st->mod, st->sess, hpriv);
+        (void)uk__p11_C_DestroyObject(st->mod, st->sess, hpub);
         return rc;
     }
     (void)card;
@@ -785,7 +785,7 @@ static int destroy_all(p11_state *st, CK_OBJECT_CLASS cls, const char *key_id,
     for (size_t i = 0; rc == UK_OK && i < n; i++) {
         if (hs[i] == keep)
             continue;
-        CK_RV rv = st->f->C_DestroyObject(st->sess, hs[i]);
+        CK_RV rv = uk__p11_C_DestroyObject(st->mod, st->sess, hs[i]);
         if (rv != CKR_OK)
             rc = P11_ERR(st, rv, "C_DestroyObject");
     }
@@ -799,7 +799,7 @@ static bool private_hidden(p11_state *st)
     CK_SESSION_INFO si;
     CK_TOKEN_INFO ti;
     memset(&si, 0, sizeof(si));
-    if (st->f->C_GetSessionInfo(st->sess, &si) != CKR_OK || token_info(st, &ti) != UK_OK)
+    if (uk__p11_C_GetSessionInfo(st->mod, st->sess, &si) != CKR_OK || token_info(st, &ti) != UK_OK)
         return true; /* cannot tell: never claim a key is absent */
     bool public_session = si.state == CKS_RO_PUBLIC_SESSION || si.state == CKS_RW_PUBLIC_SESSION;
     return public_session && (ti.flags & CKF_LOGIN_REQUIRED);
@@ -876,7 +876,7 @@ static int p11_put_cert(void *state, uk_card *card, const char *key_id, const ui
         {CKA_VALUE, value, len},
     };
     CK_OBJECT_HANDLE h = CK_INVALID_HANDLE;
-    CK_RV rv = st->f->C_CreateObject(st->sess, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &h);
+    CK_RV rv = uk__p11_C_CreateObject(st->mod, st->sess, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &h);
     free(subject);
     free(value);
     if (rv != CKR_OK)
@@ -888,7 +888,7 @@ static int p11_put_cert(void *state, uk_card *card, const char *key_id, const ui
     }
     free(back);
     if (rc != UK_OK) {
-        (void)st->f->C_DestroyObject(st->sess, h);
+        (void)uk__p11_C_DestroyObject(st->mod, st->sess, h);
         return rc;
     }
     return destroy_all(st, CKO_CERTIFICATE, key_id, h, NULL);
@@ -1033,16 +1033,18 @@ static int p11_write_record(void *state, uk_card *card, const uint8_t *blob, siz
             {CKA_LABEL, label, sizeof(label) - 1},
             {CKA_VALUE, value, len},
         };
-        CK_RV rv = st->f->C_CreateObject(st->sess, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &h);
+        CK_RV rv =
+            uk__p11_C_CreateObject(st->mod, st->sess, tmpl, sizeof(tmpl) / sizeof(tmpl[0]), &h);
         if (rv != CKR_OK)
             return P11_ERR(st, rv, "C_CreateObject");
     }
     for (size_t i = 0; i < n_old; i++) {
-        CK_RV rv = st->f->C_DestroyObject(st->sess, old[i]);
+        CK_RV rv = uk__p11_C_DestroyObject(st->mod, st->sess, old[i]);
         if (rv != CKR_OK) {
             rc = P11_ERR(st, rv, "C_DestroyObject");
             if (h != CK_INVALID_HANDLE)
-                (void)st->f->C_DestroyObject(st->sess, h); /* keep the one the reader knows */
+                (void)uk__p11_C_DestroyObject(st->mod, st->sess,
+                                              h); /* keep the one the reader knows */
             return rc;
         }
     }

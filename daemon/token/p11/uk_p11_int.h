@@ -57,8 +57,18 @@ typedef struct uk__p11_fns {
 /* Another reference on m (held by the caller). */
 void uk__p11_module_ref(uk_p11_module *m);
 
-/* The module's table (never NULL entries). Borrowed while a reference is held. */
-const uk__p11_fns *uk__p11_fns_of(const uk_p11_module *m);
+/*
+ * uk__p11_C_Sign(m, ...) and so on: every call ukeyd makes into a module goes
+ * through these, which hold the module's own lock for the call. A module is
+ * initialised without CKF_OS_LOCKING_OK (uk_p11.h says why), so ukeyd, not the
+ * module, keeps two threads out of it. The caller holds a reference on m and
+ * does not hold m's lock (the calls do not nest).
+ */
+#define UK__P11_UNPAREN(...) __VA_ARGS__
+#define UK__P11_DECL(name, params, args)                                                           \
+    CK_RV uk__p11_##name(uk_p11_module *m, UK__P11_UNPAREN params);
+UK__P11_FUNCS(UK__P11_DECL)
+#undef UK__P11_DECL
 
 /*
  * Translates rv of the PKCS#11 call named call into a uk_err and logs

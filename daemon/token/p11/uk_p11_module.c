@@ -6,7 +6,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "uk_err.h"
 #include "uk_log.h"
@@ -27,6 +26,7 @@ struct uk_p11_module {
     void *dl;
     bool finalize; /* we initialised it, so we finalise it */
     uk__p11_fns fns;
+    pthread_mutex_t call_mu; /* held for every call into the module */
 };
 
 /* One instance per path for the whole process: PKCS#11 allows one
@@ -63,10 +63,16 @@ static void fns_take(uk__p11_fns *f, const CK_FUNCTION_LIST *fl)
 #undef TAKE
 }
 
-const uk__p11_fns *uk__p11_fns_of(const uk_p11_module *m)
-{
-    return &m->fns;
-}
+#define CALL(name, params, args)                                                                   \
+    CK_RV uk__p11_##name(uk_p11_module *m, UK__P11_UNPAREN params)                                 \
+    {                                                                                              \
+        pthread_mutex_lock(&m->call_mu);                                                           \
+        CK_RV rv = m->fns.name args;                                                               \
+        pthread_mutex_unlock(&m->call_mu);                                                         \
+        return rv;                                                                                 \
+    }
+UK__P11_FUNCS(CALL)
+#undef CALL
 
 const char *uk_p11_module_name(const uk_p11_module *m)
 {
@@ -130,10 +136,11 @@ static int module_load(uk_p11_module *m)
     }
     fns_init(&m->fns);
     fns_take(&m->fns, fl);
-    CK_C_INITIALIZE_ARGS args;
-    memset(&args, 0, sizeof(args));
-    args.flags = CKF_OS_LOCKING_OK;
-    CK_RV rv = m->fns.C_Initialize(&args);
+    /* No CKF_OS_LOCKING_OK: call_mu keeps every other thread out of the
+     * module, so it need not lock at all (PKCS#11 2.40, 5.4, case 1). With OS
+     * locking, OpenSC 0.23 deadlocks in itself when the card goes during
+     * C_Login (an error path in sc_lock leaves its own mutex held). */
+    CK_RV rv = m->fns.C_Initialize(NULL);
     if (rv == CKR_CRYPTOKI_ALREADY_INITIALIZED) {
         /* Someone else in this process initialised it; they finalise it. */
         UK_LOG_INFO("PKCS#11 module %s was already initialised in this process", m->base.name);
@@ -160,6 +167,7 @@ static void module_unload(uk_source_module *base)
      * C_Initialize failed is unloaded without C_Finalize. */
     if (m->dl != NULL)
         dlclose(m->dl);
+    pthread_mutex_destroy(&m->call_mu);
     free(m);
 }
 
@@ -169,6 +177,10 @@ static uk_source_module *module_alloc(const void *arg)
     uk_p11_module *m = calloc(1, sizeof(*m));
     if (m == NULL)
         return NULL;
+    if (pthread_mutex_init(&m->call_mu, NULL) != 0) {
+        free(m);
+        return NULL;
+    }
     fns_init(&m->fns);
     return &m->base;
 }

@@ -32,7 +32,7 @@ static int p11_begin(uk_card *base)
     p11_card *c = (p11_card *)base;
     CK_SLOT_INFO info;
     memset(&info, 0, sizeof(info));
-    CK_RV rv = uk__p11_fns_of(c->mod)->C_GetSlotInfo(c->slot, &info);
+    CK_RV rv = uk__p11_C_GetSlotInfo(c->mod, c->slot, &info);
     if (rv != CKR_OK)
         return uk__p11_err(rv, "C_GetSlotInfo", c->name);
     return (info.flags & CKF_TOKEN_PRESENT) ? UK_OK : UK_E_CARD_REMOVED;
@@ -133,7 +133,7 @@ static void drain_events(uk_p11_scan *s)
         return;
     for (unsigned i = 0; i < 4u * UK_P11_SLOTS_MAX; i++) {
         CK_SLOT_ID slot = 0;
-        CK_RV rv = uk__p11_fns_of(s->mod)->C_WaitForSlotEvent(CKF_DONT_BLOCK, &slot, NULL);
+        CK_RV rv = uk__p11_C_WaitForSlotEvent(s->mod, CKF_DONT_BLOCK, &slot, NULL);
         if (rv == CKR_NO_EVENT)
             return;
         if (rv != CKR_OK) {
@@ -178,9 +178,8 @@ static bool label_matches(const uk_p11_scan *s, const CK_UTF8CHAR *label, size_t
 
 static int scan_once(uk_p11_scan *s, uk_p11_snapshot *snap)
 {
-    const uk__p11_fns *f = uk__p11_fns_of(s->mod);
     CK_ULONG n = 0;
-    CK_RV rv = f->C_GetSlotList(CK_FALSE, NULL, &n);
+    CK_RV rv = uk__p11_C_GetSlotList(s->mod, CK_FALSE, NULL, &n);
     if (rv != CKR_OK)
         return uk__p11_err(rv, "C_GetSlotList", s->name);
     if (n > SLOTS_SANE_MAX) {
@@ -189,7 +188,7 @@ static int scan_once(uk_p11_scan *s, uk_p11_snapshot *snap)
     }
     CK_SLOT_ID ids[SLOTS_SANE_MAX];
     CK_ULONG got = n;
-    rv = n > 0 ? f->C_GetSlotList(CK_FALSE, ids, &got) : CKR_OK;
+    rv = n > 0 ? uk__p11_C_GetSlotList(s->mod, CK_FALSE, ids, &got) : CKR_OK;
     if (rv == CKR_BUFFER_TOO_SMALL) /* a slot appeared between the two calls: next scan */
         got = 0;
     else if (rv != CKR_OK)
@@ -208,7 +207,7 @@ static int scan_once(uk_p11_scan *s, uk_p11_snapshot *snap)
     for (CK_ULONG i = 0; i < got; i++) {
         CK_SLOT_INFO si;
         memset(&si, 0, sizeof(si));
-        rv = f->C_GetSlotInfo(ids[i], &si);
+        rv = uk__p11_C_GetSlotInfo(s->mod, ids[i], &si);
         if (rv != CKR_OK) {
             (void)uk__p11_err(rv, "C_GetSlotInfo", s->name);
             continue; /* a slot that went away between the two calls */
@@ -224,7 +223,7 @@ static int scan_once(uk_p11_scan *s, uk_p11_snapshot *snap)
         if (st->present) {
             CK_TOKEN_INFO ti;
             memset(&ti, 0, sizeof(ti));
-            rv = f->C_GetTokenInfo(ids[i], &ti);
+            rv = uk__p11_C_GetTokenInfo(s->mod, ids[i], &ti);
             if (rv == CKR_OK) {
                 memcpy(ti_label, ti.label, sizeof(ti_label));
                 char label[33], manuf[33], model[17], serial[17];
