@@ -23,7 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
-typedef enum { H_DEV = 1, H_APP, H_CONT, H_HASH } htype;
+typedef enum { H_DEV = 1, H_APP, H_CONT, H_HASH, H_KEY } htype;
 
 /* A handle's id is its HANDLE value: ids are never reused, so a closed handle stays invalid. */
 typedef struct hnd {
@@ -39,6 +39,11 @@ typedef struct hnd {
     bool locked;
     /* hash handles */
     skfc_md *md;
+    /* session-key handles (children of a container handle): the key never leaves the module;
+     * dec is the decryption SKF_DecryptInit started (NULL: none) */
+    uint8_t key[16];
+    ULONG key_alg;
+    skfc_sm4_dec *dec;
 } hnd;
 
 /* All of these are guarded by the state lock (skf_lock_take). */
@@ -53,7 +58,7 @@ typedef struct call {
     ULONG fail_rv;
     skf_dev dev; /* loaded by resolve */
     bool loaded, dirty;
-    hnd *hdev, *happ, *hcont, *hhash;
+    hnd *hdev, *happ, *hcont, *hhash, *hkey;
     skf_app *app;
     skf_container *cont;
 } call;
@@ -194,6 +199,9 @@ static hnd *new_handle(htype type, const hnd *parent)
     h->auth_app[0] = '\0';
     h->locked = false;
     h->md = NULL;
+    memset(h->key, 0, sizeof h->key);
+    h->key_alg = 0;
+    h->dec = NULL;
     h->id = next_id++;
     h->parent = parent != NULL ? parent->id : 0;
     h->type = type;
@@ -220,7 +228,8 @@ static void free_handle(hnd *h)
         }
     }
     skfc_md_free(h->md);
-    OPENSSL_cleanse(h, sizeof *h);
+    skfc_sm4_dec_free(h->dec);
+    OPENSSL_cleanse(h, sizeof *h); /* a session key with it */
     free(h);
 }
 
@@ -238,8 +247,10 @@ static ULONG resolve(call *c, HANDLE handle, htype type)
             c->happ = p;
         else if (p->type == H_CONT)
             c->hcont = p;
-        else
+        else if (p->type == H_HASH)
             c->hhash = p;
+        else
+            c->hkey = p;
     }
     if (c->hdev == NULL)
         return SAR_INVALIDHANDLEERR;
@@ -1348,17 +1359,26 @@ static ULONG envelope_header(const ENVELOPEDKEYBLOB *env)
     return SAR_OK;
 }
 
+/* The 16-byte symmetric key an ECCCIPHERBLOB (CipherLen checked by the caller) carries, SM2-
+ * decrypted with key: SAR_INDATAERR when it does not open. */
+static ULONG cipher_blob_open(const skf_blob *key, const ECCCIPHERBLOB *cb, uint8_t sm4[16])
+{
+    uint8_t c1x[32], c1y[32];
+    if (!from64(cb->XCoordinate, c1x) || !from64(cb->YCoordinate, c1y))
+        return SAR_INDATAERR;
+    /* wrong recipient and a corrupted C1/C3/C2 look alike: C3 does not match */
+    return skfc_sm2_decrypt(key, c1x, c1y, cb->HASH, cb->Cipher, 16, sm4) == 0 ? SAR_OK
+                                                                               : SAR_INDATAERR;
+}
+
 /* Unwraps the private key of env with the container's signing key into key. */
 static ULONG envelope_open(const skf_blob *sign_key, const ENVELOPEDKEYBLOB *env, skf_blob *key)
 {
-    uint8_t c1x[32], c1y[32], px[32], py[32], sm4[16], d[64], plain[64];
-    const ECCCIPHERBLOB *cb = &env->ECCCipherBlob;
+    uint8_t px[32], py[32], sm4[16], d[64], plain[64];
     ULONG rv = SAR_INDATAERR;
-    if (!from64(cb->XCoordinate, c1x) || !from64(cb->YCoordinate, c1y) ||
-        !from64(env->PubKey.XCoordinate, px) || !from64(env->PubKey.YCoordinate, py))
+    if (!from64(env->PubKey.XCoordinate, px) || !from64(env->PubKey.YCoordinate, py))
         goto out;
-    /* wrong recipient and a corrupted C1/C3/C2 look alike: C3 does not match */
-    if (skfc_sm2_decrypt(sign_key, c1x, c1y, cb->HASH, cb->Cipher, 16, sm4) != 0)
+    if (cipher_blob_open(sign_key, &env->ECCCipherBlob, sm4) != SAR_OK)
         goto out;
     /* cbEncryptedPriKey holds the right-aligned 64-byte PrivateKey field encrypted either whole
      * (64 bytes of cipher) or as its 32 significant bytes right-aligned (upper half zero) */
@@ -1687,9 +1707,186 @@ ULONG SKF_DigestFinal(HANDLE hHash, BYTE *pHashData, ULONG *pulHashLen)
     SKF_CALL(digest_final_call(&c_, hHash, pHashData, pulHashLen));
 }
 
+/* ---- session keys (digital envelopes) ---- */
+
+static ULONG import_session_key(call *c, HCONTAINER h, ULONG alg, const BYTE *data, ULONG len,
+                                HANDLE *ph)
+{
+    ULONG rv = resolve_out(c, h, H_CONT, ph);
+    if (rv != SAR_OK)
+        return rv;
+    *ph = NULL;
+    if (data == NULL)
+        return SAR_INVALIDPARAMERR;
+    if (!user_ok(c))
+        return SAR_USER_NOT_LOGGED_IN;
+    if (alg != SGD_SM4_ECB && alg != SGD_SM4_CBC)
+        return SAR_NOTSUPPORTYETERR;
+    int kind = 0;
+    unsigned bits = 0;
+    const skf_blob *key = &c->cont->key[SKF_KEY_ENC];
+    if (key->n == 0 || skfc_key_kind(key, &kind, &bits) != 0)
+        return SAR_KEYNOTFOUNTERR;
+    if (kind != SKF_KIND_SM2)
+        return SAR_KEYUSAGEERR; /* an RSA container's envelopes are not ECCCIPHERBLOBs */
+    /* the blob is packed: any alignment reads right */
+    const ECCCIPHERBLOB *cb = (const ECCCIPHERBLOB *)data;
+    if ((size_t)len < offsetof(ECCCIPHERBLOB, Cipher) || cb->CipherLen != 16 ||
+        (size_t)len != UK_SKF_ECCCIPHERBLOB_SIZE(16))
+        return SAR_INDATALENERR; /* an SM4 key, exactly */
+    uint8_t sm4[16];
+    rv = cipher_blob_open(key, cb, sm4);
+    if (rv == SAR_OK) {
+        hnd *hk = new_handle(H_KEY, c->hcont);
+        if (hk == NULL) {
+            rv = SAR_MEMORYERR;
+        } else {
+            memcpy(hk->key, sm4, sizeof sm4);
+            hk->key_alg = alg;
+            *ph = (HANDLE)hk->id;
+        }
+    }
+    OPENSSL_cleanse(sm4, sizeof sm4);
+    return rv;
+}
+
+ULONG SKF_ImportSessionKey(HCONTAINER hContainer, ULONG ulAlgId, BYTE *pbWrapedData,
+                           ULONG ulWrapedLen, HANDLE *phKey)
+{
+    SKF_CALL(import_session_key(&c_, hContainer, ulAlgId, pbWrapedData, ulWrapedLen, phKey));
+}
+
+/* Ends the decryption of the key handle being used. */
+static void decrypt_end(call *c)
+{
+    skfc_sm4_dec_free(c->hkey->dec);
+    c->hkey->dec = NULL;
+}
+
+static ULONG decrypt_init(call *c, HANDLE h, const BLOCKCIPHERPARAM *p)
+{
+    ULONG rv = resolve(c, h, H_KEY);
+    if (rv != SAR_OK)
+        return rv;
+    bool cbc = c->hkey->key_alg == SGD_SM4_CBC;
+    /* FeedBitLen is for the feedback modes: ignored for ECB and CBC */
+    if ((cbc && p->IVLen != 16) || p->PaddingType > 1)
+        return SAR_INVALIDPARAMERR;
+    skfc_sm4_dec *d = skfc_sm4_dec_new(c->hkey->key, cbc ? p->IV : NULL, p->PaddingType == 1);
+    if (d == NULL)
+        return SAR_MEMORYERR;
+    decrypt_end(c); /* a new Init starts over */
+    c->hkey->dec = d;
+    return SAR_OK;
+}
+
+ULONG SKF_DecryptInit(HANDLE hKey, BLOCKCIPHERPARAM DecryptParam)
+{
+    SKF_CALL(decrypt_init(&c_, hKey, &DecryptParam));
+}
+
+/* resolve, then the arguments every decryption call has, and a decryption going on. */
+static ULONG decrypt_args(call *c, HANDLE h, const BYTE *in, ULONG n, const ULONG *out_len)
+{
+    ULONG rv = resolve(c, h, H_KEY);
+    if (rv != SAR_OK)
+        return rv;
+    if ((in == NULL && n > 0) || out_len == NULL)
+        return SAR_INVALIDPARAMERR;
+    if (c->hkey->dec == NULL)
+        return SAR_NOTINITIALIZEERR;
+    return n > SKF_CIPHER_MAX ? SAR_INDATALENERR : SAR_OK;
+}
+
+/* The rest of a decryption (and n more bytes of in first) run on a copy of its state into
+ * plain (at least n + 16 bytes), so that a length answer leaves the decryption as it was. */
+static ULONG decrypt_rest(const skfc_sm4_dec *dec, const BYTE *in, size_t n, uint8_t *plain,
+                          size_t *plain_len)
+{
+    skfc_sm4_dec *d = skfc_sm4_dec_dup(dec);
+    if (d == NULL)
+        return SAR_MEMORYERR;
+    size_t a = 0, b = 0;
+    int rc = skfc_sm4_dec_update(d, in, n, plain, &a);
+    if (rc == 0)
+        rc = skfc_sm4_dec_final(d, plain + a, &b);
+    skfc_sm4_dec_free(d);
+    *plain_len = a + b;
+    return rc == 0          ? SAR_OK
+           : rc == -EINVAL  ? SAR_INDATALENERR
+           : rc == -EBADMSG ? SAR_DECRYPTPADERR
+                            : SAR_FAIL;
+}
+
+/* SKF_Decrypt (in, n) and SKF_DecryptFinal (no input): the whole rest, then the decryption
+ * ends, also when the data was refused (a NULL or short buffer only asks for the length). */
+static ULONG decrypt_last(call *c, HANDLE h, const BYTE *in, ULONG n, BYTE *out, ULONG *out_len)
+{
+    ULONG rv = decrypt_args(c, h, in, n, out_len);
+    if (rv != SAR_OK)
+        return rv;
+    size_t cap = (size_t)n + 32, len = 0;
+    uint8_t *plain = malloc(cap);
+    if (plain == NULL)
+        return SAR_MEMORYERR;
+    rv = decrypt_rest(c->hkey->dec, in, n, plain, &len);
+    if (rv == SAR_OK) {
+        rv = put_bytes(plain, len, out, out_len);
+        if (rv == SAR_OK && out != NULL)
+            decrypt_end(c);
+    } else if (rv != SAR_MEMORYERR) {
+        decrypt_end(c);
+    }
+    OPENSSL_clear_free(plain, cap);
+    return rv;
+}
+
+ULONG SKF_Decrypt(HANDLE hKey, BYTE *pbEncryptedData, ULONG ulEncryptedLen, BYTE *pbData,
+                  ULONG *pulDataLen)
+{
+    SKF_CALL(decrypt_last(&c_, hKey, pbEncryptedData, ulEncryptedLen, pbData, pulDataLen));
+}
+
+static ULONG decrypt_update(call *c, HANDLE h, const BYTE *in, ULONG n, BYTE *out, ULONG *out_len)
+{
+    ULONG rv = decrypt_args(c, h, in, n, out_len);
+    if (rv != SAR_OK)
+        return rv;
+    size_t need = skfc_sm4_dec_out(c->hkey->dec, (size_t)n);
+    if (out == NULL || *out_len < need) {
+        rv = out == NULL ? SAR_OK : SAR_BUFFER_TOO_SMALL;
+        *out_len = (ULONG)need;
+        return rv;
+    }
+    size_t got = 0;
+    if (skfc_sm4_dec_update(c->hkey->dec, in, (size_t)n, out, &got) != 0) {
+        decrypt_end(c);
+        return SAR_FAIL;
+    }
+    *out_len = (ULONG)got;
+    return SAR_OK;
+}
+
+ULONG SKF_DecryptUpdate(HANDLE hKey, BYTE *pbEncryptedData, ULONG ulEncryptedLen, BYTE *pbData,
+                        ULONG *pulDataLen)
+{
+    SKF_CALL(decrypt_update(&c_, hKey, pbEncryptedData, ulEncryptedLen, pbData, pulDataLen));
+}
+
+ULONG SKF_DecryptFinal(HANDLE hKey, BYTE *pbDecryptedData, ULONG *pulDecryptedDataLen)
+{
+    SKF_CALL(decrypt_last(&c_, hKey, NULL, 0, pbDecryptedData, pulDecryptedDataLen));
+}
+
+/* Hash and session-key handles; neither needs the device. */
+static ULONG close_handle(HANDLE h)
+{
+    return find(h, H_KEY) != NULL ? close_kind(h, H_KEY) : close_kind(h, H_HASH);
+}
+
 ULONG SKF_CloseHandle(HANDLE hHandle)
 {
-    SKF_CALL(close_kind(hHandle, H_HASH));
+    SKF_CALL(close_handle(hHandle));
 }
 
 /* Frees what the module holds when it is unloaded, so a dlclose leaves no leak behind. */

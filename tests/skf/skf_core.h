@@ -194,6 +194,25 @@ int skfc_sm2_from_private(const uint8_t d[32], const uint8_t x[32], const uint8_
 /* SM4-ECB without padding, n a multiple of 16. */
 int skfc_sm4_ecb(bool encrypt, const uint8_t key[16], const uint8_t *in, size_t n, uint8_t *out)
     __attribute__((warn_unused_result));
+/* Streaming SM4 decryption (SKF_DecryptInit / Update / Final): CBC with iv (16 bytes) or ECB
+ * with iv NULL; with padding, PKCS#5 is checked and removed at the end. Update gives back whole
+ * blocks and keeps the rest (with padding the last whole block too, until the end is known);
+ * skfc_sm4_dec_out says beforehand exactly how many bytes an update of n bytes gives, so a
+ * caller can answer the length protocol without touching the state. */
+#define SKF_CIPHER_MAX (1u << 20) /* most ciphertext one call takes */
+typedef struct skfc_sm4_dec skfc_sm4_dec;
+skfc_sm4_dec *skfc_sm4_dec_new(const uint8_t key[16], const uint8_t *iv, bool padding);
+/* A copy of d in its current state (to find a result's length without consuming d). */
+skfc_sm4_dec *skfc_sm4_dec_dup(const skfc_sm4_dec *d);
+size_t skfc_sm4_dec_out(const skfc_sm4_dec *d, size_t n);
+int skfc_sm4_dec_update(skfc_sm4_dec *d, const uint8_t *in, size_t n, uint8_t *out, size_t *out_len)
+    __attribute__((warn_unused_result));
+/* The rest (at most 16 bytes; with padding at most 15): -EINVAL when a partial block is left
+ * (with padding: anything but one block), -EBADMSG when the padding is wrong. */
+int skfc_sm4_dec_final(skfc_sm4_dec *d, uint8_t out[16], size_t *out_len)
+    __attribute__((warn_unused_result));
+/* Wipes the key schedule and what is buffered; NULL-safe. */
+void skfc_sm4_dec_free(skfc_sm4_dec *d);
 /* PKCS#1 v1.5 type 1 signature of in (a DigestInfo or raw hash); sig has the modulus size. */
 int skfc_rsa_sign(const skf_blob *key, const uint8_t *in, size_t n, uint8_t *sig, size_t *sig_len)
     __attribute__((warn_unused_result));

@@ -19,6 +19,7 @@
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Every failure of OpenSSL ends here: the queue is emptied so no later call misreads it. */
@@ -447,6 +448,110 @@ int skfc_sm4_ecb(bool encrypt, const uint8_t key[16], const uint8_t *in, size_t 
         rc = 0;
     EVP_CIPHER_CTX_free(ctx); /* cleanses the key schedule */
     return rc == 0 ? 0 : ossl_fail(rc);
+}
+
+struct skfc_sm4_dec {
+    EVP_CIPHER_CTX *ctx; /* no padding: the blocks are this file's business */
+    bool padding;
+    uint8_t buf[16]; /* what came in and was not given back yet */
+    size_t buf_n;
+};
+
+skfc_sm4_dec *skfc_sm4_dec_new(const uint8_t key[16], const uint8_t *iv, bool padding)
+{
+    skfc_sm4_dec *d = calloc(1, sizeof *d);
+    if (d == NULL)
+        return NULL;
+    d->padding = padding;
+    d->ctx = EVP_CIPHER_CTX_new();
+    if (d->ctx == NULL ||
+        !EVP_DecryptInit_ex(d->ctx, iv != NULL ? EVP_sm4_cbc() : EVP_sm4_ecb(), NULL, key, iv) ||
+        !EVP_CIPHER_CTX_set_padding(d->ctx, 0)) {
+        skfc_sm4_dec_free(d);
+        ossl_fail(-EIO);
+        return NULL;
+    }
+    return d;
+}
+
+skfc_sm4_dec *skfc_sm4_dec_dup(const skfc_sm4_dec *d)
+{
+    skfc_sm4_dec *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    *c = *d;
+    c->ctx = EVP_CIPHER_CTX_new();
+    if (c->ctx == NULL || !EVP_CIPHER_CTX_copy(c->ctx, d->ctx)) {
+        skfc_sm4_dec_free(c);
+        ossl_fail(-EIO);
+        return NULL;
+    }
+    return c;
+}
+
+size_t skfc_sm4_dec_out(const skfc_sm4_dec *d, size_t n)
+{
+    size_t total = d->buf_n + n, out = total / 16 * 16;
+    /* with padding the last whole block may be the padded one: kept until the end */
+    if (d->padding && out > 0 && out == total)
+        out -= 16;
+    return out;
+}
+
+int skfc_sm4_dec_update(skfc_sm4_dec *d, const uint8_t *in, size_t n, uint8_t *out, size_t *out_len)
+{
+    if (n > SKF_CIPHER_MAX)
+        return -EINVAL;
+    size_t emit = skfc_sm4_dec_out(d, n);
+    /* the stream is buf || in: its first emit bytes are deciphered, the rest kept */
+    size_t a = d->buf_n < emit ? d->buf_n : emit, b = emit - a;
+    int l1 = 0, l2 = 0;
+    if ((a > 0 && !EVP_DecryptUpdate(d->ctx, out, &l1, d->buf, (int)a)) ||
+        (b > 0 && !EVP_DecryptUpdate(d->ctx, out + l1, &l2, in, (int)b)) ||
+        (size_t)l1 + (size_t)l2 != emit)
+        return ossl_fail(-EIO);
+    memmove(d->buf, d->buf + a, d->buf_n - a);
+    if (n > b) /* in may be NULL when n is 0 */
+        memcpy(d->buf + (d->buf_n - a), in + b, n - b);
+    d->buf_n = d->buf_n - a + n - b;
+    *out_len = emit;
+    return 0;
+}
+
+int skfc_sm4_dec_final(skfc_sm4_dec *d, uint8_t out[16], size_t *out_len)
+{
+    *out_len = 0;
+    if (!d->padding)
+        return d->buf_n == 0 ? 0 : -EINVAL;
+    if (d->buf_n != 16)
+        return -EINVAL;
+    uint8_t block[16];
+    int len = 0, rc = 0;
+    if (!EVP_DecryptUpdate(d->ctx, block, &len, d->buf, 16) || len != 16) {
+        rc = ossl_fail(-EIO);
+    } else {
+        unsigned pad = block[15];
+        for (unsigned i = 0; i < pad && pad >= 1 && pad <= 16; i++)
+            if (block[15 - i] != pad)
+                pad = 0;
+        if (pad < 1 || pad > 16) {
+            rc = -EBADMSG;
+        } else {
+            memcpy(out, block, 16 - pad);
+            *out_len = 16 - pad;
+        }
+    }
+    d->buf_n = 0;
+    OPENSSL_cleanse(block, sizeof block);
+    return rc;
+}
+
+void skfc_sm4_dec_free(skfc_sm4_dec *d)
+{
+    if (d == NULL)
+        return;
+    EVP_CIPHER_CTX_free(d->ctx); /* cleanses the key schedule */
+    OPENSSL_clear_free(d, sizeof *d);
 }
 
 int skfc_rsa_sign(const skf_blob *key, const uint8_t *in, size_t n, uint8_t *sig, size_t *sig_len)

@@ -3,8 +3,10 @@
  * readers): the soft SKF module (path in UKSKF_MODULE, its ULONG width in UK_SKF_ULONG_BYTES,
  * this file is built once per width) with devices provisioned per test by the ukskf tool
  * (UKSKF_TOOL) from keys and certificates the openssl command makes; signatures are judged by
- * OpenSSL with the GM/T 0009 ID.
+ * OpenSSL with the GM/T 0009 ID. The adapter's session_decrypt is also driven directly (below
+ * the token layer), over the soft module and over fake_skf.c.
  */
+#include <dlfcn.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,6 +31,7 @@
 #include "uk_log.h"
 #include "uk_secret.h"
 #include "uk_skf.h"
+#include "uk_skf_int.h"
 #include "uk_token.h"
 #include "uk_token_internal.h"
 #include "uk_x509.h"
@@ -825,6 +828,134 @@ static void test_skf_one_module_instance_per_path_and_width(void **state)
     uk_skf_module_put(b);
 }
 
+/* ---- the adapter's session_decrypt, straight over the module ------------------------------ */
+
+#if UK_SKF_ULONG_BYTES == 8
+#define ADAPTER uk__skf_adapter8
+#else
+#define ADAPTER uk__skf_adapter4
+#endif
+#define SM4_CBC 0x00000402u /* SGD_SM4_CBC (uk_skf_abi.h cannot share a unit with winscard.h) */
+
+static unsigned long module_calls_after(const struct fx *f, long fail_after, uint32_t sar)
+{
+    skf_lock l;
+    skf_ctl c = {.fail_after = fail_after, .fail_rv = sar};
+    assert_int_equal(skf_lock_take(f->dir, &l), 0);
+    if (fail_after >= 0)
+        assert_int_equal(skf_ctl_save(f->dir, &c), 0);
+    else
+        assert_int_equal(skf_ctl_load(f->dir, &c), 0);
+    skf_lock_drop(&l);
+    return c.calls;
+}
+
+/* A digital envelope to the container's encryption key (made by OpenSSL on the soft side),
+ * opened through the adapter in several DecryptUpdate pieces; refusals and faults close the
+ * session key all the same; a module without the functions answers, never crashes. */
+static void test_skf_adapter_session_decrypt_opens_an_envelope(void **state)
+{
+    struct fx *f = *state;
+    const uk__skf_adapter *a = &ADAPTER;
+    void *dl = dlopen(getenv("UKSKF_MODULE"), RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(dl);
+    void *tab = a->table_new(dl), *dev = NULL, *app = NULL, *cont = NULL;
+    assert_non_null(tab);
+    assert_true(a->has(tab, "SKF_ImportSessionKey"));
+    unsigned retries = 0;
+    assert_int_equal(a->connect_dev(tab, "ukey0", &dev), 0);
+    assert_int_equal(a->open_app(tab, dev, "ukeyd", &app), 0);
+    assert_int_equal(a->open_cont(tab, app, "sm2", &cont), 0);
+    uk__skf_ecc_pub pub;
+    assert_int_equal(a->export_ecc_pub(tab, cont, false, &pub), 0);
+    uk__skf_ecc_cipher w = {.c2_len = 16};
+    uint8_t key[16], iv[16];
+    enum { N = 2 * UK__SKF_DECRYPT_CHUNK + 48 }; /* three pieces, the last a short one */
+    static uint8_t msg[N], ct[N], out[N];
+    assert_int_equal(skfc_random(key, sizeof(key)), 0);
+    assert_int_equal(skfc_random(iv, sizeof(iv)), 0);
+    assert_int_equal(skfc_random(msg, sizeof(msg)), 0);
+    assert_int_equal(skfc_sm2_encrypt(pub.x, pub.y, key, 16, w.c1x, w.c1y, w.c3, w.c2), 0);
+    EVP_CIPHER_CTX *cx = EVP_CIPHER_CTX_new();
+    int l1 = 0, l2 = 0;
+    assert_non_null(cx);
+    assert_int_equal(EVP_EncryptInit_ex(cx, EVP_sm4_cbc(), NULL, key, iv), 1);
+    assert_int_equal(EVP_CIPHER_CTX_set_padding(cx, 0), 1);
+    assert_int_equal(EVP_EncryptUpdate(cx, ct, &l1, msg, N), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(cx, ct + l1, &l2), 1);
+    assert_int_equal(l1 + l2, N);
+    EVP_CIPHER_CTX_free(cx);
+
+    size_t len = sizeof(out);
+    /* the envelope needs the user PIN */
+    assert_int_equal(a->session_decrypt(tab, cont, SM4_CBC, &w, iv, ct, N, out, &len),
+                     0x0A00002Du); /* SAR_USER_NOT_LOGGED_IN */
+    assert_int_equal(len, 0);
+    assert_int_equal(a->verify_pin(tab, app, (const uint8_t *)PIN, strlen(PIN), &retries), 0);
+    len = sizeof(out);
+    assert_int_equal(a->session_decrypt(tab, cont, SM4_CBC, &w, iv, ct, N, out, &len), 0);
+    assert_int_equal(len, N);
+    assert_memory_equal(out, msg, N);
+    /* refused before the module is asked: no room, not whole blocks, no C2 */
+    len = N - 1;
+    assert_int_equal(a->session_decrypt(tab, cont, SM4_CBC, &w, iv, ct, N, out, &len),
+                     0x0A000020u); /* SAR_BUFFER_TOO_SMALL */
+    len = sizeof(out);
+    assert_int_equal(a->session_decrypt(tab, cont, SM4_CBC, &w, iv, ct, N - 8, out, &len),
+                     0x0A000010u); /* SAR_INDATALENERR */
+    w.c2_len = 0;
+    len = sizeof(out);
+    assert_int_equal(a->session_decrypt(tab, cont, SM4_CBC, &w, iv, ct, N, out, &len), 0x0A000010u);
+    w.c2_len = 16;
+    /* tampered C3: the module's SAR_INDATAERR */
+    w.c3[0] ^= 1;
+    len = sizeof(out);
+    assert_int_equal(a->session_decrypt(tab, cont, SM4_CBC, &w, iv, ct, N, out, &len), 0x0A000011u);
+    w.c3[0] ^= 1;
+    /* a fault in the first DecryptUpdate (call 3): the key handle is still closed (call 4) */
+    module_calls_after(f, 2, 0x0A000001u);
+    len = sizeof(out);
+    assert_int_equal(a->session_decrypt(tab, cont, SM4_CBC, &w, iv, ct, N, out, &len), 0x0A000001u);
+    assert_int_equal(len, 0);
+    assert_int_equal(module_calls_after(f, -1, 0), 4);
+    len = sizeof(out);
+    assert_int_equal(a->session_decrypt(tab, cont, SM4_CBC, &w, iv, ct, N, out, &len), 0);
+    assert_memory_equal(out, msg, N);
+    assert_int_equal(a->close_cont(tab, cont), 0);
+    assert_int_equal(a->close_app(tab, app), 0);
+    assert_int_equal(a->disconnect_dev(tab, dev), 0);
+    free(tab);
+    dlclose(dl);
+
+    /* a module claiming more plaintext than it had room for: garbage, the key closed anyway */
+    void *gdl = dlopen(getenv("FAKE_SKF_GARBAGE"), RTLD_NOW | RTLD_LOCAL);
+    assert_non_null(gdl);
+    void *sym = dlsym(gdl, "fake_skf_closed");
+    assert_non_null(sym);
+    unsigned (*closed)(void);
+    memcpy(&closed, &sym, sizeof(closed));
+    void *gtab = uk__skf_adapter4.table_new(gdl);
+    assert_non_null(gtab);
+    len = sizeof(out);
+    assert_int_equal(
+        uk__skf_adapter4.session_decrypt(gtab, (void *)1, SM4_CBC, &w, iv, ct, N, out, &len),
+        UK__SKF_GARBAGE);
+    assert_int_equal(len, 0);
+    assert_int_equal(closed(), 1);
+    free(gtab);
+    dlclose(gdl);
+    /* a module without the functions: an answer, no call through NULL */
+    void *none = uk__skf_adapter4.table_new(NULL);
+    assert_non_null(none);
+    assert_false(uk__skf_adapter4.has(none, "SKF_ImportSessionKey"));
+    len = sizeof(out);
+    assert_int_equal(
+        uk__skf_adapter4.session_decrypt(none, (void *)1, SM4_CBC, &w, iv, ct, N, out, &len),
+        0x0A000003u); /* SAR_NOTSUPPORTYETERR */
+    assert_int_equal(len, 0);
+    free(none);
+}
+
 int main(void)
 {
     uv_mutex_init(&log_mu);
@@ -848,6 +979,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_skf_module_garbage_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_skf_one_module_instance_per_path_and_width, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_skf_adapter_session_decrypt_opens_an_envelope, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

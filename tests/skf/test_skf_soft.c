@@ -12,6 +12,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <openssl/asn1.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -78,6 +79,11 @@
     X(SKF_DigestInit)                                                                              \
     X(SKF_Digest)                                                                                  \
     X(SKF_CloseHandle)                                                                             \
+    X(SKF_ImportSessionKey)                                                                        \
+    X(SKF_DecryptInit)                                                                             \
+    X(SKF_Decrypt)                                                                                 \
+    X(SKF_DecryptUpdate)                                                                           \
+    X(SKF_DecryptFinal)                                                                            \
     X(SKF_CreateFile)                                                                              \
     X(SKF_DeleteFile)                                                                              \
     X(SKF_EnumFiles)                                                                               \
@@ -864,6 +870,280 @@ static void test_skf_envelope_import_bad_is_refused_with_the_right_code(void **s
     envelope_free(&wrong);
 }
 
+/* ---- digital envelopes (SKF_ImportSessionKey, SKF_Decrypt*) ---- */
+
+/* Logged in, "sig" open as *c with an SM2 encryption pair the test KMC made: its key. */
+static EVP_PKEY *with_enc_key(fx *t, HCONTAINER *c)
+{
+    ECCPUBLICKEYBLOB sign_pub;
+    envelope env;
+    login(t);
+    assert_int_equal(t->f.SKF_OpenContainer(t->app, S("sig"), c), SAR_OK);
+    export_sign_pub(t, *c, &sign_pub);
+    make_envelope(&sign_pub, false, &env);
+    assert_int_equal(t->f.SKF_ImportECCKeyPair(*c, env.blob), SAR_OK);
+    EVP_PKEY *k = env.key;
+    env.key = NULL;
+    envelope_free(&env);
+    return k;
+}
+
+/* One value of a DER SEQUENCE as 32 bytes big-endian (an INTEGER) or as it is (an OCTET
+ * STRING of want bytes). */
+static void der_value(const ASN1_TYPE *v, uint8_t *out, size_t want)
+{
+    if (v->type == V_ASN1_INTEGER) {
+        BIGNUM *bn = ASN1_INTEGER_to_BN(v->value.integer, NULL);
+        assert_non_null(bn);
+        assert_int_equal(BN_bn2binpad(bn, out, (int)want), (int)want);
+        BN_free(bn);
+        return;
+    }
+    assert_int_equal(v->type, V_ASN1_OCTET_STRING);
+    assert_int_equal(ASN1_STRING_length(v->value.octet_string), (int)want);
+    memcpy(out, ASN1_STRING_get0_data(v->value.octet_string), want);
+}
+
+/* A session key SM2-encrypted by OpenSSL to `to` (a GM/T 0009 SM2Cipher: C1 x, C1 y, C3, C2),
+ * as the ECCCIPHERBLOB an SKF caller sends: blob holds UK_SKF_ECCCIPHERBLOB_SIZE(16) bytes. */
+static void seal_session_key(EVP_PKEY *to, const uint8_t key[16], ECCCIPHERBLOB *blob)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(to, NULL);
+    unsigned char der[256];
+    size_t len = sizeof der;
+    assert_non_null(ctx);
+    assert_int_equal(EVP_PKEY_encrypt_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_encrypt(ctx, der, &len, key, 16), 1);
+    EVP_PKEY_CTX_free(ctx);
+    const unsigned char *p = der;
+    ASN1_SEQUENCE_ANY *seq = d2i_ASN1_SEQUENCE_ANY(NULL, &p, (long)len);
+    assert_non_null(seq);
+    assert_int_equal(sk_ASN1_TYPE_num(seq), 4);
+    memset(blob, 0, UK_SKF_ECCCIPHERBLOB_SIZE(16));
+    der_value(sk_ASN1_TYPE_value(seq, 0), blob->XCoordinate + 32, 32);
+    der_value(sk_ASN1_TYPE_value(seq, 1), blob->YCoordinate + 32, 32);
+    der_value(sk_ASN1_TYPE_value(seq, 2), blob->HASH, 32);
+    der_value(sk_ASN1_TYPE_value(seq, 3), blob->Cipher, 16);
+    blob->CipherLen = 16;
+    sk_ASN1_TYPE_pop_free(seq, ASN1_TYPE_free);
+}
+
+/* SM4 (CBC with iv, or ECB with iv NULL) by OpenSSL; *n: plaintext length in, ciphertext out. */
+static void sm4_encrypt(const uint8_t key[16], const uint8_t *iv, bool padding, const uint8_t *in,
+                        size_t *n, uint8_t *out)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int a = 0, b = 0;
+    assert_non_null(ctx);
+    assert_int_equal(
+        EVP_EncryptInit_ex(ctx, iv != NULL ? EVP_sm4_cbc() : EVP_sm4_ecb(), NULL, key, iv), 1);
+    assert_int_equal(EVP_CIPHER_CTX_set_padding(ctx, padding ? 1 : 0), 1);
+    assert_int_equal(EVP_EncryptUpdate(ctx, out, &a, in, (int)*n), 1);
+    assert_int_equal(EVP_EncryptFinal_ex(ctx, out + a, &b), 1);
+    *n = (size_t)(a + b);
+    EVP_CIPHER_CTX_free(ctx);
+}
+
+static BLOCKCIPHERPARAM cbc_param(const uint8_t iv[16], ULONG padding)
+{
+    BLOCKCIPHERPARAM p;
+    memset(&p, 0, sizeof p);
+    memcpy(p.IV, iv, 16);
+    p.IVLen = 16;
+    p.PaddingType = padding;
+    return p;
+}
+
+static void test_skf_session_key_opens_an_openssl_envelope(void **state)
+{
+    fx *t = *state;
+    HCONTAINER c = NULL;
+    EVP_PKEY *enc = with_enc_key(t, &c);
+    uint8_t key[16], iv[16], msg[100], ct[128], out[160];
+    BYTE blob[UK_SKF_ECCCIPHERBLOB_SIZE(16)];
+    assert_int_equal(skfc_random(key, sizeof key), 0);
+    assert_int_equal(skfc_random(iv, sizeof iv), 0);
+    assert_int_equal(skfc_random(msg, sizeof msg), 0);
+    seal_session_key(enc, key, (ECCCIPHERBLOB *)blob);
+    for (ULONG pad = 0; pad < 2; pad++) {
+        size_t n = pad ? sizeof msg : 96; /* without padding: whole blocks */
+        size_t ct_len = n;
+        sm4_encrypt(key, iv, pad == 1, msg, &ct_len, ct);
+        HANDLE k = NULL;
+        assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_CBC, blob, sizeof blob, &k), SAR_OK);
+        assert_non_null(k);
+        /* single shot, with the length protocol first */
+        assert_int_equal(t->f.SKF_DecryptInit(k, cbc_param(iv, pad)), SAR_OK);
+        ULONG len = 0;
+        assert_int_equal(t->f.SKF_Decrypt(k, ct, (ULONG)ct_len, NULL, &len), SAR_OK);
+        assert_int_equal(len, n);
+        len = 5;
+        assert_int_equal(t->f.SKF_Decrypt(k, ct, (ULONG)ct_len, out, &len), SAR_BUFFER_TOO_SMALL);
+        assert_int_equal(len, n);
+        len = sizeof out;
+        assert_int_equal(t->f.SKF_Decrypt(k, ct, (ULONG)ct_len, out, &len), SAR_OK);
+        assert_int_equal(len, n);
+        assert_memory_equal(out, msg, n);
+        /* the operation ended with it */
+        assert_int_equal(t->f.SKF_DecryptFinal(k, out, &len), SAR_NOTINITIALIZEERR);
+        /* in pieces that split blocks: whole blocks come back, the rest waits */
+        assert_int_equal(t->f.SKF_DecryptInit(k, cbc_param(iv, pad)), SAR_OK);
+        size_t cuts[] = {7, 33, 16, 0, ct_len - 56}, done = 0, fed = 0;
+        for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+            len = 0;
+            assert_int_equal(t->f.SKF_DecryptUpdate(k, ct + fed, (ULONG)cuts[i], NULL, &len),
+                             SAR_OK);
+            ULONG need = len;
+            assert_true(need % 16 == 0 && need <= fed + cuts[i] - done);
+            len = sizeof out - done;
+            assert_int_equal(t->f.SKF_DecryptUpdate(k, ct + fed, (ULONG)cuts[i], out + done, &len),
+                             SAR_OK);
+            assert_int_equal(len, need);
+            fed += cuts[i];
+            done += len;
+        }
+        assert_int_equal(done, pad ? ct_len - 16 : ct_len); /* padding: the last block waits */
+        len = 0;
+        assert_int_equal(t->f.SKF_DecryptFinal(k, NULL, &len), SAR_OK);
+        assert_int_equal(len, n - done);
+        len = sizeof out - done;
+        assert_int_equal(t->f.SKF_DecryptFinal(k, out + done, &len), SAR_OK);
+        assert_int_equal(done + len, n);
+        assert_memory_equal(out, msg, n);
+        /* closed: the key is gone */
+        assert_int_equal(t->f.SKF_CloseHandle(k), SAR_OK);
+        assert_int_equal(t->f.SKF_DecryptInit(k, cbc_param(iv, pad)), SAR_INVALIDHANDLEERR);
+        assert_int_equal(t->f.SKF_Decrypt(k, ct, (ULONG)ct_len, out, &len), SAR_INVALIDHANDLEERR);
+        assert_int_equal(t->f.SKF_CloseHandle(k), SAR_INVALIDHANDLEERR);
+    }
+    /* ECB, PKCS#5 */
+    size_t ct_len = sizeof msg;
+    sm4_encrypt(key, NULL, true, msg, &ct_len, ct);
+    HANDLE k = NULL;
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_ECB, blob, sizeof blob, &k), SAR_OK);
+    BLOCKCIPHERPARAM p;
+    memset(&p, 0, sizeof p);
+    p.PaddingType = 1; /* no IV for ECB */
+    assert_int_equal(t->f.SKF_DecryptInit(k, p), SAR_OK);
+    ULONG len = sizeof out;
+    assert_int_equal(t->f.SKF_Decrypt(k, ct, (ULONG)ct_len, out, &len), SAR_OK);
+    assert_int_equal(len, sizeof msg);
+    assert_memory_equal(out, msg, sizeof msg);
+    /* a key handle dies with its container */
+    assert_int_equal(t->f.SKF_CloseContainer(c), SAR_OK);
+    assert_int_equal(t->f.SKF_DecryptInit(k, p), SAR_INVALIDHANDLEERR);
+    assert_int_equal(t->f.SKF_CloseHandle(k), SAR_INVALIDHANDLEERR);
+    EVP_PKEY_free(enc);
+}
+
+static void test_skf_session_key_refusals(void **state)
+{
+    fx *t = *state;
+    HCONTAINER c = NULL;
+    HANDLE k = NULL;
+    uint8_t key[16] = {1, 2, 3}, iv[16] = {9}, ct[48] = {0}, out[64];
+    BYTE blob[UK_SKF_ECCCIPHERBLOB_SIZE(16) + 1];
+    ECCCIPHERBLOB *cb = (ECCCIPHERBLOB *)blob;
+    const ULONG size = UK_SKF_ECCCIPHERBLOB_SIZE(16);
+    ULONG len = 0;
+
+    /* no encryption key yet */
+    login(t);
+    assert_int_equal(t->f.SKF_OpenContainer(t->app, S("sig"), &c), SAR_OK);
+    memset(blob, 0, sizeof blob);
+    cb->CipherLen = 16;
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_CBC, blob, size, &k), SAR_KEYNOTFOUNTERR);
+    assert_int_equal(t->f.SKF_CloseContainer(c), SAR_OK);
+    EVP_PKEY *enc = with_enc_key(t, &c);
+    seal_session_key(enc, key, cb);
+    /* not logged in */
+    assert_int_equal(t->f.SKF_ClearSecureState(t->app), SAR_OK);
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_CBC, blob, size, &k),
+                     SAR_USER_NOT_LOGGED_IN);
+    login(t);
+    /* algorithms the token has no cipher for */
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM1_CBC, blob, size, &k),
+                     SAR_NOTSUPPORTYETERR);
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_OFB, blob, size, &k),
+                     SAR_NOTSUPPORTYETERR);
+    /* lengths: of the blob, of the key in it */
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_CBC, blob, size - 1, &k),
+                     SAR_INDATALENERR);
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_CBC, blob, size + 1, &k),
+                     SAR_INDATALENERR);
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_CBC, blob, 100, &k), SAR_INDATALENERR);
+    cb->CipherLen = 17;
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_CBC, blob, size + 1, &k),
+                     SAR_INDATALENERR);
+    cb->CipherLen = 16;
+    /* tampered: C3, C2, C1 */
+    cb->HASH[5] ^= 1;
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_CBC, blob, size, &k), SAR_INDATAERR);
+    cb->HASH[5] ^= 1;
+    cb->Cipher[15] ^= 0x80;
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_CBC, blob, size, &k), SAR_INDATAERR);
+    cb->Cipher[15] ^= 0x80;
+    cb->XCoordinate[0] = 1; /* not right-aligned */
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_CBC, blob, size, &k), SAR_INDATAERR);
+    cb->XCoordinate[0] = 0;
+    assert_null(k);
+    /* a fault injected into the new functions like into any other */
+    set_controls(t, 0, SAR_FAIL, false, false, 0);
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_CBC, blob, size, &k), SAR_FAIL);
+    assert_int_equal(t->f.SKF_ImportSessionKey(c, SGD_SM4_CBC, blob, size, &k), SAR_OK);
+    assert_non_null(k);
+
+    /* parameters */
+    BLOCKCIPHERPARAM p = cbc_param(iv, 0);
+    p.IVLen = 8;
+    assert_int_equal(t->f.SKF_DecryptInit(k, p), SAR_INVALIDPARAMERR);
+    p = cbc_param(iv, 2);
+    assert_int_equal(t->f.SKF_DecryptInit(k, p), SAR_INVALIDPARAMERR);
+    assert_int_equal(t->f.SKF_DecryptInit(c, cbc_param(iv, 0)), SAR_INVALIDHANDLEERR);
+    /* no Init, or none any more */
+    len = sizeof out;
+    assert_int_equal(t->f.SKF_Decrypt(k, ct, 16, out, &len), SAR_NOTINITIALIZEERR);
+    assert_int_equal(t->f.SKF_DecryptUpdate(k, ct, 16, out, &len), SAR_NOTINITIALIZEERR);
+    assert_int_equal(t->f.SKF_DecryptFinal(k, out, &len), SAR_NOTINITIALIZEERR);
+    /* a partial block at the end, without padding: refused, and the decryption is over */
+    assert_int_equal(t->f.SKF_DecryptInit(k, cbc_param(iv, 0)), SAR_OK);
+    len = 8;
+    assert_int_equal(t->f.SKF_DecryptUpdate(k, ct, 20, out, &len), SAR_BUFFER_TOO_SMALL);
+    assert_int_equal(len, 16);
+    assert_int_equal(t->f.SKF_DecryptUpdate(k, ct, 20, out, &len), SAR_OK);
+    assert_int_equal(len, 16);
+    len = sizeof out;
+    assert_int_equal(t->f.SKF_DecryptFinal(k, out, &len), SAR_INDATALENERR);
+    assert_int_equal(t->f.SKF_DecryptFinal(k, out, &len), SAR_NOTINITIALIZEERR);
+    assert_int_equal(t->f.SKF_DecryptInit(k, cbc_param(iv, 0)), SAR_OK);
+    len = sizeof out;
+    assert_int_equal(t->f.SKF_Decrypt(k, ct, 40, out, &len), SAR_INDATALENERR);
+    /* with padding: what does not end in PKCS#5 */
+    uint8_t plain[32], bad[48];
+    size_t n = sizeof plain;
+    memset(plain, 0x00, sizeof plain);
+    sm4_encrypt(key, iv, false, plain, &n, bad); /* last byte 0: no valid padding */
+    assert_int_equal(t->f.SKF_DecryptInit(k, cbc_param(iv, 1)), SAR_OK);
+    len = sizeof out;
+    assert_int_equal(t->f.SKF_Decrypt(k, bad, (ULONG)n, out, &len), SAR_DECRYPTPADERR);
+    assert_int_equal(t->f.SKF_DecryptInit(k, cbc_param(iv, 1)), SAR_OK);
+    len = sizeof out;
+    assert_int_equal(t->f.SKF_Decrypt(k, bad, 0, out, &len), SAR_INDATALENERR); /* no block */
+    assert_int_equal(t->f.SKF_DecryptInit(k, cbc_param(iv, 0)), SAR_OK);
+    assert_int_equal(t->f.SKF_DecryptUpdate(k, NULL, 16, out, &len), SAR_INVALIDPARAMERR);
+    assert_int_equal(t->f.SKF_DecryptFinal(k, out, NULL), SAR_INVALIDPARAMERR);
+    /* closing a key handle does not close the container; a hash handle still closes */
+    assert_int_equal(t->f.SKF_CloseHandle(k), SAR_OK);
+    assert_int_equal(t->f.SKF_DecryptFinal(k, out, &len), SAR_INVALIDHANDLEERR);
+    assert_int_equal(t->f.SKF_CloseHandle(k), SAR_INVALIDHANDLEERR);
+    assert_int_equal(t->f.SKF_CloseHandle(c), SAR_INVALIDHANDLEERR);
+    HANDLE h = NULL;
+    assert_int_equal(t->f.SKF_DigestInit(t->dev, SGD_SM3, NULL, NULL, 0, &h), SAR_OK);
+    assert_int_equal(t->f.SKF_CloseHandle(h), SAR_OK);
+    assert_int_equal(t->f.SKF_CloseContainer(c), SAR_OK);
+    EVP_PKEY_free(enc);
+}
+
 /* ---- RSA ---- */
 
 static void test_skf_rsa_container_signs_pkcs1(void **state)
@@ -1306,6 +1586,8 @@ int main(void)
         T(test_skf_provisioned_key_matches_its_certificate),
         T(test_skf_envelope_import_good),
         T(test_skf_envelope_import_bad_is_refused_with_the_right_code),
+        T(test_skf_session_key_opens_an_openssl_envelope),
+        T(test_skf_session_key_refusals),
         T(test_skf_rsa_container_signs_pkcs1),
         T(test_skf_closed_and_foreign_handles_are_refused),
         T(test_skf_removed_device_stays_dead_until_reconnected),

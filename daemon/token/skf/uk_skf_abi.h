@@ -379,8 +379,9 @@ _Static_assert(sizeof(FILEATTRIBUTE) == 32 + 3 * UK__SKF_U, "FILEATTRIBUTE");
  * so that the exported definitions are checked against the same text the driver calls through.
  * Not declared: SKF_ImportRSAKeyPair (RSA key import; no CA in scope sends RSA envelopes) and
  * SKF_ECCDecrypt (not in the 2012 text; some vendors and later revisions add it, with differing
- * signatures, so the driver cannot rely on it), and the file, session-key and agreement
- * functions, which ukeyd does not use. */
+ * signatures, so the driver cannot rely on it), the session-key functions other than the
+ * import and decryption of a digital envelope, and the agreement functions, which ukeyd does not
+ * use. */
 #ifdef UK_SKF_DECLARE_FUNCTIONS
 #ifndef UK_SKF_EXPORT
 #define UK_SKF_EXPORT __attribute__((visibility("default")))
@@ -472,6 +473,25 @@ UK_SKF_FN(SKF_Digest,
           (HANDLE hHash, BYTE *pbData, ULONG ulDataLen, BYTE *pbHashData, ULONG *pulHashLen));
 UK_SKF_FN(SKF_DigestUpdate, (HANDLE hHash, BYTE *pbData, ULONG ulDataLen));
 UK_SKF_FN(SKF_DigestFinal, (HANDLE hHash, BYTE *pHashData, ULONG *pulHashLen));
+
+/* Digital envelopes (GM/T 0016 session keys). SKF_ImportSessionKey has the device decrypt
+ * pbWrapedData with the container's ENCRYPTION private key (for an SM2 container an
+ * ECCCIPHERBLOB, UK_SKF_ECCCIPHERBLOB_SIZE(CipherLen) bytes) and keeps the session key inside:
+ * the caller only ever holds its handle, which SKF_CloseHandle releases. DecryptParam goes BY
+ * VALUE, as the standard writes it: a pointer here would be read as the start of the structure
+ * by a conforming module. PaddingType 0 is none, 1 PKCS#5. SKF_DecryptUpdate returns whole
+ * blocks only and keeps the rest (with padding, the last block waits for SKF_DecryptFinal);
+ * the output lengths follow the length protocol above. */
+UK_SKF_FN(SKF_ImportSessionKey, (HCONTAINER hContainer, ULONG ulAlgId, BYTE *pbWrapedData,
+                                 ULONG ulWrapedLen, HANDLE *phKey));
+UK_SKF_FN(SKF_DecryptInit, (HANDLE hKey, BLOCKCIPHERPARAM DecryptParam));
+UK_SKF_FN(SKF_Decrypt, (HANDLE hKey, BYTE *pbEncryptedData, ULONG ulEncryptedLen, BYTE *pbData,
+                        ULONG *pulDataLen));
+UK_SKF_FN(SKF_DecryptUpdate, (HANDLE hKey, BYTE *pbEncryptedData, ULONG ulEncryptedLen,
+                              BYTE *pbData, ULONG *pulDataLen));
+UK_SKF_FN(SKF_DecryptFinal, (HANDLE hKey, BYTE *pbDecryptedData, ULONG *pulDecryptedDataLen));
+
+/* Closes a hash or session-key handle (the standard has one function for both). */
 UK_SKF_FN(SKF_CloseHandle, (HANDLE hHandle));
 
 #endif

@@ -46,7 +46,12 @@
     X(SKF_ImportECCKeyPair, (HCONTAINER a, PENVELOPEDKEYBLOB b))                                   \
     X(SKF_CreateFile, (HAPPLICATION a, LPSTR b, ULONG c, ULONG d, ULONG e))                        \
     X(SKF_ReadFile, (HAPPLICATION a, LPSTR b, ULONG c, ULONG d, BYTE * e, ULONG * f))              \
-    X(SKF_WriteFile, (HAPPLICATION a, LPSTR b, ULONG c, BYTE * d, ULONG e))
+    X(SKF_WriteFile, (HAPPLICATION a, LPSTR b, ULONG c, BYTE * d, ULONG e))                        \
+    X(SKF_ImportSessionKey, (HCONTAINER a, ULONG b, BYTE * c, ULONG d, HANDLE * e))                \
+    X(SKF_DecryptInit, (HANDLE a, BLOCKCIPHERPARAM b))                                             \
+    X(SKF_DecryptUpdate, (HANDLE a, BYTE * b, ULONG c, BYTE * d, ULONG * e))                       \
+    X(SKF_DecryptFinal, (HANDLE a, BYTE * b, ULONG * c))                                           \
+    X(SKF_CloseHandle, (HANDLE a))
 
 typedef struct table {
 #define FIELD(name, params) name##_fn name;
@@ -569,6 +574,100 @@ static uint32_t import_ecc_keypair(const void *tab, void *cont, const uk__skf_en
     return rv;
 }
 
+/* A length the module may be offered in one ULONG: at most what is left, never more than 4 GiB. */
+static ULONG room(uint64_t n)
+{
+    return (ULONG)(n > 0xFFFFFFFFu ? 0xFFFFFFFFu : n);
+}
+
+/* Update and Final of an initialized decryption: n bytes of in, whole, into out. Without padding
+ * the plaintext is exactly as long as the ciphertext: at any point the module may have given
+ * back at most what it was given, and in the end all of it. */
+static uint32_t decrypt_run(const table *t, HANDLE key, const uint8_t *in, size_t n, uint8_t *out)
+{
+    BYTE piece[UK__SKF_DECRYPT_CHUNK];
+    BYTE tail[16];
+    size_t fed = 0, done = 0;
+    uint32_t rv = SAR_OK;
+    while (rv == SAR_OK && fed < n) {
+        size_t k = n - fed < sizeof(piece) ? n - fed : sizeof(piece);
+        memcpy(piece, in + fed, k); /* pbEncryptedData is not const in the standard */
+        fed += k;
+        ULONG cap = room(fed - done), got = cap;
+        rv = sar(t->SKF_DecryptUpdate(key, piece, (ULONG)k, out + done, &got));
+        if (rv == SAR_OK && (uint64_t)got > cap)
+            rv = UK__SKF_GARBAGE;
+        if (rv == SAR_OK)
+            done += (size_t)got;
+    }
+    if (rv == SAR_OK) {
+        /* the module's buffer for what it kept back: at most a block without padding */
+        ULONG got = sizeof(tail);
+        rv = sar(t->SKF_DecryptFinal(key, tail, &got));
+        if (rv == SAR_OK && ((uint64_t)got > sizeof(tail) || (uint64_t)got > n - done))
+            rv = UK__SKF_GARBAGE;
+        if (rv == SAR_OK) {
+            memcpy(out + done, tail, (size_t)got);
+            done += (size_t)got;
+        }
+    }
+    if (rv == SAR_OK && done != n)
+        rv = UK__SKF_GARBAGE;
+    uk_wipe(tail, sizeof(tail));
+    uk_wipe(piece, sizeof(piece));
+    return rv;
+}
+
+static uint32_t session_decrypt(const void *tab, void *cont, uint32_t sym_alg,
+                                const uk__skf_ecc_cipher *wrapped, const uint8_t iv[16],
+                                const uint8_t *in, size_t n, uint8_t *out, size_t *out_len)
+{
+    const table *t = tab;
+    size_t cap = *out_len;
+    *out_len = 0;
+    if (wrapped->c2_len == 0 || wrapped->c2_len > sizeof(wrapped->c2) || n % 16 != 0)
+        return SAR_INDATALENERR;
+    if (cap < n)
+        return SAR_BUFFER_TOO_SMALL;
+    /* a key the module could not release would stay on the device until it is unplugged */
+    if (t->SKF_CloseHandle == stub_SKF_CloseHandle)
+        return SAR_NOTSUPPORTYETERR;
+    size_t size = UK_SKF_ECCCIPHERBLOB_SIZE(wrapped->c2_len);
+    ECCCIPHERBLOB *b = calloc(1, size < sizeof(*b) ? sizeof(*b) : size);
+    if (b == NULL)
+        return UK__SKF_NOMEM;
+    memcpy(b->XCoordinate + 32, wrapped->c1x, 32);
+    memcpy(b->YCoordinate + 32, wrapped->c1y, 32);
+    memcpy(b->HASH, wrapped->c3, 32);
+    b->CipherLen = (ULONG)wrapped->c2_len;
+    /* the cipher runs past Cipher[1], into the rest of the allocation */
+    memcpy((uint8_t *)b + offsetof(ECCCIPHERBLOB, Cipher), wrapped->c2, wrapped->c2_len);
+    HANDLE key = NULL;
+    uint32_t rv = sar(t->SKF_ImportSessionKey(cont, sym_alg, (BYTE *)b, (ULONG)size, &key));
+    uk_wipe(b, size); /* the wrapped session key: no copy stays around */
+    free(b);
+    if (rv == SAR_OK && key == NULL)
+        return UK__SKF_GARBAGE; /* nothing to close */
+    if (rv != SAR_OK)
+        return rv;
+    BLOCKCIPHERPARAM param;
+    memset(&param, 0, sizeof(param));
+    memcpy(param.IV, iv, 16);
+    param.IVLen = 16;
+    param.PaddingType = 0;
+    rv = sar(t->SKF_DecryptInit(key, param));
+    if (rv == SAR_OK)
+        rv = decrypt_run(t, key, in, n, out);
+    /* a refused close after a good decryption leaves the plaintext good: the result stands */
+    (void)t->SKF_CloseHandle(key);
+    if (rv != SAR_OK) {
+        uk_wipe(out, cap); /* no partial plaintext for a caller that was told it failed */
+        return rv;
+    }
+    *out_len = n;
+    return SAR_OK;
+}
+
 const uk__skf_adapter ADAPTER = {
     .ulong_bytes = UK_SKF_ULONG_BYTES,
     .table_new = table_new,
@@ -599,6 +698,7 @@ const uk__skf_adapter ADAPTER = {
     .gen_rsa = gen_rsa,
     .import_cert = import_cert,
     .import_ecc_keypair = import_ecc_keypair,
+    .session_decrypt = session_decrypt,
     .create_file = create_file,
     .read_file = read_file,
     .write_file = write_file,

@@ -34,6 +34,10 @@
 /* Largest name list or certificate accepted from a module. */
 #define UK__SKF_OUT_MAX 65536u
 
+/* Most ciphertext handed to one SKF_DecryptUpdate: modules' I/O buffers are small (DEVINFO's
+ * MaxBufferSize), and a bounded piece keeps every length the module answers small. */
+#define UK__SKF_DECRYPT_CHUNK 1024u
+
 typedef struct uk__skf_devinfo {
     char manufacturer[65];
     char label[33];
@@ -53,6 +57,14 @@ typedef struct uk__skf_envelope {
     uint8_t c2[64]; /* the SM2-encrypted symmetric key */
     size_t c2_len;
 } uk__skf_envelope;
+
+/* An ECCCIPHERBLOB, width-free: C1 (x, y) and C3 (the SM3 hash) as 32 bytes big-endian, C2 of
+ * c2_len bytes (at most 64). */
+typedef struct uk__skf_ecc_cipher {
+    uint8_t c1x[32], c1y[32], c3[32];
+    uint8_t c2[64];
+    size_t c2_len;
+} uk__skf_ecc_cipher;
 
 typedef struct uk__skf_adapter {
     unsigned ulong_bytes;
@@ -105,6 +117,15 @@ typedef struct uk__skf_adapter {
     uint32_t (*import_cert)(const void *tab, void *cont, bool sign, const uint8_t *der, size_t len);
     /* SKF_ImportECCKeyPair: the encryption pair of env into the container. */
     uint32_t (*import_ecc_keypair)(const void *tab, void *cont, const uk__skf_envelope *env);
+    /* A GM/T 0016 digital envelope opened on the device: SKF_ImportSessionKey of wrapped (the
+     * session key of sym_alg, e.g. SGD_SM4_CBC, SM2-encrypted to the container's encryption
+     * key), SKF_DecryptInit with iv (16 bytes, no padding), SKF_DecryptUpdate over in (n bytes,
+     * a multiple of 16) in pieces of at most UK__SKF_DECRYPT_CHUNK bytes, SKF_DecryptFinal;
+     * the plaintext into out (*out_len: capacity in, at least n; length out). The session key's
+     * handle is closed whatever happened. */
+    uint32_t (*session_decrypt)(const void *tab, void *cont, uint32_t sym_alg,
+                                const uk__skf_ecc_cipher *wrapped, const uint8_t iv[16],
+                                const uint8_t *in, size_t n, uint8_t *out, size_t *out_len);
     /* Files of an application (ukeyd's card record): a new file of size bytes with
      * SECURE_*_ACCOUNT rights, a read of at most *len bytes at offset (*len: the bytes read), a
      * write of n bytes at offset. Names of at most 32 bytes (else NAMELENERR). */
