@@ -314,6 +314,7 @@ typedef struct dec_req {
     uk_x509_unwrap how;
     const uint8_t *card_in; /* borrowed from env: what the card decrypts or agrees with */
     size_t card_in_len;
+    uk_envelope_req sm2; /* SM2: the envelope the token opens itself (in borrowed from env) */
 } dec_req;
 
 static void dec_req_free(void *arg)
@@ -326,13 +327,36 @@ static void dec_req_free(void *arg)
     free(req);
 }
 
+/* The token's part of an SM2 envelope, from the envelope (uk_x509_cms_envelope_sm2); before any
+ * dialog, so that an envelope the token cannot open asks the user nothing. */
+static int dec_sm2_prepare(dec_req *req)
+{
+    uk_x509_sm2_cipher key;
+    int err = uk_x509_cms_envelope_sm2(req->env, &key, req->sm2.iv, &req->sm2.in, &req->sm2.in_len);
+    if (err != UK_OK)
+        return err;
+    if (req->sm2.in_len > UK_TOKENS_ENVELOPE_MAX) {
+        UK_LOG_DEBUG("decrypt.cms: %zu bytes of SM4 content is more than a token decrypts",
+                     req->sm2.in_len);
+        return UK_E_LIMIT_EXCEEDED;
+    }
+    memcpy(req->sm2.c1x, key.c1x, sizeof(key.c1x));
+    memcpy(req->sm2.c1y, key.c1y, sizeof(key.c1y));
+    memcpy(req->sm2.c3, key.c3, sizeof(key.c3));
+    memcpy(req->sm2.c2, key.c2, key.c2_len);
+    req->sm2.c2_len = key.c2_len;
+    return UK_OK;
+}
+
 static void dec_done(void *arg, int err, int retries_left, const uint8_t *em, size_t em_len)
 {
     dec_req *req = arg;
     uint8_t *content = NULL;
     size_t content_len = 0;
     if (err == UK_OK)
-        err = uk_x509_cms_envelope_finish(req->env, em, em_len, &content, &content_len);
+        err = req->how == UK_X509_UNWRAP_SM2
+                  ? uk_x509_cms_envelope_unpad(req->env, em, em_len, &content, &content_len)
+                  : uk_x509_cms_envelope_finish(req->env, em, em_len, &content, &content_len);
     if (uk__rpc_guard_done(req->guard, err, retries_left))
         return; /* a wrong PIN from the dialog: asked again */
     if (err != UK_OK) {
@@ -360,10 +384,9 @@ static int dec_run(uk__rpc_guard *g, void *arg, uk_secret *pin)
     dec_req *req = arg;
     req->guard = g;
     const uk_rpc_options *opt = uk_rpc_get0_options(uk_rpc_call_rpc(req->call));
-    if (req->how != UK_X509_UNWRAP_ECDH && req->how != UK_X509_UNWRAP_RSA) {
-        uk_secret_free(pin);
-        return UK_E_NOT_SUPPORTED; /* SM2: refused in dec_certs already */
-    }
+    if (req->how == UK_X509_UNWRAP_SM2)
+        return uk_tokens_open_envelope(opt->tokens, req->token, req->key, &req->sm2, pin, dec_done,
+                                       req);
     uk_decrypt_kind kind = req->how == UK_X509_UNWRAP_ECDH ? UK_DECRYPT_ECDH : UK_DECRYPT_RSA_RAW;
     return uk_tokens_decrypt(opt->tokens, req->token, req->key, kind, req->card_in,
                              req->card_in_len, pin, dec_done, req);
@@ -389,12 +412,8 @@ static void dec_certs(void *arg, int err, const uk_token_cert *certs, size_t n)
                                         &req->card_in_len);
     if (err == UK_OK)
         snprintf(req->key, sizeof(req->key), "%s", keys[which]);
-    if (err == UK_OK && req->how == UK_X509_UNWRAP_SM2) {
-        /* A GM/T 0010 envelope for an SM2 key: no driver decrypts with SM2 yet (uk_decrypt_kind
-         * has no SM2 kind; docs/protocol.md, decrypt.cms). Refused before any dialog. */
-        UK_LOG_DEBUG("decrypt.cms: %s: SM2 decryption on the key is not available", req->token);
-        err = UK_E_NOT_SUPPORTED;
-    }
+    if (err == UK_OK && req->how == UK_X509_UNWRAP_SM2)
+        err = dec_sm2_prepare(req);
     for (size_t i = 0; infos != NULL && i < m; i++)
         uk_cert_info_free(infos[i]);
     free(infos);

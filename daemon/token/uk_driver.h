@@ -121,6 +121,22 @@ typedef enum uk_decrypt_kind {
     UK_DECRYPT_ECDH,        /* ECDH with the key: the shared secret */
 } uk_decrypt_kind;
 
+/*
+ * A GM/T 0010 digital envelope whose content the token decrypts itself (open_envelope): the
+ * content key, SM2-encrypted to the token's encryption key (GM/T 0003.4: C1 = (c1x, c1y), C3 the
+ * SM3 hash, C2 of c2_len bytes; 256-bit values big-endian), and the content, SM4-CBC with iv,
+ * whole blocks, padding still on. The token unwraps the key and keeps it (GM/T 0016
+ * SKF_ImportSessionKey): the key never reaches the host.
+ */
+typedef struct uk_envelope_req {
+    uint8_t c1x[32], c1y[32], c3[32];
+    uint8_t c2[64];
+    size_t c2_len;
+    uint8_t iv[16];
+    const uint8_t *in;
+    size_t in_len;
+} uk_envelope_req;
+
 typedef struct uk_sign_req {
     char key_id[UK_KEY_ID_MAX];
     uk_sig_scheme scheme;
@@ -280,6 +296,18 @@ typedef struct uk_driver {
      */
     int (*import_enveloped_key)(void *state, uk_card *card, const char *key_id, const uint8_t *blob,
                                 size_t len);
+
+    /*
+     * Decrypts an envelope's content on the token (optional; SKF) with the encryption key of
+     * key_id (SKF: "<c>/enc"; a signing key is KEY_NOT_FOUND: the token unwraps only with a
+     * container's encryption key), after the token layer verified the PIN in this transaction.
+     * out (cap >= req->in_len) gets the plaintext with its padding. DECRYPT_FAILED when the token
+     * refuses the wrapped key (another key's envelope, a corrupted C3) or the content;
+     * INVALID_PARAMS (not whole blocks, c2_len not a content key's). out holds a secret: the
+     * caller wipes it.
+     */
+    int (*open_envelope)(void *state, uk_card *card, const char *key_id, const uk_envelope_req *req,
+                         uint8_t *out, size_t cap, size_t *out_len);
 } uk_driver;
 
 #endif

@@ -148,4 +148,18 @@ __attribute__((warn_unused_result)) int uk_tokens_decrypt(uk_tokens *t, const ch
                                                           uk_secret *pin, uk_tokens_decrypt_fn cb,
                                                           void *arg);
 
+/* Largest envelope content uk_tokens_open_envelope takes (the token decrypts it itself). */
+#define UK_TOKENS_ENVELOPE_MAX (1024u * 1024u)
+/* Verifies the PIN (consumed as for uk_tokens_sign) and has the driver decrypt an envelope's
+ * content on the token (open_envelope, uk_driver.h) with key_id's encryption key, in one
+ * transaction; req and its content (whole 16-byte blocks, at most UK_TOKENS_ENVELOPE_MAX) are
+ * copied. cb gets the plaintext with its padding, as for uk_tokens_decrypt (a secret, wiped
+ * afterwards). INVALID_PARAMS for a req out of those bounds; NOT_SUPPORTED when the driver cannot
+ * (nothing asked of the card, no PIN try spent). */
+__attribute__((warn_unused_result)) int uk_tokens_open_envelope(uk_tokens *t, const char *token_id,
+                                                                const char *key_id,
+                                                                const uk_envelope_req *req,
+                                                                uk_secret *pin,
+                                                                uk_tokens_decrypt_fn cb, void *arg);
+
 #endif

@@ -173,35 +173,44 @@ int uk_tokens_verify_pin(uk_tokens *t, const char *token_id, uk_secret *pin, uk_
 
 /* ---- decryption ---- */
 
-/* Largest input (an RSA-4096 ciphertext) and result. */
+/* Largest input and result of a private-key step (an RSA-4096 ciphertext). */
 #define DECRYPT_MAX 512u
 
 typedef struct decrypt_op {
     uk_tokens *t;
     char token[96];
     char key_id[UK_KEY_ID_MAX];
+    bool envelope; /* open_envelope with env, else decrypt with kind */
     uk_decrypt_kind kind;
-    uint8_t in[DECRYPT_MAX];
+    uk_envelope_req env; /* env.in is in */
+    uint8_t *in;
     size_t in_len;
     uk_secret *pin; /* freed on the worker right after VERIFY, else at done */
     int retries;
-    uint8_t out[DECRYPT_MAX]; /* a secret: wiped before free */
-    size_t out_len;
+    uint8_t *out; /* a secret: wiped before free */
+    size_t out_cap, out_len;
     uk_tokens_decrypt_fn cb;
     void *arg;
 } decrypt_op;
 
 static void decrypt_op_free(decrypt_op *p)
 {
+    if (p == NULL)
+        return;
     uk_secret_free(p->pin);
-    uk_wipe(p->out, sizeof(p->out));
+    if (p->out != NULL)
+        uk_wipe(p->out, p->out_cap);
+    free(p->out);
+    free(p->in);
+    uk_wipe(&p->env, sizeof(p->env));
     free(p);
 }
 
 static int decrypt_run(void *arg, const uk_driver *drv, void *state, uk_card *card)
 {
     decrypt_op *p = arg;
-    if (drv->verify_pin == NULL || drv->decrypt == NULL)
+    if (drv->verify_pin == NULL ||
+        (p->envelope ? drv->open_envelope == NULL : drv->decrypt == NULL))
         return UK_E_NOT_SUPPORTED;
     /* The key of the certificate the caller found: after a renewal on a card that cannot move
      * keys, a role's certificate belongs to the key in the staging slot. */
@@ -212,8 +221,10 @@ static int decrypt_run(void *arg, const uk_driver *drv, void *state, uk_card *ca
     p->pin = NULL;
     if (rc != UK_OK)
         return rc;
-    rc = drv->decrypt(state, card, p->key_id, p->kind, p->in, p->in_len, p->out, sizeof(p->out),
-                      &p->out_len);
+    rc = p->envelope
+             ? drv->open_envelope(state, card, p->key_id, &p->env, p->out, p->out_cap, &p->out_len)
+             : drv->decrypt(state, card, p->key_id, p->kind, p->in, p->in_len, p->out, p->out_cap,
+                            &p->out_len);
     if (drv->logout != NULL)
         drv->logout(state, card);
     /* The right PIN restored the counter: read it (one APDU, spends nothing). */
@@ -237,9 +248,10 @@ static void decrypt_done(void *arg, int err)
     decrypt_op_free(p);
 }
 
-int uk_tokens_decrypt(uk_tokens *t, const char *token_id, const char *key_id, uk_decrypt_kind kind,
-                      const uint8_t *in, size_t in_len, uk_secret *pin, uk_tokens_decrypt_fn cb,
-                      void *arg)
+/* The checks and the copies both decryptions share; the PIN is consumed in every case. */
+static int decrypt_start(uk_tokens *t, const char *token_id, const char *key_id, const uint8_t *in,
+                         size_t in_len, size_t in_max, size_t out_cap, uk_secret *pin,
+                         uk_tokens_decrypt_fn cb, void *arg, decrypt_op **out)
 {
     int rc = UK_E_NO_MEMORY;
     decrypt_op *p = NULL;
@@ -248,7 +260,7 @@ int uk_tokens_decrypt(uk_tokens *t, const char *token_id, const char *key_id, uk
         goto fail;
     }
     if (key_id == NULL || key_id[0] == '\0' || strlen(key_id) >= UK_KEY_ID_MAX || in == NULL ||
-        in_len == 0 || in_len > DECRYPT_MAX) {
+        in_len == 0 || in_len > in_max) {
         rc = UK_E_INVALID_PARAMS;
         goto fail;
     }
@@ -260,23 +272,63 @@ int uk_tokens_decrypt(uk_tokens *t, const char *token_id, const char *key_id, uk
         rc = UK_E_PIN_INVALID;
         goto fail;
     }
-    if ((p = calloc(1, sizeof(*p))) == NULL)
+    if ((p = calloc(1, sizeof(*p))) == NULL || (p->in = malloc(in_len)) == NULL ||
+        (p->out = malloc(out_cap)) == NULL)
         goto fail;
     p->t = t;
     p->retries = -1;
     snprintf(p->token, sizeof(p->token), "%s", token_id ? token_id : "");
     snprintf(p->key_id, sizeof(p->key_id), "%s", key_id);
-    p->kind = kind;
     memcpy(p->in, in, in_len);
     p->in_len = in_len;
+    p->out_cap = out_cap;
     p->pin = pin;
     p->cb = cb;
     p->arg = arg;
+    *out = p;
+    return UK_OK;
+fail:
+    if (p != NULL)
+        p->pin = NULL;
+    decrypt_op_free(p);
+    uk_secret_free(pin);
+    return rc;
+}
+
+int uk_tokens_decrypt(uk_tokens *t, const char *token_id, const char *key_id, uk_decrypt_kind kind,
+                      const uint8_t *in, size_t in_len, uk_secret *pin, uk_tokens_decrypt_fn cb,
+                      void *arg)
+{
+    decrypt_op *p = NULL;
+    int rc =
+        decrypt_start(t, token_id, key_id, in, in_len, DECRYPT_MAX, DECRYPT_MAX, pin, cb, arg, &p);
+    if (rc != UK_OK)
+        return rc;
+    p->kind = kind;
     rc = uk__tokens_run(t, token_id, 0, decrypt_run, decrypt_done, p);
     if (rc != UK_OK)
         decrypt_op_free(p); /* frees the PIN */
     return rc;
-fail:
-    uk_secret_free(pin); /* consumed in every case */
+}
+
+int uk_tokens_open_envelope(uk_tokens *t, const char *token_id, const char *key_id,
+                            const uk_envelope_req *req, uk_secret *pin, uk_tokens_decrypt_fn cb,
+                            void *arg)
+{
+    if (req == NULL || req->c2_len == 0 || req->c2_len > sizeof(req->c2) || req->in_len % 16 != 0) {
+        uk_secret_free(pin);
+        return UK_E_INVALID_PARAMS;
+    }
+    decrypt_op *p = NULL;
+    int rc = decrypt_start(t, token_id, key_id, req->in, req->in_len, UK_TOKENS_ENVELOPE_MAX,
+                           req->in_len, pin, cb, arg, &p);
+    if (rc != UK_OK)
+        return rc;
+    p->envelope = true;
+    p->env = *req;
+    p->env.in = p->in;
+    rc = uk__tokens_run(t, token_id, 0, decrypt_run, decrypt_done, p);
+    if (rc != UK_OK)
+        decrypt_op_free(p); /* frees the PIN */
     return rc;
 }

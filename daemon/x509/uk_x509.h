@@ -554,6 +554,23 @@ int uk_x509_sm2_digest(const uint8_t *spki, size_t spki_len, const uint8_t *msg,
 int uk_x509_sm2_envelope_blob(const uint8_t *der, size_t len, unsigned ulong_bytes, uint8_t *blob,
                               size_t *blob_len) __attribute__((warn_unused_result));
 
+/* An SM2 ciphertext (GM/T 0003.4), width-free: C1 = (c1x, c1y) and C3 (the SM3 hash), 32 bytes
+ * big-endian each, C2 of c2_len bytes. */
+typedef struct uk_x509_sm2_cipher {
+    uint8_t c1x[32], c1y[32], c3[32];
+    uint8_t c2[64];
+    size_t c2_len;
+} uk_x509_sm2_cipher;
+
+/*
+ * Split a GM/T 0009 SM2Cipher (DER SEQUENCE { x INTEGER, y INTEGER, hash OCTET STRING (32),
+ * cipherText OCTET STRING (1..64) }, len bytes at der, nothing after it) into *out: x and y
+ * non-negative, at most 32 bytes, C1 = (x, y) a point of the SM2 curve. Errors:
+ * UK_E_INVALID_PARAMS for anything else (the reason is logged), UK_E_NO_MEMORY.
+ */
+int uk_x509_sm2_cipher_split(const uint8_t *der, size_t len, uk_x509_sm2_cipher *out)
+    __attribute__((warn_unused_result));
+
 /* ==============================================================================================
  * CMS SignedData (sign.cms, verify.cms)
  * A SignedData is built in two steps around the card's signature, like a certificate request:
@@ -671,16 +688,40 @@ int uk_x509_cms_envelope_open(const uint8_t *der, size_t len, const uk_cert_info
 
 /*
  * With the card's answer card_out (RSA: the raw result, the modulus length; ECDH: the shared X
- * coordinate; SM2: the decrypted content key, exactly the content cipher's key length), recover
- * the content-encryption key — PKCS#1 v1.5 unpadding in constant time over
- * the block, the key exactly the content cipher's length; or the X9.63 KDF over
- * ECC-CMS-SharedInfo and the AES key unwrap with its integrity check — and decrypt the content (CBC
- * ciphers such as AES-128/192/256-CBC, DES-EDE3-CBC, SM4-CBC) into *content (malloc'd, caller
- * frees). UK_E_DECRYPT_FAILED for a bad padding or unwrap, a wrong key length and content that does
- * not decrypt, alike. Also UK_E_INVALID_PARAMS, UK_E_NO_MEMORY, UK_E_INTERNAL.
+ * coordinate; not for SM2 envelopes, which the token opens itself: uk_x509_cms_envelope_sm2),
+ * recover the content-encryption key — PKCS#1 v1.5 unpadding in constant time over the block, the
+ * key exactly the content cipher's length; or the X9.63 KDF over ECC-CMS-SharedInfo and the AES key
+ * unwrap with its integrity check — and decrypt the content (CBC ciphers such as
+ * AES-128/192/256-CBC, DES-EDE3-CBC, SM4-CBC) into *content (malloc'd, caller frees).
+ * UK_E_DECRYPT_FAILED for a bad padding or unwrap, a wrong key length and content that does not
+ * decrypt, alike. Also UK_E_INVALID_PARAMS, UK_E_NO_MEMORY, UK_E_INTERNAL.
  */
 int uk_x509_cms_envelope_finish(uk_x509_cms_envelope *e, const uint8_t *card_out,
                                 size_t card_out_len, uint8_t **content, size_t *content_len)
+    __attribute__((warn_unused_result));
+
+/*
+ * What a token that opens GM/T 0010 envelopes itself needs (*how UK_X509_UNWRAP_SM2; GM/T 0016
+ * SKF_ImportSessionKey keeps the content key inside the token, which then decrypts the content):
+ * the recipient's SM2Cipher split into *key (C1 checked on the SM2 curve, C2 1..64 bytes), the
+ * content's SM4-CBC IV and its ciphertext (borrowed from e; whole 16-byte blocks).
+ * UK_E_NOT_SUPPORTED when the content cipher is not SM4-CBC (tokens decrypt SM4 only: an SM2
+ * recipient with AES content cannot be opened); UK_E_DECRYPT_FAILED for an SM2Cipher that does
+ * not decode or whose C1 is not a point of the curve; UK_E_INVALID_PARAMS (not an SM2 envelope,
+ * no 16-byte IV, ciphertext not whole blocks).
+ */
+int uk_x509_cms_envelope_sm2(const uk_x509_cms_envelope *e, uk_x509_sm2_cipher *key, uint8_t iv[16],
+                             const uint8_t **ct, size_t *ct_len)
+    __attribute__((warn_unused_result));
+
+/*
+ * The content from what the token decrypted (the SM4-CBC plaintext with its padding, exactly the
+ * ciphertext's length): the PKCS#7 padding checked and removed, into *content (malloc'd, caller
+ * frees). UK_E_DECRYPT_FAILED for a wrong length or a bad padding (a wrong key looks like that);
+ * UK_E_INVALID_PARAMS, UK_E_NO_MEMORY.
+ */
+int uk_x509_cms_envelope_unpad(const uk_x509_cms_envelope *e, const uint8_t *plain, size_t len,
+                               uint8_t **content, size_t *content_len)
     __attribute__((warn_unused_result));
 
 /* Free an envelope from uk_x509_cms_envelope_open. NULL-safe. */

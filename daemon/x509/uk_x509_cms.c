@@ -1027,13 +1027,8 @@ int uk_x509_cms_envelope_finish(uk_x509_cms_envelope *e, const uint8_t *card_out
         if ((err = ecdh_unwrap(e, card_out, card_out_len, cek, keylen)) != UK_OK)
             goto out;
     } else if (e->how == UK_X509_UNWRAP_SM2) {
-        /* The card's SM2 decryption gives the content key itself (its C3 check passed). */
-        if (card_out_len != keylen) {
-            UK_LOG_DEBUG("cms: the SM2-decrypted key has %zu bytes, the cipher takes %zu",
-                         card_out_len, keylen);
-            goto out;
-        }
-        memcpy(cek, card_out, keylen);
+        err = UK_E_INVALID_PARAMS; /* the token opens those: uk_x509_cms_envelope_sm2 */
+        goto out;
     } else if (card_out_len != e->modulus_len ||
                !pkcs1_v15_unpad(card_out, card_out_len, keylen, cek)) {
         UK_LOG_DEBUG("cms: the unwrapped content-encryption key is not PKCS#1 v1.5 of %zu bytes",
@@ -1068,4 +1063,64 @@ out:
     EVP_CIPHER_CTX_free(ctx);
     free(buf);
     return err;
+}
+
+int uk_x509_cms_envelope_sm2(const uk_x509_cms_envelope *e, uk_x509_sm2_cipher *key, uint8_t iv[16],
+                             const uint8_t **ct, size_t *ct_len)
+{
+    if (e == NULL || key == NULL || iv == NULL || ct == NULL || ct_len == NULL ||
+        e->how != UK_X509_UNWRAP_SM2)
+        return UK_E_INVALID_PARAMS;
+    if (EVP_CIPHER_get_nid(e->cipher) != NID_sm4_cbc) {
+        UK_LOG_DEBUG("cms: SM2 recipient with content cipher %s: a token decrypts SM4-CBC only",
+                     EVP_CIPHER_get0_name(e->cipher));
+        return UK_E_NOT_SUPPORTED;
+    }
+    const ASN1_TYPE *param = e->calg->parameter;
+    if (param == NULL || param->type != V_ASN1_OCTET_STRING ||
+        ASN1_STRING_length(param->value.octet_string) != 16) {
+        UK_LOG_DEBUG("cms: SM4-CBC without a 16-byte IV");
+        return UK_E_INVALID_PARAMS;
+    }
+    if (e->content_len == 0 || e->content_len % 16 != 0) {
+        UK_LOG_DEBUG("cms: SM4-CBC content of %zu bytes", e->content_len);
+        return UK_E_INVALID_PARAMS;
+    }
+    int err = uk_x509_sm2_cipher_split(e->enc_key, e->enc_key_len, key);
+    if (err != UK_OK)
+        return err == UK_E_INVALID_PARAMS ? UK_E_DECRYPT_FAILED : err;
+    memcpy(iv, ASN1_STRING_get0_data(param->value.octet_string), 16);
+    *ct = e->content;
+    *ct_len = e->content_len;
+    return UK_OK;
+}
+
+int uk_x509_cms_envelope_unpad(const uk_x509_cms_envelope *e, const uint8_t *plain, size_t len,
+                               uint8_t **content, size_t *content_len)
+{
+    if (e == NULL || plain == NULL || content == NULL || content_len == NULL)
+        return UK_E_INVALID_PARAMS;
+    if (len != e->content_len || len == 0 || len % 16 != 0)
+        return UK_E_DECRYPT_FAILED;
+    /* PKCS#7: n bytes of value n, 1 <= n <= 16. Folded into one mask like pkcs1_v15_unpad, so
+     * the time taken does not tell a padding oracle where the padding broke. */
+    unsigned n = plain[len - 1];
+    unsigned bad = ((n - 1u) >> 8 & 1u) | (unsigned)(n > 16);
+    for (unsigned i = 1; i <= 16; i++) {
+        unsigned in_pad = ((n - i) >> 8 & 1u) ^ 1u; /* 1 when i <= n (n < 256) */
+        bad |= in_pad & (unsigned)(plain[len - i] != n);
+    }
+    if (bad != 0) {
+        UK_LOG_DEBUG("cms: the decrypted content's padding is not PKCS#7");
+        return UK_E_DECRYPT_FAILED;
+    }
+    size_t m = len - n;
+    uint8_t *buf = malloc(m > 0 ? m : 1);
+    if (buf == NULL)
+        return UK_E_NO_MEMORY;
+    if (m > 0)
+        memcpy(buf, plain, m);
+    *content = buf;
+    *content_len = m;
+    return UK_OK;
 }

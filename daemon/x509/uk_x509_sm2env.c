@@ -299,3 +299,43 @@ out:
     ERR_clear_error();
     return err;
 }
+
+int uk_x509_sm2_cipher_split(const uint8_t *der, size_t len, uk_x509_sm2_cipher *out)
+{
+    if (der == NULL || out == NULL || len == 0 || len > UK_X509_SM2_ENVELOPE_DER_MAX)
+        return UK_E_INVALID_PARAMS;
+    const unsigned char *p = der;
+    sm2_cipher_asn1 *c =
+        (sm2_cipher_asn1 *)ASN1_item_d2i(NULL, &p, (long)len, ASN1_ITEM_rptr(sm2_cipher_asn1));
+    int err = UK_E_INVALID_PARAMS;
+    uk_x509_sm2_cipher f;
+    memset(&f, 0, sizeof(f));
+    if (c == NULL) {
+        err = UK__X509_FAIL(UK_E_INVALID_PARAMS, "d2i of the SM2Cipher");
+        goto out;
+    }
+    int hn = ASN1_STRING_length(c->hash), cn = ASN1_STRING_length(c->cipher);
+    if (p != der + len || !coord(c->x, f.c1x, "SM2Cipher x") ||
+        !coord(c->y, f.c1y, "SM2Cipher y") || hn != (int)HASH_LEN || cn < 1 ||
+        (size_t)cn > sizeof(f.c2)) {
+        UK_LOG_DEBUG("not an SM2Cipher of a key (%zu bytes after it, hash %d, cipher %d bytes)",
+                     (size_t)(der + len - p), hn, cn);
+        goto out;
+    }
+    memcpy(f.c3, ASN1_STRING_get0_data(c->hash), HASH_LEN);
+    memcpy(f.c2, ASN1_STRING_get0_data(c->cipher), (size_t)cn);
+    f.c2_len = (size_t)cn;
+    EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_sm2);
+    if (g == NULL) {
+        err = UK__X509_FAIL(UK_E_NO_MEMORY, "EC_GROUP_new_by_curve_name");
+        goto out;
+    }
+    err = on_curve(g, f.c1x, f.c1y, "SM2Cipher C1 on the SM2 curve");
+    EC_GROUP_free(g);
+    if (err == UK_OK)
+        *out = f;
+out:
+    ASN1_item_free((ASN1_VALUE *)c, ASN1_ITEM_rptr(sm2_cipher_asn1));
+    ERR_clear_error();
+    return err;
+}

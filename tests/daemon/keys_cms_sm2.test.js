@@ -9,9 +9,11 @@
 // cannot check it: its CMS code verifies SM2 with an empty ID and has no option to set one.
 // verify.cms accepts ukeyd's output and a SignedData built here by openssl pkeyutl (sm2-1 OID,
 // no signing time), refuses other content, a flipped signature and one made with the empty ID.
-// Refusals before the PIN (no try spent): SHA-256 with the SM2 key, the encryption key, and
-// decrypt.cms of a GM/T 0010 EnvelopedData (SM2 key transport, SM4-CBC) for the encryption key,
-// which the SKF driver cannot open yet (docs/protocol.md, decrypt.cms).
+// Refusals before the PIN (no try spent): SHA-256 with the SM2 key, the encryption key.
+// decrypt.cms of GM/T 0010 EnvelopedData (SM2 key transport, SM4-CBC) for the encryption key: the
+// soft module unwraps the content key (SKF_ImportSessionKey) and decrypts the content itself, in
+// 1024-byte pieces; envelopes for another key, with a corrupted C3 or content, with AES content, or
+// naming the signing certificate are refused, and a wrong PIN spends a try.
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -152,14 +154,50 @@ test('sign.cms, verify.cms and decrypt.cms with SM2 keys of a soft SKF device (G
         assert.equal(reason(await c.call('verify.cms', { cms: build(false) })), 'SIGNATURE_INVALID', 'signed with the empty ID');
     });
 
-    await t.test('decrypt.cms: a GM/T 0010 EnvelopedData for the SM2 encryption key is NOT_SUPPORTED before any dialog', async () => {
-        const env = sm2Envelope(dir, Buffer.from('secret')).toString('base64');
+    await t.test('decrypt.cms: GM/T 0010 EnvelopedData for the SM2 encryption key, opened on the key', async () => {
         const left = await retries();
+        for (const plain of [Buffer.from('secret'), Buffer.alloc(0), crypto.randomBytes(16), crypto.randomBytes(3000), Buffer.from('加密的内容')]) {
+            const env = sm2Envelope(dir, plain).toString('base64');
+            const r = await c.ok('decrypt.cms', { token: tok.id, cms: env, pin: PIN });
+            assert.equal(r.key, 'sm2/enc');
+            assert.deepEqual(Buffer.from(r.content, 'base64'), plain, `${plain.length} bytes`);
+        }
+        assert.equal(await retries(), left, 'the right PIN spends nothing');
+    });
+
+    await t.test('decrypt.cms refusals: another key, corrupted, AES content, the signing certificate, a wrong PIN', async () => {
+        sh('openssl', ['genpkey', '-algorithm', 'SM2', '-out', 'other.key'], dir);
+        sh('openssl', ['pkey', '-in', 'other.key', '-pubout', '-out', 'other.pub'], dir);
+        const env = (opts) => sm2Envelope(dir, Buffer.from('not for you'), opts);
+        const call = (cms, pin = PIN) => c.call('decrypt.cms', { token: tok.id, cms: Buffer.from(cms).toString('base64'), pin });
+        const left = await retries();
+        // The content key encrypted to another key: the key's SM2 decryption fails its C3 check.
+        assert.equal(reason(await call(env({ pub: 'other.pub' }))), 'DECRYPT_FAILED');
+        // C3 changed (32 bytes before C2, the SM2Cipher's last OCTET STRING of 16 bytes).
+        const good = env();
+        const c3 = Buffer.from(good);
+        const at = c3.indexOf(Buffer.from([0x04, 0x20])) + 2;
+        assert.ok(at > 2, 'C3 found');
+        c3[at] ^= 0x01;
+        assert.equal(reason(await call(c3)), 'DECRYPT_FAILED');
+        // The last content block changed: its padding breaks.
+        const tail = Buffer.from(good);
+        tail[tail.length - 1] ^= 0x5a;
+        assert.equal(reason(await call(tail)), 'DECRYPT_FAILED');
+        assert.equal(await retries(), left, 'the right PIN spends nothing');
+        // Before any dialog and the PIN: AES content (a key decrypts SM4 only).
         const before = d.pinentryLog().length;
-        const r = await c.call('decrypt.cms', { token: tok.id, cms: env, pin: PIN });
-        assert.equal(reason(r), 'NOT_SUPPORTED', JSON.stringify(r));
+        assert.equal(reason(await call(env({ aes: true }), '000000')), 'NOT_SUPPORTED');
         assert.equal(d.pinentryLog().length, before, 'no dialog');
         assert.equal(await retries(), left, 'no PIN try spent');
+        // Naming the signing certificate: its key cannot open envelopes.
+        assert.equal(reason(await call(env({ recipient: 'sig.der', pub: 'sig.pub' }))), 'KEY_NOT_FOUND');
+        // A wrong PIN: a try spent, nothing decrypted.
+        const r = await call(good, '000000');
+        assert.equal(reason(r), 'PIN_INCORRECT', JSON.stringify(r));
+        assert.equal(await retries(), left - 1);
+        assert.deepEqual(Buffer.from((await c.ok('decrypt.cms', { token: tok.id, cms: Buffer.from(good).toString('base64'), pin: PIN })).content, 'base64'), Buffer.from('not for you'));
+        assert.equal(await retries(), left, 'restored by the right PIN');
     });
     c.close();
     await d.stop();

@@ -4,10 +4,12 @@
  *   0  uk_x509_cms_verify on the DER, attached content
  *   1  the same, detached: the second byte n, then the DER, then n bytes of content
  *   2  uk_x509_cms_envelope_open for three recipients (RSA-2048, P-256, SM2; fuzz_cms_keys.h), then
- *      uk_x509_cms_envelope_finish with a card answer made of input bytes (a card that lies)
+ *      uk_x509_cms_envelope_finish with a card answer made of input bytes (a card that lies);
+ *      for SM2, uk_x509_cms_envelope_sm2 (what the token is given) and uk_x509_cms_envelope_unpad
+ *      of a token answer made of input bytes
  *   3  the same, with the answer the card would give (the recipient's private key here does the
- *      card's part), so that the unpadding, KDF, unwrap and content decryption see real keys
- *      with fuzzed envelopes.
+ *      card's part; for SM2 the token's session-key unwrap and SM4-CBC), so that the unpadding,
+ *      KDF, unwrap and content decryption see real keys with fuzzed envelopes.
  * Invariants: a success returns what the header promises (lengths within the input's, a card
  * input of the size the key needs); nothing leaks (LeakSanitizer in the fuzz preset).
  * Seed corpus: tests/fuzz/corpus/cms/: `openssl cms -sign` (RSA attached, P-256 detached and
@@ -79,7 +81,7 @@ static size_t card_answer(size_t which, uk_x509_unwrap how, const uint8_t *in, s
              EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_NO_PADDING) == 1 &&
              EVP_PKEY_decrypt(ctx, out, &n, in, in_len) == 1;
     } else if (how == UK_X509_UNWRAP_SM2) {
-        /* The card's SM2 decryption: fails (C3 check) unless the SM2Cipher is genuine. */
+        /* The token's SM2 decryption: fails (C3 check) unless the SM2Cipher is genuine. */
         ok = EVP_PKEY_decrypt_init(ctx) == 1 && EVP_PKEY_decrypt(ctx, out, &n, in, in_len) == 1;
     } else {
         /* The peer point on the recipient's curve, as the card would take it. */
@@ -93,6 +95,48 @@ static size_t card_answer(size_t which, uk_x509_unwrap how, const uint8_t *in, s
     EVP_PKEY_free(peer);
     EVP_PKEY_CTX_free(ctx);
     return ok ? n : 0;
+}
+
+/* An SM2 envelope, which the token opens itself: what it is given (uk_x509_cms_envelope_sm2),
+ * what it answers (a true token: SKF_ImportSessionKey's SM2 decryption of the SM2Cipher, then
+ * SM4-CBC without padding; a lying one: input bytes), and the unpadding of that answer. */
+static void open_sm2(uk_x509_cms_envelope *e, const uint8_t *der, size_t len,
+                     const uint8_t *card_in, size_t card_in_len, bool true_card)
+{
+    uk_x509_sm2_cipher key;
+    uint8_t iv[16], cek[64];
+    const uint8_t *ct = NULL;
+    size_t ct_len = 0;
+    if (uk_x509_cms_envelope_sm2(e, &key, iv, &ct, &ct_len) != UK_OK)
+        return;
+    if (key.c2_len == 0 || key.c2_len > sizeof(key.c2) || ct == NULL || ct_len == 0 ||
+        ct_len % 16 != 0 || ct_len > len)
+        abort();
+    uint8_t *plain = malloc(ct_len);
+    if (plain == NULL)
+        abort();
+    bool have = false;
+    if (true_card) {
+        size_t n = card_answer(2, UK_X509_UNWRAP_SM2, card_in, card_in_len, cek, sizeof(cek));
+        EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
+        int l = 0;
+        have = n == 16 && cc != NULL && EVP_DecryptInit_ex(cc, EVP_sm4_cbc(), NULL, cek, iv) == 1 &&
+               EVP_CIPHER_CTX_set_padding(cc, 0) == 1 &&
+               EVP_DecryptUpdate(cc, plain, &l, ct, (int)ct_len) == 1 && (size_t)l == ct_len;
+        EVP_CIPHER_CTX_free(cc);
+    } else {
+        for (size_t i = 0; i < ct_len; i++)
+            plain[i] = der[i % len] ^ (uint8_t)i;
+        have = true;
+    }
+    uint8_t *content = NULL;
+    size_t content_len = 0;
+    if (have && uk_x509_cms_envelope_unpad(e, plain, ct_len, &content, &content_len) == UK_OK &&
+        (content == NULL || content_len >= ct_len ||
+         (content_len > 0 && memcmp(content, plain, content_len) != 0)))
+        abort();
+    free(content);
+    free(plain);
 }
 
 static void open_envelope(const uint8_t *der, size_t len, bool true_card)
@@ -112,8 +156,13 @@ static void open_envelope(const uint8_t *der, size_t len, bool true_card)
         (how == UK_X509_UNWRAP_ECDH && (which != 1 || card_in_len != 65)) ||
         (how == UK_X509_UNWRAP_SM2 && (which != 2 || card_in_len > 160 || card_in[0] != 0x30)))
         abort();
+    if (how == UK_X509_UNWRAP_SM2) {
+        open_sm2(e, der, len, card_in, card_in_len, true_card);
+        uk_x509_cms_envelope_free(e);
+        return;
+    }
     uint8_t out[512];
-    size_t out_len = how == UK_X509_UNWRAP_RSA ? 256 : how == UK_X509_UNWRAP_SM2 ? 16 : 32;
+    size_t out_len = how == UK_X509_UNWRAP_RSA ? 256 : 32;
     if (true_card) {
         out_len = card_answer(which, how, card_in, card_in_len, out, sizeof(out));
     } else {

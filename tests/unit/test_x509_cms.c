@@ -528,10 +528,12 @@ static dbuf dissuer_serial(const uk_cert_info *c)
 
 /* EnvelopedData of data for cert: KeyTransRecipientInfo with key_alg (OID text), the SM4 key
  * encrypted with SM2 to to_key (a GM/T 0009 SM2Cipher, OpenSSL's EVP_PKEY_encrypt), content
- * SM4-CBC (1.2.156.10197.1.104.2) with the IV as parameter. garbled: the SM2Cipher's outer
- * SEQUENCE tag made a SET, so that the encrypted key is not an SM2Cipher. */
+ * SM4-CBC (1.2.156.10197.1.104.2) with the IV as parameter. garble: GARBLE_TAG makes the
+ * SM2Cipher's outer SEQUENCE tag a SET (the encrypted key is not an SM2Cipher), GARBLE_C1 moves
+ * C1 off the curve (the last byte of x), GARBLE_CIPHER names DES-EDE3-CBC as the content cipher. */
+enum { GARBLE_TAG = 1, GARBLE_C1, GARBLE_CIPHER };
 static dbuf sm2_envelope(const uk_cert_info *cert, EVP_PKEY *to_key, const char *key_alg,
-                         const uint8_t *data, size_t n, bool garbled)
+                         const uint8_t *data, size_t n, int garble)
 {
     uint8_t cek[16], iv[16], wrapped[256], enc[256];
     size_t wrapped_len = sizeof(wrapped);
@@ -547,8 +549,11 @@ static dbuf sm2_envelope(const uk_cert_info *cert, EVP_PKEY *to_key, const char 
     assert_int_equal(EVP_PKEY_encrypt(pc, wrapped, &wrapped_len, cek, sizeof(cek)), 1);
     EVP_PKEY_CTX_free(pc);
     assert_int_equal(wrapped[0], 0x30);
-    if (garbled)
+    assert_true(wrapped[1] < 0x80 && wrapped[2] == 0x02); /* short length, then x */
+    if (garble == GARBLE_TAG)
         wrapped[0] = 0x31;
+    if (garble == GARBLE_C1)
+        wrapped[4 + wrapped[3] - 1] ^= 0x01;
     EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
     assert_non_null(cc);
     assert_int_equal(EVP_EncryptInit_ex(cc, EVP_sm4_cbc(), NULL, cek, iv), 1);
@@ -558,9 +563,12 @@ static dbuf sm2_envelope(const uk_cert_info *cert, EVP_PKEY *to_key, const char 
     const uint8_t zero = 0;
     dbuf ktri = dtlv(0x30, 4, dtlv(0x02, 1, dcopy(&zero, 1)), dissuer_serial(cert),
                      dtlv(0x30, 1, doid(key_alg)), dtlv(0x04, 1, dcopy(wrapped, wrapped_len)));
-    dbuf eci = dtlv(0x30, 3, doid("1.2.840.113549.1.7.1"),
-                    dtlv(0x30, 2, doid("1.2.156.10197.1.104.2"), dtlv(0x04, 1, dcopy(iv, 16))),
-                    dtlv(0x80, 1, dcopy(enc, (size_t)(l1 + l2))));
+    dbuf eci =
+        dtlv(0x30, 3, doid("1.2.840.113549.1.7.1"),
+             dtlv(0x30, 2,
+                  doid(garble == GARBLE_CIPHER ? "1.2.840.113549.3.7" : "1.2.156.10197.1.104.2"),
+                  dtlv(0x04, 1, dcopy(iv, 16))),
+             dtlv(0x80, 1, dcopy(enc, (size_t)(l1 + l2))));
     dbuf env = dtlv(0x30, 3, dtlv(0x02, 1, dcopy(&zero, 1)), dtlv(0x31, 1, ktri), eci);
     return dtlv(0x30, 2, doid("1.2.840.113549.1.7.3"), dtlv(0xa0, 1, env));
 }
@@ -577,7 +585,7 @@ static void test_cms_envelope_sm2_key_transport_sm4_cbc(void **state)
     assert_non_null(other);
     const char *algs[] = {"1.2.156.10197.1.301.3", "1.2.156.10197.1.301"};
     for (size_t a = 0; a < 2; a++) {
-        dbuf der = sm2_envelope(sm2, keys.sm2, algs[a], data, sizeof(data), false);
+        dbuf der = sm2_envelope(sm2, keys.sm2, algs[a], data, sizeof(data), 0);
         uk_x509_cms_envelope *e = NULL;
         size_t which = 99, in_len = 0;
         const uint8_t *in = NULL;
@@ -587,7 +595,17 @@ static void test_cms_envelope_sm2_key_transport_sm4_cbc(void **state)
             UK_OK);
         assert_int_equal(which, 1);
         assert_int_equal(how, UK_X509_UNWRAP_SM2);
-        /* The card's part: SM2 decryption of the SM2Cipher gives the SM4 key. */
+        /* The token's part (GM/T 0016 SKF_ImportSessionKey, then SM4-CBC without padding),
+         * done here with OpenSSL from what uk_x509_cms_envelope_sm2 hands out. */
+        uk_x509_sm2_cipher key;
+        uint8_t iv[16];
+        const uint8_t *ct = NULL;
+        size_t ct_len = 0;
+        assert_int_equal(uk_x509_cms_envelope_sm2(e, &key, iv, &ct, &ct_len), UK_OK);
+        assert_int_equal(key.c2_len, 16);
+        assert_int_equal(ct_len % 16, 0);
+        for (size_t i = 0; i < 16; i++)
+            assert_int_equal(iv[i], (uint8_t)(0x10 * i + 1));
         uint8_t cek[64];
         size_t cek_len = sizeof(cek);
         EVP_PKEY_CTX *pc = EVP_PKEY_CTX_new(keys.sm2, NULL);
@@ -596,25 +614,47 @@ static void test_cms_envelope_sm2_key_transport_sm4_cbc(void **state)
         assert_int_equal(EVP_PKEY_decrypt(pc, cek, &cek_len, in, in_len), 1);
         EVP_PKEY_CTX_free(pc);
         assert_int_equal(cek_len, 16);
+        assert_memory_equal(key.c2, in + in_len - 16, 16); /* C2 is the SM2Cipher's last field */
+        uint8_t plain[256];
+        int l1 = 0;
+        EVP_CIPHER_CTX *cc = EVP_CIPHER_CTX_new();
+        assert_non_null(cc);
+        assert_int_equal(EVP_DecryptInit_ex(cc, EVP_sm4_cbc(), NULL, cek, iv), 1);
+        EVP_CIPHER_CTX_set_padding(cc, 0);
+        assert_true(ct_len <= sizeof(plain));
+        assert_int_equal(EVP_DecryptUpdate(cc, plain, &l1, ct, (int)ct_len), 1);
+        EVP_CIPHER_CTX_free(cc);
+        assert_int_equal((size_t)l1, ct_len);
+        /* the host does not take an SM2 envelope's content key */
         uint8_t *content = NULL;
         size_t content_len = 0;
-        /* A key of another length, then another key: DECRYPT_FAILED; then the card's. */
-        assert_int_equal(uk_x509_cms_envelope_finish(e, cek, 15, &content, &content_len),
-                         UK_E_DECRYPT_FAILED);
-        cek[0] ^= 1;
-        int rc = uk_x509_cms_envelope_finish(e, cek, cek_len, &content, &content_len);
-        if (rc == UK_OK) { /* a wrong key that happens to end in valid padding: other bytes */
-            assert_false(content_len == sizeof(data) && memcmp(content, data, content_len) == 0);
-            free(content);
-            content = NULL;
-        } else {
-            assert_int_equal(rc, UK_E_DECRYPT_FAILED);
-        }
-        cek[0] ^= 1;
         assert_int_equal(uk_x509_cms_envelope_finish(e, cek, cek_len, &content, &content_len),
+                         UK_E_INVALID_PARAMS);
+        /* A short result, then broken padding (every byte of it, and a pad value of 0 and of 17):
+         * DECRYPT_FAILED; then the token's. */
+        assert_int_equal(uk_x509_cms_envelope_unpad(e, plain, ct_len - 16, &content, &content_len),
+                         UK_E_DECRYPT_FAILED);
+        unsigned pad = plain[ct_len - 1];
+        assert_true(pad >= 1 && pad <= 16);
+        for (unsigned i = 1; i <= pad; i++) {
+            plain[ct_len - i] ^= 0x40;
+            assert_int_equal(uk_x509_cms_envelope_unpad(e, plain, ct_len, &content, &content_len),
+                             UK_E_DECRYPT_FAILED);
+            plain[ct_len - i] ^= 0x40;
+        }
+        uint8_t last = plain[ct_len - 1];
+        const uint8_t bad_pads[] = {0, 17};
+        for (size_t i = 0; i < sizeof(bad_pads); i++) {
+            plain[ct_len - 1] = bad_pads[i];
+            assert_int_equal(uk_x509_cms_envelope_unpad(e, plain, ct_len, &content, &content_len),
+                             UK_E_DECRYPT_FAILED);
+        }
+        plain[ct_len - 1] = last;
+        assert_int_equal(uk_x509_cms_envelope_unpad(e, plain, ct_len, &content, &content_len),
                          UK_OK);
         assert_int_equal(content_len, sizeof(data));
         assert_memory_equal(content, data, sizeof(data));
+        OPENSSL_cleanse(cek, sizeof(cek));
         free(content);
         uk_x509_cms_envelope_free(e);
         free(der.p);
@@ -626,22 +666,40 @@ static void test_cms_envelope_sm2_key_transport_sm4_cbc(void **state)
     size_t which = 0, in_len = 0;
     const uint8_t *in = NULL;
     uk_x509_unwrap how = 0;
-    dbuf der = sm2_envelope(sm2, other, "1.2.156.10197.1.301.3", data, sizeof(data), false);
+    dbuf der = sm2_envelope(sm2, other, "1.2.156.10197.1.301.3", data, sizeof(data), 0);
     const uk_cert_info *only_rsa[] = {rsa};
     assert_int_equal(
         uk_x509_cms_envelope_open(der.p, der.n, only_rsa, 1, &e, &which, &how, &in, &in_len),
         UK_E_DECRYPT_FAILED);
     free(der.p);
-    der = sm2_envelope(sm2, keys.sm2, "1.2.840.113549.1.1.1", data, sizeof(data), false);
+    der = sm2_envelope(sm2, keys.sm2, "1.2.840.113549.1.1.1", data, sizeof(data), 0);
     assert_int_equal(
         uk_x509_cms_envelope_open(der.p, der.n, mine, 2, &e, &which, &how, &in, &in_len),
         UK_E_NOT_SUPPORTED);
     free(der.p);
-    der = sm2_envelope(sm2, keys.sm2, "1.2.156.10197.1.301.3", data, sizeof(data), true);
+    der = sm2_envelope(sm2, keys.sm2, "1.2.156.10197.1.301.3", data, sizeof(data), GARBLE_TAG);
     assert_int_equal(
         uk_x509_cms_envelope_open(der.p, der.n, mine, 2, &e, &which, &how, &in, &in_len),
         UK_E_DECRYPT_FAILED);
     free(der.p);
+    /* C1 off the curve: DECRYPT_FAILED; content that is not SM4-CBC: NOT_SUPPORTED (a token
+     * decrypts SM4 only); both before the token is asked. */
+    const int late[] = {GARBLE_C1, GARBLE_CIPHER};
+    const int late_rc[] = {UK_E_DECRYPT_FAILED, UK_E_NOT_SUPPORTED};
+    for (size_t i = 0; i < 2; i++) {
+        der = sm2_envelope(sm2, keys.sm2, "1.2.156.10197.1.301.3", data, sizeof(data), late[i]);
+        assert_int_equal(
+            uk_x509_cms_envelope_open(der.p, der.n, mine, 2, &e, &which, &how, &in, &in_len),
+            UK_OK);
+        uk_x509_sm2_cipher key;
+        uint8_t iv[16];
+        const uint8_t *ct = NULL;
+        size_t ct_len = 0;
+        assert_int_equal(uk_x509_cms_envelope_sm2(e, &key, iv, &ct, &ct_len), late_rc[i]);
+        uk_x509_cms_envelope_free(e);
+        e = NULL;
+        free(der.p);
+    }
     EVP_PKEY_free(other);
     uk_cert_info_free(sm2);
     uk_cert_info_free(rsa);

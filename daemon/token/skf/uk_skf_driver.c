@@ -193,6 +193,20 @@ static int open_by_key_id(skf_state *st, const char *key_id, void **cont, bool *
     return rv == SAR_OK ? UK_OK : SKF_ERR(st, rv, "SKF_OpenContainer");
 }
 
+/* open_by_key_id, and the container's type (UK_SKF_CONTAINER_*); nothing left open on error. */
+static int open_typed(skf_state *st, const char *key_id, void **cont, bool *sign, unsigned *type)
+{
+    int rc = open_by_key_id(st, key_id, cont, sign);
+    if (rc != UK_OK)
+        return rc;
+    uint32_t rv = UK__SKF(st->mod, cont_type, *cont, type);
+    if (rv == SAR_OK)
+        return UK_OK;
+    (void)UK__SKF(st->mod, close_cont, *cont);
+    *cont = NULL;
+    return SKF_ERR(st, rv, "SKF_GetContainerType");
+}
+
 static int add_cert(skf_state *st, void *cont, const char *c, bool sign, uk_token_cert *certs,
                     size_t *n)
 {
@@ -337,13 +351,10 @@ static void logout(void *state, uk_card *card)
 static int open_for_sign(skf_state *st, const uk_sign_req *req, void **cont, unsigned *type)
 {
     bool sign = false;
-    int rc = open_by_key_id(st, req->key_id, cont, &sign);
+    int rc = open_typed(st, req->key_id, cont, &sign, type);
     if (rc != UK_OK)
         return rc;
-    uint32_t rv = UK__SKF(st->mod, cont_type, *cont, type);
-    if (rv != SAR_OK)
-        rc = SKF_ERR(st, rv, "SKF_GetContainerType");
-    else if (!sign)
+    if (!sign)
         rc = UK_E_NOT_SUPPORTED; /* SKF signs with a container's signing key only */
     else if (*type == UK_SKF_CONTAINER_ECC)
         rc = req->scheme == UK_SIG_SM2 && req->hash == UK_HASH_SM3 && req->digest_len == 32
@@ -528,13 +539,11 @@ static int get_public_key(void *state, uk_card *card, const char *key_id, uint8_
     *spki_len = 0;
     void *cont = NULL;
     bool sign = false;
-    int rc = open_by_key_id(st, key_id, &cont, &sign);
+    unsigned type = 0;
+    int rc = open_typed(st, key_id, &cont, &sign, &type);
     if (rc != UK_OK)
         return rc;
-    unsigned type = 0;
-    uint32_t rv = UK__SKF(st->mod, cont_type, cont, &type);
-    rc = rv != SAR_OK ? SKF_ERR(st, rv, "SKF_GetContainerType")
-                      : spki_of(st, cont, type, sign, spki, spki_len);
+    rc = spki_of(st, cont, type, sign, spki, spki_len);
     (void)UK__SKF(st->mod, close_cont, cont);
     return rc;
 }
@@ -847,6 +856,53 @@ static int import_enveloped_key(void *state, uk_card *card, const char *key_id, 
     return rc;
 }
 
+/* ---- digital envelopes opened on the key (decrypt.cms) ------------------------------ */
+
+static int open_envelope(void *state, uk_card *card, const char *key_id, const uk_envelope_req *req,
+                         uint8_t *out, size_t cap, size_t *out_len)
+{
+    (void)card;
+    skf_state *st = state;
+    if (req == NULL || req->c2_len == 0 || req->c2_len > sizeof(req->c2) || req->in_len % 16 != 0 ||
+        cap < req->in_len)
+        return UK_E_INVALID_PARAMS;
+    void *cont = NULL;
+    bool sign = false;
+    unsigned type = 0;
+    int rc = open_typed(st, key_id, &cont, &sign, &type);
+    if (rc != UK_OK)
+        return rc;
+    uint32_t rv;
+    if (sign || type != UK_SKF_CONTAINER_ECC) {
+        /* SKF_ImportSessionKey unwraps with the container's encryption pair only. */
+        UK_LOG_DEBUG("'%s': %s is not an SM2 encryption key", st->name, key_id);
+        rc = UK_E_KEY_NOT_FOUND;
+    } else {
+        uk__skf_ecc_cipher w;
+        memcpy(w.c1x, req->c1x, 32);
+        memcpy(w.c1y, req->c1y, 32);
+        memcpy(w.c3, req->c3, 32);
+        memcpy(w.c2, req->c2, req->c2_len);
+        w.c2_len = req->c2_len;
+        *out_len = cap;
+        rv = UK__SKF(st->mod, session_decrypt, cont, SGD_SM4_CBC, &w, req->iv, req->in, req->in_len,
+                     out, out_len);
+        rc = SKF_ERR(st, rv, "SKF_ImportSessionKey/SKF_Decrypt");
+        /* The module refusing the wrapped key or the content: another key's envelope, or a
+         * corrupted one. */
+        if (rv == SAR_INDATAERR || rv == SAR_INDATALENERR || rv == SAR_DECRYPTPADERR ||
+            rv == SAR_HASHNOTEQUALERR)
+            rc = UK_E_DECRYPT_FAILED;
+        if (rc == UK_OK && *out_len != req->in_len) {
+            UK_LOG_WARN("'%s': %zu bytes decrypted from %zu", st->name, *out_len, req->in_len);
+            rc = UK_E_CARD_ERROR;
+        }
+        uk_wipe(&w, sizeof(w));
+    }
+    (void)UK__SKF(st->mod, close_cont, cont);
+    return rc;
+}
+
 const uk_driver uk_driver_skf = {
     .name = "skf",
     .probe = probe,
@@ -869,4 +925,5 @@ const uk_driver uk_driver_skf = {
     .put_cert = put_cert,
     .delete_key = delete_key,
     .import_enveloped_key = import_enveloped_key,
+    .open_envelope = open_envelope,
 };

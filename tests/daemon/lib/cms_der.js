@@ -22,6 +22,7 @@ const OID = {
     sm2Sign: '1.2.156.10197.1.301.1',
     sm2Encrypt: '1.2.156.10197.1.301.3',
     sm4Cbc: '1.2.156.10197.1.104.2',
+    aes128Cbc: '2.16.840.1.101.3.4.1.2',
     envelopedData: '1.2.840.113549.1.7.3',
 };
 
@@ -156,17 +157,19 @@ function provisionSm2(dir, tool, { serial, label }) {
 // of provisionSm2 in dir: KeyTransRecipientInfo by issuer and serial, key encryption sm2-3
 // (1.2.156.10197.1.301.3), the SM4 key as a GM/T 0009 SM2Cipher made by `openssl pkeyutl
 // -encrypt`, content SM4-CBC (1.2.156.10197.1.104.2) with the IV as parameter. DER.
-function sm2Envelope(dir, plaintext) {
-    const encDer = fs.readFileSync(path.join(dir, 'enc.der'));
+// opts: recipient (a certificate file in dir named as recipient, default enc.der), pub (the public
+// key file in dir the content key is encrypted to, default enc.pub), aes (content AES-128-CBC).
+function sm2Envelope(dir, plaintext, opts = {}) {
+    const encDer = fs.readFileSync(path.join(dir, opts.recipient || 'enc.der'));
     const cek = crypto.randomBytes(16);
     const iv = crypto.randomBytes(16);
     fs.writeFileSync(path.join(dir, 'cek'), cek);
-    const wrapped = execFileSync('openssl', ['pkeyutl', '-encrypt', '-pubin', '-inkey', 'enc.pub', '-in', 'cek'], { cwd: dir });
+    const wrapped = execFileSync('openssl', ['pkeyutl', '-encrypt', '-pubin', '-inkey', opts.pub || 'enc.pub', '-in', 'cek'], { cwd: dir });
     fs.rmSync(path.join(dir, 'cek'));
-    const ci = crypto.createCipheriv('sm4-cbc', cek, iv);
+    const ci = crypto.createCipheriv(opts.aes ? 'aes-128-cbc' : 'sm4-cbc', cek, iv);
     const enc = Buffer.concat([ci.update(plaintext), ci.final()]);
     const ktri = seq(int(0), issuerAndSerial(encDer), seq(oidDer(OID.sm2Encrypt)), octets(wrapped));
-    const eci = seq(oidDer(OID.data), seq(oidDer(OID.sm4Cbc), octets(iv)), der(0x80, enc));
+    const eci = seq(oidDer(OID.data), seq(oidDer(opts.aes ? OID.aes128Cbc : OID.sm4Cbc), octets(iv)), der(0x80, enc));
     return seq(oidDer(OID.envelopedData), der(0xa0, seq(int(0), set(ktri), eci)));
 }
 
