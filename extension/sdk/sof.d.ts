@@ -102,7 +102,7 @@ export interface Sof {
     SOF_SignMessage(flag: 0 | 1, certId: CertID, data: Data): Promise<string>;
     /** Clause 7, SOF_VerifySignedMessage: ukeyd `verify.cms`; `data` for a detached SignedData, '' for an attached one. No trust check. */
     SOF_VerifySignedMessage(message: string, data?: Data): Promise<true>;
-    /** Clause 7, SOF_EncryptData: CMS EnvelopedData (AES-256-CBC) for an RSA or EC P-256/P-384 certificate, made in the page; base64 DER. SM2: SOR_NOTSUPPORTYETERR. */
+    /** Clause 7, SOF_EncryptData: CMS EnvelopedData made in the page, base64 DER. RSA or EC P-256/P-384 certificate: AES-256-CBC content. SM2 certificate: the GM/T 0010 envelope ukeyd's `decrypt.cms` reads (PKCS#7 content-type OIDs; SM2 encryption, GM/T 0009 SM2Cipher, of an SM4-CBC content key; extension/sdk/gm.js). Other keys: SOR_NOTSUPPORTYETERR. */
     SOF_EncryptData(cert: CertInput, data: Data): Promise<string>;
     /** Clause 7, SOF_DecryptData: ukeyd `decrypt.cms` with a key of the certID's token; the content as text (or base64). SM2 (GM/T 0010) envelopes: SOR_NOTSUPPORTYETERR until the SKF driver decrypts. */
     SOF_DecryptData(certId: CertID, envelope: string): Promise<string>;
@@ -138,7 +138,7 @@ export interface ParsedCertificate {
 export declare function parseCertificate(cert: CertInput): ParsedCertificate;
 export declare function certInfo(cert: ParsedCertificate, type: number): string;
 export declare function certInfoByOid(cert: ParsedCertificate, oid: string): string;
-/** The DER of a CMS EnvelopedData of data for the certificate (as SOF_EncryptData). */
+/** The DER of a CMS EnvelopedData of data for the certificate (as SOF_EncryptData; RSA, EC P-256/P-384, SM2). */
 export declare function envelope(cert: ParsedCertificate, data: Uint8Array): Promise<Uint8Array>;
 export declare function certId(token: string, key: string): CertID;
 export declare function splitCertId(id: string): { token: string; key: string } | null;

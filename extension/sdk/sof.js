@@ -13,10 +13,12 @@
 // What runs where: the key operations (sign, CMS sign, decrypt, PIN change and status) are
 // ukeyd's methods, with ukeyd's dialogs; what needs no private key runs in the page: certificate
 // parsing (a small strict DER reader below), signature verification and envelope encryption with
-// WebCrypto, random bytes from crypto.getRandomValues (ukeyd has no random method: protocol.md).
-// No dependencies, like ukey.js.
+// WebCrypto (SM2 envelopes with gm.js: SM2, SM3 and SM4 in plain JavaScript), random bytes from
+// crypto.getRandomValues (ukeyd has no random method: protocol.md). No dependencies besides
+// ukey.js and gm.js.
 
 import { connect, errorFromRpc, UkeyError, toBase64, fromBase64, SDK_VERSION } from './ukey.js';
+import { sm2Encrypt, sm2CipherDer, sm4CbcEncrypt } from './gm.js';
 
 /* ---------- the standard's identifiers (GM/T 0006 / GM/T 0020 clause 5) ---------- */
 
@@ -707,6 +709,9 @@ const OID = {
     ecPublicKey: OID_EC,
     // dhSinglePass-stdDH-sha256kdf-scheme (RFC 5753 / SEC 1)
     ecdhSha256: '1.3.132.1.11.1',
+    // GM/T 0006: sm2-3 (SM2 encryption), SM4-CBC.
+    sm2Encrypt: '1.2.156.10197.1.301.3',
+    sm4Cbc: '1.2.156.10197.1.104.2',
 };
 
 function randomBytes(n) {
@@ -765,12 +770,36 @@ function sm2SignedData(c, sig) {
     return seq(oidDer('1.2.840.113549.1.7.2'), der(0xa0, sd));
 }
 
+// The SM2 public key point of a certificate (the BIT STRING of its SubjectPublicKeyInfo).
+function sm2Point(c) {
+    const spki = children(c.spki, tlv(c.spki, 0));
+    const bits = content(c.spki, expect(spki[1], 0x03, 'public key'));
+    if (bits[0] !== 0) throw new DerError('public key BIT STRING with unused bits');
+    return bits.subarray(1);
+}
+
 /**
- * A CMS EnvelopedData (RFC 5652) of data for the certificate's key, content AES-256-CBC:
- * RSA — KeyTransRecipientInfo, PKCS#1 v1.5; EC P-256/P-384 — KeyAgreeRecipientInfo, ephemeral-
- * static ECDH, X9.63 KDF with SHA-256, AES-256 key wrap (RFC 5753). Returns the DER.
+ * A CMS EnvelopedData (RFC 5652) of data for the certificate's key. RSA and EC: content
+ * AES-256-CBC; RSA — KeyTransRecipientInfo, PKCS#1 v1.5; EC P-256/P-384 — KeyAgreeRecipientInfo,
+ * ephemeral-static ECDH, X9.63 KDF with SHA-256, AES-256 key wrap (RFC 5753). SM2 — the GM/T 0010
+ * envelope (with PKCS#7 content-type OIDs, as ukeyd's decrypt.cms reads): KeyTransRecipientInfo,
+ * key encryption sm2-3 (1.2.156.10197.1.301.3) with the 16-byte SM4 key as a GM/T 0009 SM2Cipher,
+ * content SM4-CBC (1.2.156.10197.1.104.2, the IV as parameter). Returns the DER.
  */
 export async function envelope(c, data) {
+    if (c.keyAlgorithm === 'SM2') {
+        const cek = randomBytes(16);
+        const iv = randomBytes(16);
+        let wrapped;
+        try {
+            wrapped = sm2CipherDer(sm2Encrypt(sm2Point(c), cek));
+        } catch (e) {
+            throw fail('CERT_INVALID', SOR.CERTENCODEERR, `the certificate's SM2 public key is not usable: ${e.message}`);
+        }
+        const ri = seq(int(0), issuerAndSerial(c), seq(oidDer(OID.sm2Encrypt)), octets(wrapped));
+        const eci = seq(oidDer(OID.data), seq(oidDer(OID.sm4Cbc), octets(iv)), der(0x80, sm4CbcEncrypt(cek, iv, data)));
+        return seq(oidDer(OID.envelopedData), der(0xa0, seq(int(0), der(0x31, ri), eci)));
+    }
     const s = subtle();
     const cek = randomBytes(32);
     const iv = randomBytes(16);
@@ -798,8 +827,7 @@ export async function envelope(c, data) {
         const originator = der(0xa0, der(0xa1, seq(oidDer(OID.ecPublicKey)), der(0x03, Uint8Array.of(0), point)));
         ri = der(0xa1, int(3), originator, seq(oidDer(OID.ecdhSha256), wrapAlg), seq(seq(issuerAndSerial(c), octets(wrapped))));
     } else {
-        throw fail('NOT_SUPPORTED', SOR.NOTSUPPORTYETERR,
-            `envelopes for ${c.keyAlgorithm} ${c.curve || ''} keys are not made in the page (SM2: GM/T 0010 envelopes come with the SKF driver)`);
+        throw fail('NOT_SUPPORTED', SOR.NOTSUPPORTYETERR, `envelopes for ${c.keyAlgorithm} ${c.curve || ''} keys are not made in the page`);
     }
     const eci = seq(oidDer(OID.data), seq(oidDer(OID.aes256cbc), octets(iv)), der(0x80, encrypted));
     return seq(oidDer(OID.envelopedData), der(0xa0, seq(int(version), der(0x31, ri), eci)));

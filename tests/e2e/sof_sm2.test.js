@@ -7,8 +7,9 @@
 // ukeyd (WebCrypto has none) and refuses other data; SOF_SignMessage attached and detached gives
 // GM/T 0010 SignedData (SM3, SM2-with-SM3, the signature over the signed attributes checked by
 // openssl pkeyutl) that SOF_VerifySignedMessage accepts; SOF_SetSignMethod SHA256_RSA with an
-// SM2 certificate is SOR_ALGTYPEERR before any dialog; SOF_EncryptData/SOF_DecryptData with the
-// SM2 encryption certificate are SOR_NOTSUPPORTYETERR (see docs/protocol.md, decrypt.cms).
+// SM2 certificate is SOR_ALGTYPEERR before any dialog; SOF_EncryptData with the SM2 encryption
+// certificate makes a GM/T 0010 envelope in the page that SOF_DecryptData opens on the key (and one
+// made with openssl); SM2 with AES content is SOR_NOTSUPPORTYETERR (docs/protocol.md, decrypt.cms).
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
@@ -159,12 +160,21 @@ test('GM/T 0020 SOF functions in Chromium with the SM2 keys of a soft SKF device
         await newSof(); // back to the default method for the tests after this one
     });
 
-    await t.test('SOF_EncryptData and SOF_DecryptData with the SM2 encryption certificate: SOR_NOTSUPPORTYETERR', async () => {
+    await t.test('SOF_EncryptData in the page (GM/T 0010) → SOF_DecryptData opened on the key; an openssl-made envelope; AES content refused', async () => {
         const encDer = fs.readFileSync(path.join(dir, 'enc.der')).toString('base64');
-        const e = await call('SOF_EncryptData', encDer, text);
-        assert.equal(e.error && e.error.sor, SOR.NOTSUPPORTYETERR, JSON.stringify(e));
+        const left = await retries();
+        for (const msg of [text, 'x', '长'.repeat(700)]) {
+            const env = await ok('SOF_EncryptData', encDer, msg);
+            const before = d.pinentryLog().length;
+            assert.equal(await withDialog(() => ok('SOF_DecryptData', encId, env)), msg);
+            assert.ok(d.pinentryLog().length > before, 'the dialog asked');
+        }
+        const made = sm2Envelope(dir, Buffer.from(text, 'utf8')).toString('base64');
+        assert.equal(await withDialog(() => ok('SOF_DecryptData', encId, made)), text);
+        assert.equal(await retries(), left, 'no try spent');
+        // SM2 key transport with AES content: a key decrypts SM4 only; refused at once.
         const before = d.pinentryLog().length;
-        const r = await call('SOF_DecryptData', encId, sm2Envelope(dir, Buffer.from(text, 'utf8')).toString('base64'));
+        const r = await call('SOF_DecryptData', encId, sm2Envelope(dir, Buffer.from(text, 'utf8'), { aes: true }).toString('base64'));
         assert.equal(r.error && r.error.reason, 'NOT_SUPPORTED', JSON.stringify(r));
         assert.equal(r.error.sor, SOR.NOTSUPPORTYETERR);
         assert.equal(d.pinentryLog().length, before, 'no dialog');

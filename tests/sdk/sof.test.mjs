@@ -1,7 +1,8 @@
 // The GM/T 0020 module of the SDK (extension/sdk/sof.js) without a browser: certificate parsing
 // against certificates made by openssl (RSA, P-256 issued by a CA, SM2 from the demo portal's SM2
 // CA) and checked against openssl's and node:crypto's reading of them; malformed DER refused;
-// envelopes made in the page decrypted by `openssl cms -decrypt`; signatures checked in the page;
+// envelopes made in the page decrypted by `openssl cms -decrypt` (SM2 ones taken apart and opened
+// with `openssl pkeyutl -decrypt` and node:crypto SM4-CBC); signatures checked in the page;
 // the user list format; the reason → SOR table; the SOF functions against a fake daemon (which
 // methods with which params, page PIN falling back to the dialog, the standard's error codes).
 import { test } from 'node:test';
@@ -74,6 +75,7 @@ openssl(['ca', '-batch', '-config', f('later.cnf'), '-in', f('ec.csr'), '-cert',
     '-startdate', '20991231000000Z', '-enddate', '21001231000000Z', '-out', f('later.pem'), '-notext']);
 
 const b64 = (pem) => toBase64(derOf(pem));
+const hex = (b) => Buffer.from(b).toString('hex');
 
 /* ---------- parsing ---------- */
 
@@ -155,11 +157,12 @@ test('SM2 certificate of the demo portal\'s SM2 CA (SM3 signature)', async () =>
     assert.equal(certInfo(c, SGD_CERT.SERIAL), opensslField(pem, '-serial'));
     assert.equal(certInfo(c, SGD_CERT.NOTAFTER_TIME), asn1Date(opensslField(pem, '-enddate')));
     assert.equal(certInfo(c, SGD_CERT.EXT_BASICCONSTRAINTS), 'CA=TRUE');
-    // Nothing about SM2 can be checked in the page (WebCrypto has no SM2): said so, not guessed.
+    // SM2 signatures cannot be checked in the page (WebCrypto has no SM2): said so, not guessed.
     const sof = createSof({ ukey: {}, trustedCAs: [fs.readFileSync(pem, 'utf8')] });
     const e = await rejection(sof.SOF_ValidateCert(fs.readFileSync(pem, 'utf8')));
     assert.equal(e.sor, SOR.NOTSUPPORTYETERR);
-    assert.equal((await rejection(sof.SOF_EncryptData(fs.readFileSync(pem, 'utf8'), 'x'))).sor, SOR.NOTSUPPORTYETERR);
+    // Envelopes for SM2 certificates are made in the page (gm.js; checked in detail below).
+    assert.match(await sof.SOF_EncryptData(fs.readFileSync(pem, 'utf8'), 'x'), /^[A-Za-z0-9+/]+={0,2}$/);
 });
 
 test('malformed certificates: SOR_CERTENCODEERR, never a partial answer', () => {
@@ -207,6 +210,90 @@ test('SOF_EncryptData: EnvelopedData for RSA and P-256 certificates that openssl
     const env = await createSof({ ukey: {}, dataEncoding: 'base64' }).SOF_EncryptData(b64(f('rsa.pem')), bin.toString('base64'));
     fs.writeFileSync(f('env2.der'), Buffer.from(env, 'base64'));
     assert.deepEqual(execFileSync('openssl', ['cms', '-decrypt', '-binary', '-inform', 'DER', '-in', f('env2.der'), '-inkey', f('rsa.key')]), bin);
+});
+
+test('SOF_EncryptData: the GM/T 0010 envelope for an SM2 certificate, as ukeyd decrypt.cms reads and tests/daemon builds it', async () => {
+    const cms = require(path.join(ROOT, 'tests/daemon/lib/cms_der.js'));
+    const sm2 = path.join(dir, 'sm2env');
+    fs.mkdirSync(sm2);
+    const g = (name) => path.join(sm2, name);
+    // A self-signed SM2 certificate (SM2-with-SM3, the GM/T 0009 ID) whose serial has its high bit set.
+    openssl(['ecparam', '-name', 'SM2', '-genkey', '-noout', '-out', g('enc.key')]);
+    openssl(['req', '-x509', '-new', '-key', g('enc.key'), '-sm3', '-sigopt', 'distid:1234567812345678', '-subj', '/C=CN/O=NHSA/CN=数字信封 SM2',
+        '-set_serial', '0x80a1b2c3d4', '-days', '30', '-utf8', '-out', g('enc.pem')]);
+    openssl(['x509', '-in', g('enc.pem'), '-outform', 'DER', '-out', g('enc.der')]);
+    openssl(['x509', '-in', g('enc.pem'), '-noout', '-pubkey', '-out', g('enc.pub')]);
+    const certDer = fs.readFileSync(g('enc.der'));
+    const sof = createSof({ ukey: {} });
+    for (const text of ['', 'x', '0123456789abcde', '0123456789abcdef', '数字信封 SM2 ' + crypto.randomBytes(500).toString('hex')]) {
+        const env = Buffer.from(await sof.SOF_EncryptData(fs.readFileSync(g('enc.pem'), 'utf8'), text), 'base64');
+        const top = cms.tlv(env);
+        assert.equal(top.end, env.length);
+        const [type, wrapper, extra] = cms.kids(top);
+        assert.equal(extra, undefined);
+        assert.equal(cms.oidOf(type), '1.2.840.113549.1.7.3', 'envelopedData (PKCS#7)');
+        assert.equal(wrapper.tag, 0xa0);
+        const [ed] = cms.kids(wrapper);
+        const [version, ris, eci, more] = cms.kids(ed);
+        assert.equal(more, undefined, 'no unprotectedAttrs');
+        assert.equal(hex(version.all), '020100', 'EnvelopedData version 0');
+        assert.equal(ris.tag, 0x31);
+        const [ktri, other] = cms.kids(ris);
+        assert.equal(other, undefined, 'one recipient');
+        const [riVersion, ias, keyAlg, encryptedKey, tooMany] = cms.kids(ktri);
+        assert.equal(ktri.tag, 0x30, 'KeyTransRecipientInfo');
+        assert.equal(tooMany, undefined);
+        assert.equal(hex(riVersion.all), '020100', 'KeyTransRecipientInfo version 0');
+        assert.equal(hex(ias.all), hex(cms.issuerAndSerial(certDer)), 'IssuerAndSerialNumber of the certificate');
+        assert.equal(hex(cms.kids(ias)[1].all), '02060080a1b2c3d4', 'the serial, with its sign byte');
+        const keyAlgParts = cms.kids(keyAlg);
+        assert.equal(keyAlgParts.length, 1, 'sm2-3 without parameters');
+        assert.equal(cms.oidOf(keyAlgParts[0]), '1.2.156.10197.1.301.3');
+        assert.equal(encryptedKey.tag, 0x04);
+        // The SM2Cipher: x, y, C3 (32 bytes), C2 (the 16-byte SM4 key).
+        const sm2Cipher = cms.tlv(encryptedKey.value);
+        assert.equal(sm2Cipher.end, encryptedKey.value.length);
+        assert.deepEqual(cms.kids(sm2Cipher).map((k) => [k.tag, k.tag === 0x04 ? k.value.length : 0]), [[0x02, 0], [0x02, 0], [0x04, 32], [0x04, 16]]);
+        fs.writeFileSync(g('c.der'), encryptedKey.value);
+        const cek = execFileSync('openssl', ['pkeyutl', '-decrypt', '-inkey', g('enc.key'), '-in', g('c.der')]);
+        assert.equal(cek.length, 16);
+        const [contentType, contentAlg, encrypted, eciMore] = cms.kids(eci);
+        assert.equal(eciMore, undefined);
+        assert.equal(cms.oidOf(contentType), '1.2.840.113549.1.7.1', 'data (PKCS#7)');
+        const [sm4, iv] = cms.kids(contentAlg);
+        assert.equal(cms.oidOf(sm4), '1.2.156.10197.1.104.2', 'SM4-CBC');
+        assert.equal(iv.tag, 0x04);
+        assert.equal(iv.value.length, 16);
+        assert.equal(encrypted.tag, 0x80, '[0] IMPLICIT encryptedContent');
+        const d = crypto.createDecipheriv('sm4-cbc', cek, iv.value);
+        assert.equal(Buffer.concat([d.update(encrypted.value), d.final()]).toString('utf8'), text);
+        // The same tree of tags as the envelope tests/daemon builds with openssl for decrypt.cms.
+        const shape = (t) => (t.tag & 0x20 && t.tag !== 0x80 ? [t.tag, cms.kids(t).map(shape)] : t.tag === 0x06 ? cms.oidOf(t) : t.tag);
+        const theirs = cms.tlv(cms.sm2Envelope(sm2, Buffer.from(text)));
+        assert.deepEqual(shape(top), shape(theirs));
+        assert.deepEqual(shape(cms.tlv(encryptedKey.value)), shape(cms.tlv(cms.kids(cms.kids(cms.kids(cms.kids(cms.kids(theirs)[1])[0])[1])[0])[3].value)));
+    }
+    // base64 mode: bytes.
+    const bin = crypto.randomBytes(33);
+    const env = Buffer.from(await createSof({ ukey: {}, dataEncoding: 'base64' }).SOF_EncryptData(certDer.toString('base64'), bin.toString('base64')), 'base64');
+    const eci = cms.kids(cms.kids(cms.kids(cms.tlv(env))[1])[0])[2];
+    const ek = cms.kids(cms.kids(cms.kids(cms.kids(cms.tlv(env))[1])[0])[1])[0];
+    fs.writeFileSync(g('c.der'), cms.kids(ek)[3].value);
+    const cek = execFileSync('openssl', ['pkeyutl', '-decrypt', '-inkey', g('enc.key'), '-in', g('c.der')]);
+    const [, alg, enc] = cms.kids(eci);
+    const d = crypto.createDecipheriv('sm4-cbc', cek, cms.kids(alg)[1].value);
+    assert.deepEqual(Buffer.concat([d.update(enc.value), d.final()]), bin);
+    // Not decryptable with another SM2 key.
+    openssl(['ecparam', '-name', 'SM2', '-genkey', '-noout', '-out', g('other.key')]);
+    assert.throws(() => execFileSync('openssl', ['pkeyutl', '-decrypt', '-inkey', g('other.key'), '-in', g('c.der')], { stdio: 'pipe' }));
+    // A certificate whose SM2 point is off the curve: refused, nothing encrypted.
+    const spki = crypto.createPublicKey(fs.readFileSync(g('enc.pub'))).export({ type: 'spki', format: 'der' });
+    const at = certDer.indexOf(spki.subarray(spki.length - 65));
+    assert.ok(at > 0);
+    const bad = Buffer.from(certDer);
+    bad[at + 64] ^= 1;
+    const e = await rejection(sof.SOF_EncryptData(bad.toString('base64'), 'x'));
+    assert.equal(e.sor, SOR.CERTENCODEERR);
 });
 
 test('SOF_VerifySignedData: RSA and ECDSA signatures made by node:crypto; a changed byte fails with SOR_VERIFYSIGNDATAERR', async () => {

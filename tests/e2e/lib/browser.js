@@ -105,14 +105,14 @@ async function screenshot(page, name, { dir = ARTIFACTS, ...opts } = {}) {
     return file;
 }
 
-// An HTTP handler for serve(): the test page html at /page..., the page SDK's ukey.js and sof.js
-// under /sdk/, 404 otherwise.
+// An HTTP handler for serve(): the test page html at /page..., the page SDK's ukey.js, sof.js and
+// gm.js under /sdk/, 404 otherwise.
 function sdkPageHandler(html) {
     return (req, res) => {
         if (req.url.startsWith('/page')) {
             res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
             res.end(html);
-        } else if (req.url === '/sdk/ukey.js' || req.url === '/sdk/sof.js') {
+        } else if (['/sdk/ukey.js', '/sdk/sof.js', '/sdk/gm.js'].includes(req.url)) {
             res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
             res.end(fs.readFileSync(path.join(EXT_DIR, 'sdk', path.basename(req.url))));
         } else {
