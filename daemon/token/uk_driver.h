@@ -308,6 +308,12 @@ typedef struct uk_driver {
      */
     int (*open_envelope)(void *state, uk_card *card, const char *key_id, const uk_envelope_req *req,
                          uint8_t *out, size_t cap, size_t *out_len);
+    /*
+     * Whether key_id can open envelopes at all (optional; called before the PIN is verified, so
+     * that a request that cannot work costs no PIN try): KEY_NOT_FOUND (no such key, or a key
+     * that cannot, such as an SKF signing key), NOT_SUPPORTED.
+     */
+    int (*check_envelope)(void *state, uk_card *card, const char *key_id);
 } uk_driver;
 
 #endif

@@ -66,7 +66,8 @@ typedef struct uk_source_config {
 } uk_source_config;
 
 typedef struct uk_source_kind {
-    const char *what; /* "PKCS#11", "SKF": logs */
+    const char *what;   /* "PKCS#11", "SKF": logs */
+    const char *driver; /* the driver of its tokens, whose ids are "<driver>:…" */
     int (*start)(void **out, const uk_source_config *cfg, size_t source, const uk_source_cbs *cbs);
     void (*wake)(void *scan);   /* re-scan soon (a PC/SC change) */
     void (*cancel)(void *scan); /* leave; exited() follows */
@@ -109,7 +110,8 @@ typedef struct uk_source_module {
 } uk_source_module;
 
 typedef struct uk_source_module_kind {
-    const char *what; /* "PKCS#11", "SKF": logs */
+    const char *what;   /* "PKCS#11", "SKF": logs */
+    const char *driver; /* the driver of its tokens, whose ids are "<driver>:…" */
     pthread_mutex_t *mu;
     uk_source_module **list;
     /* A zeroed instance of the kind with its own fields from arg; NULL when out of memory. */

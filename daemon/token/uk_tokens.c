@@ -1644,8 +1644,16 @@ static int find_token(uk_tokens *t, const char *token_id, struct reader **out)
             return UK_OK;
         }
     }
-    /* pcscd away: a PC/SC token cannot be there, and saying so is more useful */
-    return t->service == UK_E_NO_SERVICE ? UK_E_NO_SERVICE : UK_E_NO_TOKEN;
+    /* pcscd away: a PC/SC token cannot be there, and saying so is more useful; but a module's
+     * token (its driver names the id) does not need pcscd: that one is simply not there. */
+    if (t->service != UK_E_NO_SERVICE)
+        return UK_E_NO_TOKEN;
+    for (size_t i = 0; i < t->n_modules; i++) {
+        size_t n = strlen(t->kinds[i]->driver);
+        if (strncmp(token_id, t->kinds[i]->driver, n) == 0 && token_id[n] == ':')
+            return UK_E_NO_TOKEN;
+    }
+    return UK_E_NO_SERVICE;
 }
 
 int uk_tokens_list_certs(uk_tokens *t, const char *token_id, uk_tokens_certs_fn cb, void *arg)

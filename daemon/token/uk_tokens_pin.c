@@ -215,6 +215,9 @@ static int decrypt_run(void *arg, const uk_driver *drv, void *state, uk_card *ca
     /* The key of the certificate the caller found: after a renewal on a card that cannot move
      * keys, a role's certificate belongs to the key in the staging slot. */
     int rc = uk__tokens_map_role(drv, state, card, p->key_id);
+    /* A request that cannot work must not cost a PIN try. */
+    if (rc == UK_OK && p->envelope && drv->check_envelope != NULL)
+        rc = drv->check_envelope(state, card, p->key_id);
     if (rc == UK_OK)
         rc = drv->verify_pin(state, card, p->pin, &p->retries);
     uk_secret_free(p->pin);

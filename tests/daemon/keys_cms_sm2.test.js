@@ -60,6 +60,9 @@ test('sign.cms, verify.cms and decrypt.cms with SM2 keys of a soft SKF device (G
     const c = await KeysClient.unix(d);
     const tok = await waitToken(c, 'skf:SKF-C');
     const sigDer = fs.readFileSync(path.join(dir, 'sig.der'));
+    // No pcscd here: an unknown SKF token is simply not there, a PC/SC one cannot be looked for.
+    assert.equal(reason(await c.call('cert.list', { token: 'skf:NOPE' })), 'NO_TOKEN');
+    assert.equal(reason(await c.call('cert.list', { token: 'piv:12345678' })), 'NO_SERVICE');
     const data = crypto.randomBytes(1500);
     const dataB64 = data.toString('base64');
     let n = 0;
@@ -190,8 +193,10 @@ test('sign.cms, verify.cms and decrypt.cms with SM2 keys of a soft SKF device (G
         assert.equal(reason(await call(env({ aes: true }), '000000')), 'NOT_SUPPORTED');
         assert.equal(d.pinentryLog().length, before, 'no dialog');
         assert.equal(await retries(), left, 'no PIN try spent');
-        // Naming the signing certificate: its key cannot open envelopes.
-        assert.equal(reason(await call(env({ recipient: 'sig.der', pub: 'sig.pub' }))), 'KEY_NOT_FOUND');
+        // Naming the signing certificate: its key cannot open envelopes; refused before the PIN
+        // is tried (a wrong one spends nothing).
+        assert.equal(reason(await call(env({ recipient: 'sig.der', pub: 'sig.pub' }), '000000')), 'KEY_NOT_FOUND');
+        assert.equal(await retries(), left, 'no PIN try spent');
         // A wrong PIN: a try spent, nothing decrypted.
         const r = await call(good, '000000');
         assert.equal(reason(r), 'PIN_INCORRECT', JSON.stringify(r));

@@ -558,17 +558,10 @@ static int p11_sign(void *state, uk_card *card, const uk_sign_req *req, uint8_t 
     CK_RSA_PKCS_PSS_PARAMS pss = {hm, mgf, req->digest_len};
     CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
     if (type == CKK_RSA && req->scheme == UK_SIG_RSA_PKCS1) {
-        /* CKM_RSA_PKCS signs DigestInfo || digest: take it from the host's
-         * EMSA-PKCS1-v1_5 encoding (00 01 FF.. 00 DigestInfo). */
-        uint8_t em[128];
-        rc = uk_crypto_emsa_pkcs1_v15(md, req->digest, req->digest_len, em, sizeof(em));
+        /* CKM_RSA_PKCS pads and signs what it is given: the DigestInfo. */
+        rc = uk_crypto_digest_info(md, req->digest, req->digest_len, in, sizeof(in), &in_len);
         if (rc != UK_OK)
             return rc;
-        size_t i = 2;
-        while (i < sizeof(em) && em[i] == 0xff)
-            i++;
-        in_len = sizeof(em) - i - 1;
-        memcpy(in, em + i + 1, in_len);
         mech.mechanism = CKM_RSA_PKCS;
     } else {
         memcpy(in, req->digest, req->digest_len);

@@ -370,6 +370,7 @@ static int source_card_new(uk_card **out, void *mod, unsigned long slot, const c
 
 const uk_source_kind uk_p11_source = {
     .what = "PKCS#11",
+    .driver = "p11",
     .start = source_start,
     .wake = source_wake,
     .cancel = source_cancel,

@@ -234,6 +234,7 @@ static int source_card_new(uk_card **out, void *mod, unsigned long slot, const c
 
 const uk_source_kind uk_skf_source = {
     .what = "SKF",
+    .driver = "skf",
     .start = source_start,
     .wake = source_wake,
     .cancel = source_cancel,

@@ -858,6 +858,32 @@ static int import_enveloped_key(void *state, uk_card *card, const char *key_id, 
 
 /* ---- digital envelopes opened on the key (decrypt.cms) ------------------------------ */
 
+/* Opens key_id's container when it can open envelopes: SKF_ImportSessionKey unwraps with an SM2
+ * container's encryption pair only (a signing key, or an RSA container, is KEY_NOT_FOUND). */
+static int open_for_envelope(skf_state *st, const char *key_id, void **cont)
+{
+    bool sign = false;
+    unsigned type = 0;
+    int rc = open_typed(st, key_id, cont, &sign, &type);
+    if (rc != UK_OK || (!sign && type == UK_SKF_CONTAINER_ECC))
+        return rc;
+    UK_LOG_DEBUG("'%s': %s is not an SM2 encryption key", st->name, key_id);
+    (void)UK__SKF(st->mod, close_cont, *cont);
+    *cont = NULL;
+    return UK_E_KEY_NOT_FOUND;
+}
+
+static int check_envelope(void *state, uk_card *card, const char *key_id)
+{
+    (void)card;
+    skf_state *st = state;
+    void *cont = NULL;
+    int rc = open_for_envelope(st, key_id, &cont);
+    if (rc == UK_OK)
+        (void)UK__SKF(st->mod, close_cont, cont);
+    return rc;
+}
+
 static int open_envelope(void *state, uk_card *card, const char *key_id, const uk_envelope_req *req,
                          uint8_t *out, size_t cap, size_t *out_len)
 {
@@ -867,38 +893,29 @@ static int open_envelope(void *state, uk_card *card, const char *key_id, const u
         cap < req->in_len)
         return UK_E_INVALID_PARAMS;
     void *cont = NULL;
-    bool sign = false;
-    unsigned type = 0;
-    int rc = open_typed(st, key_id, &cont, &sign, &type);
+    int rc = open_for_envelope(st, key_id, &cont);
     if (rc != UK_OK)
         return rc;
-    uint32_t rv;
-    if (sign || type != UK_SKF_CONTAINER_ECC) {
-        /* SKF_ImportSessionKey unwraps with the container's encryption pair only. */
-        UK_LOG_DEBUG("'%s': %s is not an SM2 encryption key", st->name, key_id);
-        rc = UK_E_KEY_NOT_FOUND;
-    } else {
-        uk__skf_ecc_cipher w;
-        memcpy(w.c1x, req->c1x, 32);
-        memcpy(w.c1y, req->c1y, 32);
-        memcpy(w.c3, req->c3, 32);
-        memcpy(w.c2, req->c2, req->c2_len);
-        w.c2_len = req->c2_len;
-        *out_len = cap;
-        rv = UK__SKF(st->mod, session_decrypt, cont, SGD_SM4_CBC, &w, req->iv, req->in, req->in_len,
-                     out, out_len);
-        rc = SKF_ERR(st, rv, "SKF_ImportSessionKey/SKF_Decrypt");
-        /* The module refusing the wrapped key or the content: another key's envelope, or a
-         * corrupted one. */
-        if (rv == SAR_INDATAERR || rv == SAR_INDATALENERR || rv == SAR_DECRYPTPADERR ||
-            rv == SAR_HASHNOTEQUALERR)
-            rc = UK_E_DECRYPT_FAILED;
-        if (rc == UK_OK && *out_len != req->in_len) {
-            UK_LOG_WARN("'%s': %zu bytes decrypted from %zu", st->name, *out_len, req->in_len);
-            rc = UK_E_CARD_ERROR;
-        }
-        uk_wipe(&w, sizeof(w));
+    uk__skf_ecc_cipher w;
+    memcpy(w.c1x, req->c1x, 32);
+    memcpy(w.c1y, req->c1y, 32);
+    memcpy(w.c3, req->c3, 32);
+    memcpy(w.c2, req->c2, req->c2_len);
+    w.c2_len = req->c2_len;
+    *out_len = cap;
+    uint32_t rv = UK__SKF(st->mod, session_decrypt, cont, SGD_SM4_CBC, &w, req->iv, req->in,
+                          req->in_len, out, out_len);
+    rc = SKF_ERR(st, rv, "SKF_ImportSessionKey/SKF_Decrypt");
+    /* The module refusing the wrapped key or the content: another key's envelope, or a
+     * corrupted one. */
+    if (rv == SAR_INDATAERR || rv == SAR_INDATALENERR || rv == SAR_DECRYPTPADERR ||
+        rv == SAR_HASHNOTEQUALERR)
+        rc = UK_E_DECRYPT_FAILED;
+    if (rc == UK_OK && *out_len != req->in_len) {
+        UK_LOG_WARN("'%s': %zu bytes decrypted from %zu", st->name, *out_len, req->in_len);
+        rc = UK_E_CARD_ERROR;
     }
+    uk_wipe(&w, sizeof(w));
     (void)UK__SKF(st->mod, close_cont, cont);
     return rc;
 }
@@ -926,4 +943,5 @@ const uk_driver uk_driver_skf = {
     .delete_key = delete_key,
     .import_enveloped_key = import_enveloped_key,
     .open_envelope = open_envelope,
+    .check_envelope = check_envelope,
 };
