@@ -345,3 +345,108 @@ verify_sig() {
         fail "openssl dgst -verify rejects the signature $2: $r"
     expect_eq "openssl dgst -verify" "$r" "Verified OK"
 }
+
+# ---- Kill-and-recover loops of the module renewal tests (test_renewal_faults_p11.sh, _skf.sh) --
+# The calling script sets ROLE (the role's key id: 01, rsa/sign), has made a test CA in $tmp, and
+# defines: R (its uk-renewal-drive runner); fresh_token (a new token holding the role's old pair,
+# its certificate in $tmp/old.der, and a new journal in $st); held (the names of what the token
+# holds, sorted, each followed by a space); held_name KEY_ID (the name held shows for a key id);
+# old_held (where the old pair is still seen while its retirement waits: a certificate goes last);
+# finished_more WHAT STAGED (the token's own checks once a renewal is done).
+
+# role_works WHAT: the role's certificate (as the token layer lists it, left in $tmp/role.der)
+# and a signature by the role's key (through the token layer) that openssl verifies with it.
+role_works() {
+    rm -f "$tmp/role.der"
+    run "$1: certs" R certs "$ROLE" "$tmp/role.der"
+    [[ -s $tmp/role.der ]] || fail "$1: the role $ROLE has no certificate: $out"
+    openssl x509 -inform DER -in "$tmp/role.der" -noout -pubkey >"$tmp/role.pub"
+    echo "fault data $RANDOM" >"$tmp/data"
+    openssl dgst -sha256 -binary "$tmp/data" >"$tmp/digest"
+    run "$1: sign" R sign "$ROLE" "$PIN" "$tmp/digest" "$tmp/sig"
+    expect_eq "$1: sign" "$out" "sign OK"
+    verify_sig "$tmp/role.pub" "$tmp/sig" "$tmp/data"
+}
+
+# finished WHAT STAGED: the renewal is done, the role has the new pair, the old one is gone.
+finished() {
+    role_works "$1"
+    same_file "$1: the role's certificate is the new one" "$tmp/role.der" "$tmp/f.der"
+    expect_eq "$1: what the token holds" "$(held)" "$(held_name "$2") "
+    finished_more "$1" "$2"
+    run "$1: list" R list
+    expect_eq "$1: unfinished renewals" "$(awk '$1 == "rec" && $3 != "done" && $3 != "aborted"' <<<"$out")" ""
+}
+
+# prepare_fresh: a fresh token, prepared; sets $id, $staged and the issued certificate f.der.
+prepare_fresh() {
+    fresh_token
+    run "prepare" R prepare - "$ROLE" extend "$PIN" "$tmp/f.csr"
+    [[ $out == "prepare OK "* ]] || fail "prepare: $out"
+    read -r _ _ id staged <<<"$out"
+    openssl x509 -req -in "$tmp/f.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -days 20 \
+        -outform DER -out "$tmp/f.der" 2>/dev/null || fail "issue"
+}
+
+# commit_kill_loop STEP...: SIGKILL after each step of a commit (a state name comes after the
+# journal write of that state), then a run that recovers without the PIN, as ukeyd does at start.
+# After each: the role signs with a working pair; the journal is done, or prepared (commit again),
+# or activated with the retirement waiting for the PIN (commit again finishes it), nothing else.
+commit_kill_loop() {
+    local passed=0 tried=0
+    for step in "$@"; do
+        tried=$((tried + 1))
+        prepare_fresh
+        out=$(UK_RENEWAL_KILL_AT=$step R commit "$id" "$tmp/f.der" || true)
+        expect_eq "commit killed" "$out" "killed at $step"
+        run "recover ($step)" R recover
+        expect_eq "recovery after a commit killed at $step" "$out" "recover OK"
+        role_works "commit killed at $step"
+        run "status ($step)" R status "$id"
+        case $out in
+        "status OK done $ROLE "*) ;;
+        "status OK prepared $ROLE "* | "status OK activated $ROLE "*)
+            if [[ $out == *activated* ]]; then
+                same_file "activated after $step: the role is the new pair" "$tmp/role.der" "$tmp/f.der"
+                expect_in "activated after $step: the old pair is still there" "$(old_held)" \
+                    "$(held_name "$ROLE") "
+            fi
+            run "commit again ($step)" R commit "$id" "$tmp/f.der"
+            expect_eq "commit after a kill at $step" "$out" "commit OK done $ROLE $staged"
+            ;;
+        *) fail "state after a kill at $step: $out" ;;
+        esac
+        finished "commit killed at $step" "$staged"
+        passed=$((passed + 1))
+        note "commit killed after $step: recovered, done, old pair retired"
+    done
+    note "kill during commit: $passed of $tried steps passed"
+    ((passed == tried)) || fail "kill during commit: only $passed of $tried"
+}
+
+# prepare_kill_loop: SIGKILL after each step of a prepare; recovery (no PIN) leaves the role
+# untouched and what it cannot delete recorded, and the next prepare (with the PIN) deletes it.
+prepare_kill_loop() {
+    local rid
+    for step in staging_recorded key_generated csr_signed prepared staged_marked; do
+        fresh_token
+        out=$(UK_RENEWAL_KILL_AT=$step R prepare - "$ROLE" extend "$PIN" "$tmp/p.csr" || true)
+        expect_eq "prepare killed" "$out" "killed at $step"
+        run "recover ($step)" R recover
+        expect_eq "recovery after a prepare killed at $step" "$out" "recover OK"
+        role_works "prepare killed at $step"
+        same_file "$ROLE untouched by a prepare killed at $step" "$tmp/role.der" "$tmp/old.der"
+        run "prepare again ($step)" R prepare - "$ROLE" extend "$PIN" "$tmp/p.csr"
+        if [[ $out == "prepare RENEWAL_IN_PROGRESS -1" ]]; then
+            abort_prepared "$step" "$ROLE"
+            run "prepare after abort ($step)" R prepare - "$ROLE" extend "$PIN" "$tmp/p.csr"
+        fi
+        [[ $out == "prepare OK "* ]] || fail "prepare after a kill at $step: $out"
+        read -r _ _ rid staged <<<"$out"
+        expect_eq "held after a prepare killed at $step and a new one" "$(held)" \
+            "$(printf '%s\n' "$(held_name "$ROLE")" "$(held_name "$staged")" | sort | tr '\n' ' ')"
+        run "abort ($step)" R abort "$rid"
+        expect_eq "held after the abort ($step)" "$(held)" "$(held_name "$ROLE") "
+        note "prepare killed after $step: the role untouched, the leftover deleted by the next prepare"
+    done
+}

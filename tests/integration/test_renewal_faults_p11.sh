@@ -62,40 +62,14 @@ ids() {
         sed -n 's/^[[:space:]]*ID:[[:space:]]*\([0-9a-f]*\)$/\1/p' | sort | tr '\n' ' '
 }
 
-# role_works WHAT: the role 01's certificate (as the token layer lists it) and a signature by the
-# role's key (through the token layer) that openssl verifies with it. The certificate is left in
-# $tmp/role.der.
-role_works() {
-    rm -f "$tmp/role.der"
-    run "$1: certs" R certs 01 "$tmp/role.der"
-    [[ -s $tmp/role.der ]] || fail "$1: the role 01 has no certificate: $out"
-    openssl x509 -inform DER -in "$tmp/role.der" -noout -pubkey >"$tmp/role.pub"
-    echo "fault data $RANDOM" >"$tmp/data"
-    openssl dgst -sha256 -binary "$tmp/data" >"$tmp/digest"
-    run "$1: sign" R sign 01 "$PIN" "$tmp/digest" "$tmp/sig"
-    expect_eq "$1: sign" "$out" "sign OK"
-    verify_sig "$tmp/role.pub" "$tmp/sig" "$tmp/data"
-}
-
-# finished WHAT STAGED: the renewal is done, 01 holds the new pair, the old pair is gone.
-finished() {
-    role_works "$1"
-    same_file "$1: the role's certificate is the new one" "$tmp/role.der" "$tmp/f.der"
-    expect_eq "$1: private keys" "$(ids privkey)" "$2 "
+ROLE=01
+held() { ids privkey; }
+held_name() { echo "$1"; }
+old_held() { ids cert; }
+# finished_more WHAT STAGED: the public key and the certificate are the new pair's only.
+finished_more() {
     expect_eq "$1: public keys" "$(ids pubkey)" "$2 "
     expect_eq "$1: certificates" "$(ids cert)" "$2 "
-    run "$1: list" R list
-    expect_eq "$1: unfinished renewals" "$(awk '$1 == "rec" && $3 != "done" && $3 != "aborted"' <<<"$out")" ""
-}
-
-# prepare_fresh: a fresh token, prepared; sets $id, $staged and the issued certificate f.der.
-prepare_fresh() {
-    fresh_token
-    run "prepare" R prepare - 01 extend "$PIN" "$tmp/f.csr"
-    [[ $out == "prepare OK "* ]] || fail "prepare: $out"
-    read -r _ _ id staged <<<"$out"
-    openssl x509 -req -in "$tmp/f.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -days 20 \
-        -outform DER -out "$tmp/f.der" 2>/dev/null || fail "issue"
 }
 
 # The steps of a commit on this token, in order (the step hook's names; a state name comes
@@ -109,37 +83,8 @@ finished "commit without a fault" "$staged"
 run "status" R status "$id"
 ok "commit on SoftHSM2: the old pair (key and certificate 01) retired with the PIN"
 
-passed=0 tried=0
-for step in ${UK_FAULT_STEPS:-$commit_steps}; do
-    tried=$((tried + 1))
-    prepare_fresh
-    out=$(UK_RENEWAL_KILL_AT=$step R commit "$id" "$tmp/f.der" || true)
-    expect_eq "commit killed" "$out" "killed at $step"
-    # The next run recovers (no PIN), as ukeyd does at start.
-    run "recover ($step)" R recover
-    expect_eq "recovery after a commit killed at $step" "$out" "recover OK"
-    role_works "commit killed at $step"
-    run "status ($step)" R status "$id"
-    case $out in
-    "status OK done 01 "*) ;;
-    "status OK prepared 01 "* | "status OK activated 01 "*)
-        # Rolled back (commit again), or retirement waiting for the PIN (commit again finishes).
-        if [[ $out == *activated* ]]; then
-            same_file "activated after $step: the role is the new pair" "$tmp/role.der" "$tmp/f.der"
-            # Its certificate goes last: until then the old pair is found by it.
-            expect_in "activated after $step: the old certificate is still there" "$(ids cert)" "01 "
-        fi
-        run "commit again ($step)" R commit "$id" "$tmp/f.der"
-        expect_eq "commit after a kill at $step" "$out" "commit OK done 01 $staged"
-        ;;
-    *) fail "state after a kill at $step: $out" ;;
-    esac
-    finished "commit killed at $step" "$staged"
-    passed=$((passed + 1))
-    note "commit killed after $step: recovered, done, old pair retired"
-done
-note "kill during commit: $passed of $tried steps passed"
-((passed == tried)) || fail "kill during commit: only $passed of $tried"
+# shellcheck disable=SC2086 # a list of words
+commit_kill_loop ${UK_FAULT_STEPS:-$commit_steps}
 ok "SIGKILL after each step of a commit (${UK_FAULT_STEPS:-every step}): the role always signs, the journal ends done, the old pair retired"
 
 # A pending retirement is also finished by the next prepare of the role (it has the PIN).
@@ -160,27 +105,5 @@ expect_eq "abort" "$out" "abort OK aborted 01 $staged2"
 expect_eq "private keys after the abort" "$(ids privkey)" "$staged "
 ok "a retirement left pending by a recovery is finished by the next prepare; abort deletes the staged key"
 
-# SIGKILL after each step of a prepare; recovery (no PIN) leaves what it cannot delete recorded,
-# the next prepare (with the PIN) deletes it.
-for step in staging_recorded key_generated csr_signed prepared staged_marked; do
-    fresh_token
-    out=$(UK_RENEWAL_KILL_AT=$step R prepare - 01 extend "$PIN" "$tmp/p.csr" || true)
-    expect_eq "prepare killed" "$out" "killed at $step"
-    run "recover ($step)" R recover
-    expect_eq "recovery after a prepare killed at $step" "$out" "recover OK"
-    role_works "prepare killed at $step"
-    same_file "01 untouched by a prepare killed at $step" "$tmp/role.der" "$tmp/old.der"
-    run "prepare again ($step)" R prepare - 01 extend "$PIN" "$tmp/p.csr"
-    if [[ $out == "prepare RENEWAL_IN_PROGRESS -1" ]]; then
-        abort_prepared "$step" 01
-        run "prepare after abort ($step)" R prepare - 01 extend "$PIN" "$tmp/p.csr"
-    fi
-    [[ $out == "prepare OK "* ]] || fail "prepare after a kill at $step: $out"
-    read -r _ _ rid staged <<<"$out"
-    expect_eq "private keys after a prepare killed at $step and a new one" "$(ids privkey)" \
-        "$(printf '%s\n' 01 "$staged" | sort | tr '\n' ' ')"
-    run "abort ($step)" R abort "$rid"
-    expect_eq "private keys after the abort ($step)" "$(ids privkey)" "01 "
-    note "prepare killed after $step: 01 untouched, the leftover deleted by the next prepare"
-done
+prepare_kill_loop
 ok "SIGKILL after each step of a prepare: 01 untouched and signs, the next prepare cleans, abort deletes"

@@ -55,38 +55,11 @@ containers() {
     done | sort | tr '\n' ' '
 }
 
-# role_works WHAT: the role's certificate (as the token layer lists it) and a signature by the
-# role's key (through the token layer) that openssl verifies with it, in $tmp/role.der.
-role_works() {
-    rm -f "$tmp/role.der"
-    run "$1: certs" R certs rsa/sign "$tmp/role.der"
-    [[ -s $tmp/role.der ]] || fail "$1: the role rsa/sign has no certificate: $out"
-    openssl x509 -inform DER -in "$tmp/role.der" -noout -pubkey >"$tmp/role.pub"
-    echo "fault data $RANDOM" >"$tmp/data"
-    openssl dgst -sha256 -binary "$tmp/data" >"$tmp/digest"
-    run "$1: sign" R sign rsa/sign "$PIN" "$tmp/digest" "$tmp/sig"
-    expect_eq "$1: sign" "$out" "sign OK"
-    verify_sig "$tmp/role.pub" "$tmp/sig" "$tmp/data"
-}
-
-# finished WHAT STAGED: the renewal is done, the role has the new pair, only its container is left.
-finished() {
-    role_works "$1"
-    same_file "$1: the role's certificate is the new one" "$tmp/role.der" "$tmp/f.der"
-    expect_eq "$1: containers" "$(containers)" "${2%/sign} "
-    run "$1: list" R list
-    expect_eq "$1: unfinished renewals" "$(awk '$1 == "rec" && $3 != "done" && $3 != "aborted"' <<<"$out")" ""
-}
-
-# prepare_fresh: a fresh token, prepared; sets $id, $staged and the issued certificate f.der.
-prepare_fresh() {
-    fresh_token
-    run "prepare" R prepare - rsa/sign extend "$PIN" "$tmp/f.csr"
-    [[ $out == "prepare OK "* ]] || fail "prepare: $out"
-    read -r _ _ id staged <<<"$out"
-    openssl x509 -req -in "$tmp/f.csr" -CA "$tmp/ca.pem" -CAkey "$tmp/ca.key" -days 20 \
-        -outform DER -out "$tmp/f.der" 2>/dev/null || fail "issue"
-}
+ROLE=rsa/sign
+held() { containers; }
+held_name() { echo "${1%/sign}"; }
+old_held() { containers; }
+finished_more() { :; }
 
 commit_steps="cert_accepted committing cert_written written role_mapped activated old_key_deleted
 old_cert_deleted done"
@@ -96,54 +69,9 @@ expect_eq "commit (no kill)" "$out" "commit OK done rsa/sign $staged"
 finished "commit without a fault" "$staged"
 ok "commit on the soft SKF module: the old container retired with the PIN"
 
-passed=0 tried=0
-for step in ${UK_FAULT_STEPS:-$commit_steps}; do
-    tried=$((tried + 1))
-    prepare_fresh
-    out=$(UK_RENEWAL_KILL_AT=$step R commit "$id" "$tmp/f.der" || true)
-    expect_eq "commit killed" "$out" "killed at $step"
-    run "recover ($step)" R recover
-    expect_eq "recovery after a commit killed at $step" "$out" "recover OK"
-    role_works "commit killed at $step"
-    run "status ($step)" R status "$id"
-    case $out in
-    "status OK done rsa/sign "*) ;;
-    "status OK prepared rsa/sign "* | "status OK activated rsa/sign "*)
-        if [[ $out == *activated* ]]; then
-            same_file "activated after $step: the role is the new pair" "$tmp/role.der" "$tmp/f.der"
-            expect_in "activated after $step: the old container is still there" "$(containers)" "rsa "
-        fi
-        run "commit again ($step)" R commit "$id" "$tmp/f.der"
-        expect_eq "commit after a kill at $step" "$out" "commit OK done rsa/sign $staged"
-        ;;
-    *) fail "state after a kill at $step: $out" ;;
-    esac
-    finished "commit killed at $step" "$staged"
-    passed=$((passed + 1))
-    note "commit killed after $step: recovered, done, old container retired"
-done
-((passed == tried)) || fail "kill during commit: only $passed of $tried"
+# shellcheck disable=SC2086 # a list of words
+commit_kill_loop ${UK_FAULT_STEPS:-$commit_steps}
 ok "SIGKILL after each step of a commit: the role always signs, the journal ends done, the old container retired"
 
-for step in staging_recorded key_generated csr_signed prepared staged_marked; do
-    fresh_token
-    out=$(UK_RENEWAL_KILL_AT=$step R prepare - rsa/sign extend "$PIN" "$tmp/p.csr" || true)
-    expect_eq "prepare killed" "$out" "killed at $step"
-    run "recover ($step)" R recover
-    expect_eq "recovery after a prepare killed at $step" "$out" "recover OK"
-    role_works "prepare killed at $step"
-    same_file "rsa/sign untouched by a prepare killed at $step" "$tmp/role.der" "$tmp/old.der"
-    run "prepare again ($step)" R prepare - rsa/sign extend "$PIN" "$tmp/p.csr"
-    if [[ $out == "prepare RENEWAL_IN_PROGRESS -1" ]]; then
-        abort_prepared "$step" rsa/sign
-        run "prepare after abort ($step)" R prepare - rsa/sign extend "$PIN" "$tmp/p.csr"
-    fi
-    [[ $out == "prepare OK "* ]] || fail "prepare after a kill at $step: $out"
-    read -r _ _ rid staged <<<"$out"
-    expect_eq "containers after a prepare killed at $step and a new one" "$(containers)" \
-        "$(printf '%s\n' rsa "${staged%/sign}" | sort | tr '\n' ' ')"
-    run "abort ($step)" R abort "$rid"
-    expect_eq "containers after the abort ($step)" "$(containers)" "rsa "
-    note "prepare killed after $step: the role untouched, the leftover deleted by the next prepare"
-done
+prepare_kill_loop
 ok "SIGKILL after each step of a prepare: the role untouched and signs, the next prepare cleans, abort deletes"
