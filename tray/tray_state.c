@@ -447,9 +447,10 @@ static void add_cert_items(const uk_tray_model *m, const uk_tray_cert *c, time_t
     local_date(c->not_before, from, sizeof from);
     local_date(c->not_after, to, sizeof to);
     if ((it = add_item(items, n, UK_TRAY_ITEM_INFO, 1)) != NULL) {
+        /* A menu line shows no more than 200 bytes of a name anyway. */
         if (c->org[0] != '\0')
-            snprintf(it->text, sizeof it->text, "[%s] %s — %s", c->key, c->cn[0] ? c->cn : "?",
-                     c->org);
+            snprintf(it->text, sizeof it->text, "[%s] %.200s — %.200s", c->key,
+                     c->cn[0] ? c->cn : "?", c->org);
         else
             snprintf(it->text, sizeof it->text, "[%s] %s", c->key, c->cn[0] ? c->cn : "?");
     }

@@ -852,8 +852,8 @@ int uk_journal_backup_cert(uk_journal *j, const char *token_serial, const char *
 
     /* Escaped, serial and slot take at most 3 * 32 bytes each; with the time, the digest
      * prefix, the separators, "-99" and ".der" (and ".tmp." + 13 for the temporary file) the
-     * name stays within NAME_MAX. */
-    char base[NAME_MAX + 1] = "";
+     * name stays within NAME_MAX; base is sized so that the compiler can see that too. */
+    char base[NAME_MAX - 16] = "";
     char stamp[24];
     escape_part(token_serial, base, sizeof(base));
     strcat(base, "-");
