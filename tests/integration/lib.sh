@@ -72,8 +72,9 @@ cleanup() {
         fi
     done
     if ((rc != 0 && rc != 77)); then
-        for d in "${rigs[@]}"; do
-            for f in "$d"/log/*.log; do
+        # The test's own logs (uk-renewal-drive's stderr, ...) and the rigs'.
+        for d in "$tmp" "${rigs[@]}"; do
+            for f in "$d"/*.log "$d"/log/*.log; do
                 [[ -s $f ]] || continue
                 echo "---- $f (last lines) ----" >&2
                 tail -n 20 "$f" >&2
@@ -101,12 +102,11 @@ rig_down() {
 
 # run WHAT CMD...: runs CMD, output in $out; fails the test if CMD fails.
 run() {
-    local what=$1
+    local what=$1 rc=0
     shift
-    if ! out=$("$@" 2>&1); then
-        fail "$what: '$*' failed:
+    out=$("$@" 2>&1) || rc=$?
+    ((rc == 0)) || fail "$what: '$*' failed (exit status $rc):
 $out"
-    fi
 }
 
 # run_fails WHAT CMD...: CMD must fail; output in $out.
