@@ -340,11 +340,12 @@ static int dec_sm2_prepare(dec_req *req)
                      req->sm2.in_len);
         return UK_E_LIMIT_EXCEEDED;
     }
-    memcpy(req->sm2.c1x, key.c1x, sizeof(key.c1x));
-    memcpy(req->sm2.c1y, key.c1y, sizeof(key.c1y));
-    memcpy(req->sm2.c3, key.c3, sizeof(key.c3));
-    memcpy(req->sm2.c2, key.c2, key.c2_len);
-    req->sm2.c2_len = key.c2_len;
+    uk_sm2_cipher *w = &req->sm2.key;
+    memcpy(w->c1x, key.c1x, sizeof(w->c1x));
+    memcpy(w->c1y, key.c1y, sizeof(w->c1y));
+    memcpy(w->c3, key.c3, sizeof(w->c3));
+    memcpy(w->c2, key.c2, key.c2_len);
+    w->c2_len = key.c2_len;
     return UK_OK;
 }
 

@@ -121,17 +121,22 @@ typedef enum uk_decrypt_kind {
     UK_DECRYPT_ECDH,        /* ECDH with the key: the shared secret */
 } uk_decrypt_kind;
 
+/* An SM2 ciphertext (GM/T 0003.4), width-free: C1 = (c1x, c1y) and C3 (the SM3 hash), 32 bytes
+ * big-endian each, C2 of c2_len bytes (at most 64). */
+typedef struct uk_sm2_cipher {
+    uint8_t c1x[32], c1y[32], c3[32];
+    uint8_t c2[64];
+    size_t c2_len;
+} uk_sm2_cipher;
+
 /*
  * A GM/T 0010 digital envelope whose content the token decrypts itself (open_envelope): the
- * content key, SM2-encrypted to the token's encryption key (GM/T 0003.4: C1 = (c1x, c1y), C3 the
- * SM3 hash, C2 of c2_len bytes; 256-bit values big-endian), and the content, SM4-CBC with iv,
+ * content key, SM2-encrypted to the token's encryption key, and the content, SM4-CBC with iv,
  * whole blocks, padding still on. The token unwraps the key and keeps it (GM/T 0016
  * SKF_ImportSessionKey): the key never reaches the host.
  */
 typedef struct uk_envelope_req {
-    uint8_t c1x[32], c1y[32], c3[32];
-    uint8_t c2[64];
-    size_t c2_len;
+    uk_sm2_cipher key;
     uint8_t iv[16];
     const uint8_t *in;
     size_t in_len;

@@ -202,7 +202,6 @@ static void decrypt_op_free(decrypt_op *p)
         uk_wipe(p->out, p->out_cap);
     free(p->out);
     free(p->in);
-    uk_wipe(&p->env, sizeof(p->env));
     free(p);
 }
 
@@ -318,7 +317,8 @@ int uk_tokens_open_envelope(uk_tokens *t, const char *token_id, const char *key_
                             const uk_envelope_req *req, uk_secret *pin, uk_tokens_decrypt_fn cb,
                             void *arg)
 {
-    if (req == NULL || req->c2_len == 0 || req->c2_len > sizeof(req->c2) || req->in_len % 16 != 0) {
+    if (req == NULL || req->key.c2_len == 0 || req->key.c2_len > sizeof(req->key.c2) ||
+        req->in_len % 16 != 0) {
         uk_secret_free(pin);
         return UK_E_INVALID_PARAMS;
     }

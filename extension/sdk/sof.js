@@ -734,13 +734,20 @@ function modPow(base, exp, mod) {
     return r;
 }
 
+// The public key of a certificate: the bytes of its SubjectPublicKeyInfo's BIT STRING (an
+// RSAPublicKey, or an EC/SM2 point).
+function publicKeyBits(c) {
+    const spki = children(c.spki, tlv(c.spki, 0));
+    const bits = content(c.spki, expect(spki[1], 0x03, 'public key'));
+    if (bits[0] !== 0) throw new DerError('public key BIT STRING with unused bits');
+    return bits.subarray(1);
+}
+
 // RSAES-PKCS1-v1_5 encryption of the content key (RFC 8017 7.2.1). WebCrypto offers only
 // RSA-OAEP, and ukeyd (like most SOF deployments) unwraps PKCS#1 v1.5, so the public-key
 // operation is done here with BigInt: it involves no secret of the key's owner.
 function rsaPkcs1Encrypt(c, msg) {
-    const spki = children(c.spki, tlv(c.spki, 0));
-    const bits = content(c.spki, expect(spki[1], 0x03, 'public key'));
-    const pub = bits.subarray(1);
+    const pub = publicKeyBits(c);
     const [nNode, eNode] = children(pub, expect(tlv(pub, 0), 0x30, 'RSAPublicKey'));
     const n = bigFrom(content(pub, expect(nNode, 0x02, 'modulus')));
     const e = bigFrom(content(pub, expect(eNode, 0x02, 'exponent')));
@@ -770,14 +777,6 @@ function sm2SignedData(c, sig) {
     return seq(oidDer('1.2.840.113549.1.7.2'), der(0xa0, sd));
 }
 
-// The SM2 public key point of a certificate (the BIT STRING of its SubjectPublicKeyInfo).
-function sm2Point(c) {
-    const spki = children(c.spki, tlv(c.spki, 0));
-    const bits = content(c.spki, expect(spki[1], 0x03, 'public key'));
-    if (bits[0] !== 0) throw new DerError('public key BIT STRING with unused bits');
-    return bits.subarray(1);
-}
-
 /**
  * A CMS EnvelopedData (RFC 5652) of data for the certificate's key. RSA and EC: content
  * AES-256-CBC; RSA — KeyTransRecipientInfo, PKCS#1 v1.5; EC P-256/P-384 — KeyAgreeRecipientInfo,
@@ -792,7 +791,7 @@ export async function envelope(c, data) {
         const iv = randomBytes(16);
         let wrapped;
         try {
-            wrapped = sm2CipherDer(sm2Encrypt(sm2Point(c), cek));
+            wrapped = sm2CipherDer(sm2Encrypt(publicKeyBits(c), cek));
         } catch (e) {
             throw fail('CERT_INVALID', SOR.CERTENCODEERR, `the certificate's SM2 public key is not usable: ${e.message}`);
         }

@@ -23,7 +23,7 @@ const path = require('node:path');
 const { execFileSync } = require('node:child_process');
 const { Ukeyd, tempDir } = require('./lib/ukeyd');
 const { KeysClient } = require('./lib/rig');
-const { OID, oidOf, der, oidDer, seq, set, int, octets, attr, signedParts, issuerAndSerial, provisionSm2, sm2Envelope } = require('./lib/cms_der');
+const { OID, oidOf, der, oidDer, seq, set, int, octets, attr, signedParts, issuerAndSerial, provisionSm2, sm2Envelope, sm2Verdict } = require('./lib/cms_der');
 
 const TOOL = process.env.UKSKF_TOOL;
 const MODULE = process.env.UKSKF_MODULE;
@@ -65,20 +65,7 @@ test('sign.cms, verify.cms and decrypt.cms with SM2 keys of a soft SKF device (G
     assert.equal(reason(await c.call('cert.list', { token: 'piv:12345678' })), 'NO_SERVICE');
     const data = crypto.randomBytes(1500);
     const dataB64 = data.toString('base64');
-    let n = 0;
-    // openssl pkeyutl's verdict on an SM2 signature over msg with the signing certificate's key.
-    const pkeyutl = (msg, sig, withId) => {
-        const m = path.join(dir, `msg-${n}`);
-        const s = path.join(dir, `sig-${n++}`);
-        fs.writeFileSync(m, msg);
-        fs.writeFileSync(s, sig);
-        try {
-            return sh('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', 'sig.pub', '-rawin', '-digest', 'sm3',
-                ...(withId ? ['-pkeyopt', `distid:${ID}`] : []), '-in', m, '-sigfile', s], dir).toString();
-        } catch (e) {
-            return `failed: ${e.stdout}${e.stderr}`;
-        }
-    };
+    const pkeyutl = (msg, sig, withId) => sm2Verdict(dir, msg, sig, withId);
     const retries = async () => (await waitToken(c, tok.id)).pin_retries;
 
     for (const detached of [false, true]) {

@@ -16,15 +16,13 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
-const { execFileSync } = require('node:child_process');
 const { Ukeyd, tempDir } = require('../daemon/lib/ukeyd');
 const { KeysClient } = require('../daemon/lib/rig');
-const { OID, oidOf, signedParts, provisionSm2, sm2Envelope } = require('../daemon/lib/cms_der');
+const { OID, oidOf, signedParts, provisionSm2, sm2Envelope, sm2Verdict } = require('../daemon/lib/cms_der');
 const { browserMissing, serve, trustDaemonCa, launchPersistent, sdkPageHandler } = require('./lib/browser');
 
 const TOOL = process.env.UKSKF_TOOL;
 const MODULE = process.env.UKSKF_MODULE;
-const ID = '1234567812345678';
 const PIN = '123456';
 // Written out, not imported from the module under test.
 const SOR = { NOTSUPPORTYETERR: 0x0b000002, ALGTYPEERR: 0x0b000007, VERIFYSIGNDATAERR: 0x0b000410 };
@@ -96,19 +94,7 @@ test('GM/T 0020 SOF functions in Chromium with the SM2 keys of a soft SKF device
         d.pinentryAnswers([`pin ${PIN}`]);
         return fn();
     };
-    let n = 0;
-    const pkeyutl = (msg, sig, withId) => {
-        const m = path.join(dir, `m-${n}`);
-        const s = path.join(dir, `s-${n++}`);
-        fs.writeFileSync(m, msg);
-        fs.writeFileSync(s, sig);
-        try {
-            return execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', 'sig.pub', '-rawin', '-digest', 'sm3',
-                ...(withId ? ['-pkeyopt', `distid:${ID}`] : []), '-in', m, '-sigfile', s], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
-        } catch (e) {
-            return `failed: ${e.stderr}`;
-        }
-    };
+    const pkeyutl = (msg, sig, withId) => sm2Verdict(dir, msg, sig, withId);
     const text = '国密 SM2 签名 ' + crypto.randomBytes(8).toString('hex');
 
     await t.test('SOF_GetUserList names the SM2 signing certificate; SOF_ExportUserCert gives it', async () => {

@@ -975,6 +975,16 @@ static ULONG file_name_arg(const char *s)
     return n == 0 ? SAR_INVALIDPARAMERR : n == SKF_FILE_NAME_MAX ? SAR_NAMELENERR : SAR_OK;
 }
 
+/* The file named name of the application resolved in c (after the handle checks). */
+static ULONG file_arg(call *c, const char *name, skf_file **out)
+{
+    ULONG rv = file_name_arg(name);
+    if (rv != SAR_OK)
+        return rv;
+    *out = skf_app_find_file(c->app, name);
+    return *out != NULL ? SAR_OK : SAR_FILE_NOT_EXIST;
+}
+
 static ULONG create_file(call *c, HAPPLICATION h, const char *name, ULONG size, ULONG rr, ULONG wr)
 {
     ULONG rv = resolve(c, h, H_APP);
@@ -1017,14 +1027,12 @@ ULONG SKF_CreateFile(HAPPLICATION hApplication, LPSTR szFileName, ULONG ulFileSi
 
 static ULONG delete_file(call *c, HAPPLICATION h, const char *name)
 {
+    skf_file *f = NULL;
     ULONG rv = resolve(c, h, H_APP);
     if (rv == SAR_OK)
-        rv = file_name_arg(name);
+        rv = file_arg(c, name, &f);
     if (rv != SAR_OK)
         return rv;
-    skf_file *f = skf_app_find_file(c->app, name);
-    if (f == NULL)
-        return SAR_FILE_NOT_EXIST;
     if (!rights_ok(c, f->write_rights))
         return SAR_USER_NOT_LOGGED_IN;
     skf_app_remove_file(c->app, f);
@@ -1057,14 +1065,12 @@ ULONG SKF_EnumFiles(HAPPLICATION hApplication, LPSTR szFileList, ULONG *pulSize)
 
 static ULONG file_info(call *c, HAPPLICATION h, const char *name, FILEATTRIBUTE *info)
 {
+    skf_file *f = NULL;
     ULONG rv = resolve_out(c, h, H_APP, info);
     if (rv == SAR_OK)
-        rv = file_name_arg(name);
+        rv = file_arg(c, name, &f);
     if (rv != SAR_OK)
         return rv;
-    const skf_file *f = skf_app_find_file(c->app, name);
-    if (f == NULL)
-        return SAR_FILE_NOT_EXIST;
     memset(info, 0, sizeof *info);
     memcpy(info->FileName, f->name, strlen(f->name)); /* 32 bytes, no NUL when full */
     info->FileSize = (ULONG)f->data.n;
@@ -1081,14 +1087,12 @@ ULONG SKF_GetFileInfo(HAPPLICATION hApplication, LPSTR szFileName, FILEATTRIBUTE
 static ULONG read_file(call *c, HAPPLICATION h, const char *name, ULONG off, ULONG size, BYTE *out,
                        ULONG *out_len)
 {
+    skf_file *f = NULL;
     ULONG rv = resolve_out(c, h, H_APP, out_len);
     if (rv == SAR_OK)
-        rv = file_name_arg(name);
+        rv = file_arg(c, name, &f);
     if (rv != SAR_OK)
         return rv;
-    const skf_file *f = skf_app_find_file(c->app, name);
-    if (f == NULL)
-        return SAR_FILE_NOT_EXIST;
     if (!rights_ok(c, f->read_rights))
         return SAR_USER_NOT_LOGGED_IN;
     if (off > f->data.n)

@@ -868,7 +868,7 @@ static void test_skf_adapter_session_decrypt_opens_an_envelope(void **state)
     assert_int_equal(a->open_cont(tab, app, "sm2", &cont), 0);
     uk__skf_ecc_pub pub;
     assert_int_equal(a->export_ecc_pub(tab, cont, false, &pub), 0);
-    uk__skf_ecc_cipher w = {.c2_len = 16};
+    uk_sm2_cipher w = {.c2_len = 16};
     uint8_t key[16], iv[16];
     enum { N = 2 * UK__SKF_DECRYPT_CHUNK + 48 }; /* three pieces, the last a short one */
     static uint8_t msg[N], ct[N], out[N];

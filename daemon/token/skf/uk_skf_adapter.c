@@ -619,7 +619,7 @@ static uint32_t decrypt_run(const table *t, HANDLE key, const uint8_t *in, size_
 }
 
 static uint32_t session_decrypt(const void *tab, void *cont, uint32_t sym_alg,
-                                const uk__skf_ecc_cipher *wrapped, const uint8_t iv[16],
+                                const uk_sm2_cipher *wrapped, const uint8_t iv[16],
                                 const uint8_t *in, size_t n, uint8_t *out, size_t *out_len)
 {
     const table *t = tab;

@@ -889,21 +889,15 @@ static int open_envelope(void *state, uk_card *card, const char *key_id, const u
 {
     (void)card;
     skf_state *st = state;
-    if (req == NULL || req->c2_len == 0 || req->c2_len > sizeof(req->c2) || req->in_len % 16 != 0 ||
-        cap < req->in_len)
+    if (req == NULL || req->key.c2_len == 0 || req->key.c2_len > sizeof(req->key.c2) ||
+        req->in_len % 16 != 0 || cap < req->in_len)
         return UK_E_INVALID_PARAMS;
     void *cont = NULL;
     int rc = open_for_envelope(st, key_id, &cont);
     if (rc != UK_OK)
         return rc;
-    uk__skf_ecc_cipher w;
-    memcpy(w.c1x, req->c1x, 32);
-    memcpy(w.c1y, req->c1y, 32);
-    memcpy(w.c3, req->c3, 32);
-    memcpy(w.c2, req->c2, req->c2_len);
-    w.c2_len = req->c2_len;
     *out_len = cap;
-    uint32_t rv = UK__SKF(st->mod, session_decrypt, cont, SGD_SM4_CBC, &w, req->iv, req->in,
+    uint32_t rv = UK__SKF(st->mod, session_decrypt, cont, SGD_SM4_CBC, &req->key, req->iv, req->in,
                           req->in_len, out, out_len);
     rc = SKF_ERR(st, rv, "SKF_ImportSessionKey/SKF_Decrypt");
     /* The module refusing the wrapped key or the content: another key's envelope, or a
@@ -915,7 +909,6 @@ static int open_envelope(void *state, uk_card *card, const char *key_id, const u
         UK_LOG_WARN("'%s': %zu bytes decrypted from %zu", st->name, *out_len, req->in_len);
         rc = UK_E_CARD_ERROR;
     }
-    uk_wipe(&w, sizeof(w));
     (void)UK__SKF(st->mod, close_cont, cont);
     return rc;
 }

@@ -58,14 +58,6 @@ typedef struct uk__skf_envelope {
     size_t c2_len;
 } uk__skf_envelope;
 
-/* An ECCCIPHERBLOB, width-free: C1 (x, y) and C3 (the SM3 hash) as 32 bytes big-endian, C2 of
- * c2_len bytes (at most 64). */
-typedef struct uk__skf_ecc_cipher {
-    uint8_t c1x[32], c1y[32], c3[32];
-    uint8_t c2[64];
-    size_t c2_len;
-} uk__skf_ecc_cipher;
-
 typedef struct uk__skf_adapter {
     unsigned ulong_bytes;
     /* The function table of the module dlopen()ed as dl (stubs where it lacks a symbol); NULL
@@ -124,7 +116,7 @@ typedef struct uk__skf_adapter {
      * the plaintext into out (*out_len: capacity in, at least n; length out). The session key's
      * handle is closed whatever happened. */
     uint32_t (*session_decrypt)(const void *tab, void *cont, uint32_t sym_alg,
-                                const uk__skf_ecc_cipher *wrapped, const uint8_t iv[16],
+                                const uk_sm2_cipher *wrapped, const uint8_t iv[16],
                                 const uint8_t *in, size_t n, uint8_t *out, size_t *out_len);
     /* Files of an application (ukeyd's card record): a new file of size bytes with
      * SECURE_*_ACCOUNT rights, a read of at most *len bytes at offset (*len: the bytes read), a

@@ -173,4 +173,22 @@ function sm2Envelope(dir, plaintext, opts = {}) {
     return seq(oidDer(OID.envelopedData), der(0xa0, seq(int(0), set(ktri), eci)));
 }
 
-module.exports = { provisionSm2, sm2Envelope, OID, tlv, kids, oidOf, der, oidDer, seq, set, int, octets, attr, signedParts, issuerAndSerial };
+// openssl pkeyutl's verdict on an SM2 signature sig (DER) over msg with the signing certificate's
+// key of provisionSm2 in dir (sig.pub), with the GM/T 0009 default ID or (withId false) OpenSSL's
+// empty one: its output, or "failed: " and its complaint.
+let nVerdict = 0;
+function sm2Verdict(dir, msg, sig, withId) {
+    const m = path.join(dir, `vmsg-${nVerdict}`);
+    const s = path.join(dir, `vsig-${nVerdict++}`);
+    fs.writeFileSync(m, msg);
+    fs.writeFileSync(s, sig);
+    try {
+        return execFileSync('openssl', ['pkeyutl', '-verify', '-pubin', '-inkey', 'sig.pub', '-rawin', '-digest', 'sm3',
+            ...(withId ? ['-pkeyopt', 'distid:1234567812345678'] : []), '-in', m, '-sigfile', s],
+        { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    } catch (e) {
+        return `failed: ${e.stdout}${e.stderr}`;
+    }
+}
+
+module.exports = { provisionSm2, sm2Envelope, sm2Verdict, OID, tlv, kids, oidOf, der, oidDer, seq, set, int, octets, attr, signedParts, issuerAndSerial };
